@@ -1,0 +1,55 @@
+"""The aiohttp application: routes from the config, one S3 client, the handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aioboto3
+import pluggy
+from aiobotocore.config import AioConfig
+from aiohttp import web
+
+from . import handlers
+from .chain import Chain
+from .config import Config, S3Config
+from .middlewares import errors
+from .plugin_manager import make_plugin_manager
+from .routes import Route
+from .s3 import S3
+
+
+def build_routes(config: Config, pm: pluggy.PluginManager) -> list[Route]:
+    """Bind every route's plugins to their settings; a ConfigError stops start-up."""
+    return [Route(route, Chain.for_route(pm, config, route)) for route in config.routes]
+
+
+def client_config(config: S3Config) -> AioConfig:
+    return AioConfig(
+        region_name=config.region,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        retries={"mode": "standard", "max_attempts": config.max_attempts},
+        max_pool_connections=max(32, config.parts_in_flight * 16),
+        s3={"addressing_style": config.addressing_style, "payload_signing_enabled": False},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+
+
+def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:
+    routes = build_routes(config, pm or make_plugin_manager())
+    app = web.Application(middlewares=[errors])
+
+    async def s3_client(app: web.Application) -> AsyncIterator[None]:
+        session = aioboto3.Session()
+        async with session.client(
+            "s3", endpoint_url=config.s3.endpoint_url, config=client_config(config.s3)
+        ) as client:
+            app[handlers.SERVICE] = handlers.Service(config, routes, S3(client, config.s3))
+            yield
+
+    app.cleanup_ctx.append(s3_client)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", handlers.handle, expect_handler=handlers.expect_handler)
+    return app

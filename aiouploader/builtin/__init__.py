@@ -1,0 +1,1 @@
+"""The built-in plugins: ordinary plugins, registered under their module names."""

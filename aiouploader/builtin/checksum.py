@@ -1,0 +1,126 @@
+"""``checksum``: the SHA-256 of what the client sent, and the client's own digests verified."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import crc32c
+
+from ..config import Settings, parse_settings
+from ..errors import BadRequest, ChecksumMismatch
+from ..hookspecs import Upload, UploadStage, hookimpl
+
+THREAD_THRESHOLD = 256 * 1024
+
+
+class _Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+class _Crc:
+    def __init__(self, func: Callable[[bytes, int], int]) -> None:
+        self._func = func
+        self._value = 0
+
+    def update(self, data: bytes) -> None:
+        self._value = self._func(data, self._value)
+
+    def digest(self) -> bytes:
+        return self._value.to_bytes(4, "big")
+
+
+_FACTORIES: dict[str, Callable[[], _Hash]] = {
+    "md5": hashlib.md5,
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+    "crc32": lambda: _Crc(zlib.crc32),
+    "crc32c": lambda: _Crc(crc32c.crc32c),
+}
+_HEADERS = {
+    "content-md5": "md5",
+    "x-amz-checksum-sha256": "sha256",
+    "x-amz-checksum-crc32c": "crc32c",
+    "x-amz-checksum-crc32": "crc32",
+}
+_DIGEST_FIELDS = {"sha-256": "sha256", "sha-512": "sha512"}
+
+
+class ChecksumSettings(Settings):
+    pass
+
+
+def _decode(header: str, value: str) -> bytes:
+    try:
+        return base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"The {header} header is not valid base64.") from None
+
+
+def expected_digests(headers: Mapping[str, str]) -> list[tuple[str, str, bytes]]:
+    """``(header, algorithm, digest)`` for every digest the client sent that we can check."""
+    expected = []
+    for header, algorithm in _HEADERS.items():
+        if header in headers:
+            expected.append((header, algorithm, _decode(header, headers[header])))
+    for header in ("content-digest", "repr-digest"):
+        for member in headers.get(header, "").split(","):
+            name, _, value = member.strip().partition("=")
+            algorithm = _DIGEST_FIELDS.get(name.strip().lower())
+            if algorithm is None:
+                continue
+            if not (value.startswith(":") and value.endswith(":") and len(value) > 1):
+                raise BadRequest(f"The {header} header's {name} is not a byte sequence (:base64:).")
+            expected.append((header, algorithm, _decode(header, value[1:-1])))
+    return expected
+
+
+class ChecksumStage(UploadStage):
+    def __init__(self, upload: Upload) -> None:
+        self._upload = upload
+        headers = {k.lower(): v for k, v in upload.headers.items()}
+        self._expected = expected_digests(headers)
+        names = {"sha256"} | {algorithm for _, algorithm, _ in self._expected}
+        self._hashes = {name: _FACTORIES[name]() for name in sorted(names)}
+
+    def _update(self, block: bytes) -> None:
+        for hasher in self._hashes.values():
+            hasher.update(block)
+
+    async def feed(self, block: bytes) -> bytes:
+        if len(block) >= THREAD_THRESHOLD:
+            await asyncio.to_thread(self._update, block)
+        else:
+            self._update(block)
+        return block
+
+    async def finish(self) -> bytes:
+        digests = {name: hasher.digest() for name, hasher in self._hashes.items()}
+        for header, algorithm, digest in self._expected:
+            if digests[algorithm] != digest:
+                raise ChecksumMismatch(
+                    f"The body does not match its {header} header: the bytes changed on the way; nothing was stored."
+                )
+        self._upload.checksums.update({name: digest.hex() for name, digest in digests.items()})
+        return b""
+
+
+@hookimpl
+def aiouploader_configure(settings: dict[str, Any]) -> ChecksumSettings:
+    return parse_settings(ChecksumSettings, settings)
+
+
+@hookimpl
+def aiouploader_upload_started(upload: Upload, settings: ChecksumSettings) -> None:
+    expected_digests({k.lower(): v for k, v in upload.headers.items()})
+
+
+@hookimpl
+def aiouploader_upload_stage(upload: Upload, settings: ChecksumSettings) -> UploadStage:
+    return ChecksumStage(upload)

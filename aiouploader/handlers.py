@@ -1,0 +1,278 @@
+"""The HTTP handlers of the contract: PUT, POST, GET, HEAD, DELETE, health and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from .config import Config
+from .errors import (
+    BadRequest,
+    Draining,
+    ExpectationFailed,
+    MethodNotAllowed,
+    NotReady,
+    RangeNotSatisfiable,
+    UploadError,
+)
+from .hookspecs import Download, Upload
+from .keys import generated_key, key_for_file, key_from_path
+from .middlewares import REQUEST_ID, error_response, request_id
+from .routes import Route, resolve
+from .s3 import S3, translate
+from .upload import Read, store
+
+READY_CACHE_SECONDS = 3.0
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+@dataclass
+class Service:
+    config: Config
+    routes: list[Route]
+    s3: S3
+    draining: bool = False
+    _ready_at: float = field(default=-1e9)
+    _ready_error: str | None = None
+
+    async def ready(self) -> str | None:
+        """``None`` when every route's bucket answers, else why not; cached briefly."""
+        if time.monotonic() - self._ready_at > READY_CACHE_SECONDS:
+            self._ready_error = None
+            try:
+                async with asyncio.timeout(self.config.s3.connect_timeout):
+                    for bucket in sorted({route.config.bucket for route in self.routes}):
+                        try:
+                            await self.s3.head_bucket(bucket)
+                        except Exception as exc:
+                            self._ready_error = f"bucket {bucket}: {translate(exc, 'checking the bucket').message}"
+                            break
+            except TimeoutError:
+                self._ready_error = "S3 did not answer in time."
+            self._ready_at = time.monotonic()
+        return self._ready_error
+
+
+SERVICE = web.AppKey("service", Service)
+UPLOAD = web.RequestKey("upload", Upload)
+STARTED = web.RequestKey("started", bool)
+
+
+def _upload_for(request: web.Request, route: Route, key: str, content_type: str | None) -> Upload:
+    return Upload(
+        request_id=request_id(request),
+        route=route.path,
+        bucket=route.config.bucket,
+        prefix=route.config.prefix,
+        key=key,
+        content_type=content_type or "application/octet-stream",
+        content_length=request.content_length,
+        headers=request.headers,
+    )
+
+
+def _target(request: web.Request) -> tuple[Route, str | None]:
+    return resolve(request.app[SERVICE].routes, request.raw_path.split("?", 1)[0])
+
+
+def _prepare_upload(request: web.Request) -> Upload | None:
+    """Check what can be checked before the body is read; the upload for PUT and raw POST."""
+    service = request.app[SERVICE]
+    if service.draining:
+        raise Draining("The server is shutting down; retry on another instance.")
+    route, raw_key = _target(request)
+    if request.method == "PUT":
+        key = key_from_path(raw_key or "", route.config.prefix)
+        upload = _upload_for(request, route, key, request.content_type)
+    elif request.method == "POST" and raw_key is None:
+        if request.content_type == "multipart/form-data":
+            return None
+        upload = _upload_for(request, route, generated_key(), request.content_type)
+    else:
+        return None
+    request[UPLOAD] = upload
+    return upload
+
+
+async def expect_handler(request: web.Request) -> web.StreamResponse | None:
+    """Answer ``Expect: 100-continue`` only once the upload may go ahead."""
+    try:
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            raise ExpectationFailed("Only 'Expect: 100-continue' is understood.")
+        if (upload := _prepare_upload(request)) is not None:
+            _target(request)[0].chain.started(upload)
+            request[STARTED] = True
+    except UploadError as exc:
+        response = error_response(request, exc)
+        response.force_close()
+        return response
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0
+    return None
+
+
+def _location(route: Route, key: str) -> str:
+    return f"{route.path}/{quote(key, safe='/')}"
+
+
+async def _store(request: web.Request, route: Route, upload: Upload, read: Read) -> dict[str, Any]:
+    service = request.app[SERVICE]
+    return await store(
+        service.s3,
+        route.chain,
+        upload,
+        read,
+        block_size=service.config.upload.block_size,
+        idle_timeout=service.config.server.body_idle_timeout,
+        started=request.get(STARTED, False),
+    )
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    route, raw_key = _target(request)
+    method = request.method
+    if method in ("PUT", "POST"):
+        return await _handle_upload(request, route, raw_key)
+    if raw_key is None:
+        raise MethodNotAllowed(f"{method} needs a key: {route.path}/<key>.", headers={"Allow": "POST"})
+    key = key_from_path(raw_key, route.config.prefix)
+    if method in ("GET", "HEAD"):
+        return await _handle_get(request, route, key)
+    if method == "DELETE":
+        if not route.config.allow_delete:
+            raise MethodNotAllowed(f"The route {route.path} does not allow DELETE.", headers={"Allow": "GET, HEAD, PUT"})
+        service = request.app[SERVICE]
+        await service.s3.head(route.config.bucket, route.config.prefix + key)
+        await service.s3.delete(route.config.bucket, route.config.prefix + key)
+        return web.Response(status=204)
+    raise MethodNotAllowed(f"{method} is not supported.", headers={"Allow": "GET, HEAD, PUT, POST, DELETE"})
+
+
+async def _handle_upload(request: web.Request, route: Route, raw_key: str | None) -> web.StreamResponse:
+    if request.method == "POST" and raw_key is not None:
+        raise MethodNotAllowed(f"POST goes to the route itself: {route.path}/.", headers={"Allow": "GET, HEAD, PUT"})
+    upload = request.get(UPLOAD) or _prepare_upload(request)
+    if upload is None:
+        return await _handle_form(request, route)
+    result = await _store(request, route, upload, request.content.readany)
+    return web.json_response(
+        result,
+        status=201,
+        headers={"Location": _location(route, upload.key), "ETag": result["etag"]},
+    )
+
+
+async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse:
+    """Each file field of a multipart/form-data body streamed into its own object."""
+    service = request.app[SERVICE]
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError) as exc:
+        raise BadRequest(f"The multipart/form-data body is malformed ({exc}).") from None
+    results: list[dict[str, Any]] = []
+    try:
+        while True:
+            try:
+                part = await reader.next()
+            except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
+                raise BadRequest(f"The multipart/form-data body is malformed ({exc}).") from None
+            if part is None:
+                break
+            if isinstance(part, MultipartReader):
+                raise BadRequest("Nested multipart bodies are not accepted.")
+            if part.filename is None:
+                await part.release()
+                continue
+            key = key_for_file(part.filename, route.config.form_keys)
+            upload = _upload_for(request, route, key, part.headers.get("Content-Type"))
+            upload.content_length = None
+            results.append(await _store(request, route, upload, _part_reader(part, service.config.upload.block_size)))
+    except BaseException:
+        for result in results:
+            await asyncio.shield(service.s3.delete(result["bucket"], result["key"]))
+        raise
+    if not results:
+        raise BadRequest("The form has no file field.")
+    headers = {}
+    if len(results) == 1:
+        headers = {"Location": _location(route, results[0]["key"][len(route.config.prefix) :]), "ETag": results[0]["etag"]}
+    return web.json_response({"uploads": results}, status=201, headers=headers)
+
+
+def _part_reader(part: BodyPartReader, size: int) -> Read:
+    async def read() -> bytes:
+        return await part.read_chunk(size)
+
+    return read
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``[start, end)`` of a single ``bytes=`` range, ``None`` for the whole object."""
+    match = _RANGE.fullmatch(header.strip()) if header else None
+    if not match or match.group(1) == match.group(2) == "":
+        return None
+    first, last = match.group(1), match.group(2)
+    if first == "":
+        start, end = max(0, size - int(last)), size
+    else:
+        start, end = int(first), size if last == "" else min(size, int(last) + 1)
+        if last != "" and int(last) < start:
+            return None
+    if start >= size or start >= end:
+        raise RangeNotSatisfiable(
+            f"The range {header} lies outside the object's {size} bytes.", headers={"Content-Range": f"bytes */{size}"}
+        )
+    return start, end
+
+
+async def _handle_get(request: web.Request, route: Route, key: str) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    bucket, s3_key = route.config.bucket, route.config.prefix + key
+    info = await service.s3.head(bucket, s3_key)
+
+    def fetch(start: int, end: int) -> Any:
+        return service.s3.read(bucket, s3_key, start, end)
+
+    download = Download(request_id(request), route.path, bucket, s3_key, info.metadata)
+    read, size = await route.chain.open_download(download, fetch, info.size)
+    span = _parse_range(request.headers.get("Range"), size)
+    start, end = span or (0, size)
+    response = web.StreamResponse(status=206 if span else 200)
+    response.content_type = info.content_type
+    response.content_length = end - start
+    response.headers.update({"ETag": info.etag, "Accept-Ranges": "bytes", REQUEST_ID: request_id(request)})
+    if span:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    if request.method == "HEAD":
+        await response.prepare(request)
+        return response
+    chunks = read(start, end).__aiter__()
+    first = await anext(chunks, b"")
+    await response.prepare(request)
+    if first:
+        await response.write(first)
+        async for chunk in chunks:
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    if service.draining:
+        return error_response(request, Draining("The server is shutting down."))
+    problem = await service.ready()
+    if problem:
+        return error_response(request, NotReady(f"S3 is not ready: {problem}"))
+    return web.json_response({"status": "ready"})

@@ -1,0 +1,173 @@
+"""The hooks a plugin can implement: the whole extension surface of aiouploader.
+
+A plugin is a module or object whose functions are marked with :data:`hookimpl`
+and named after the specs below. It is registered under a name (a built-in's
+module name, or its entry-point name in the ``aiouploader`` group), and it
+takes part in an upload only when a route lists that name in ``plugins``.
+Hooks are called once per upload, in the route's order; bytes flow through
+the :class:`UploadStage` objects the plugins return.
+
+A plugin rejects an upload by raising an :class:`aiouploader.errors.UploadError`
+subclass (for example :class:`~aiouploader.errors.PayloadTooLarge`); the S3
+upload is then aborted and the client gets that error's status. Any other
+exception is answered with 500 ``plugin_error`` naming the plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from .errors import UploadError
+
+PROJECT = "aiouploader"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+Fetch = Callable[[int, int], AsyncIterator[bytes]]
+"""Reads bytes ``[start, end)`` of the layer below: the stored object, or the next stage."""
+
+
+@dataclass
+class Upload:
+    """One upload, as the plugins see it."""
+
+    request_id: str
+    route: str
+    bucket: str
+    prefix: str
+    key: str
+    """The key under the route's prefix; ``upload_started`` may change it."""
+    content_type: str
+    content_length: int | None
+    headers: Mapping[str, str]
+    """The request headers (read-only)."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """User metadata stored with the object (``x-amz-meta-*``); plugins may add to it."""
+    checksums: dict[str, str] = field(default_factory=dict)
+    """Digests for the upload result, e.g. ``{"sha256": "..."}``."""
+    reports: dict[str, Any] = field(default_factory=dict)
+    """Per-plugin results for the upload result's ``plugins`` object, keyed by plugin name."""
+    size: int = 0
+    """Bytes received from the client so far."""
+
+    @property
+    def s3_key(self) -> str:
+        return self.prefix + self.key
+
+
+@dataclass
+class Download:
+    """One GET or HEAD, as the plugins see it."""
+
+    request_id: str
+    route: str
+    bucket: str
+    key: str
+    metadata: Mapping[str, str]
+    """The object's user metadata, as the upload stored it."""
+
+
+class UploadStage:
+    """A plugin's view of one upload's bytes. Subclass and override what you need.
+
+    The host calls :meth:`feed` for each block in order, then :meth:`finish`
+    once after the last byte; :meth:`close` always runs last, on success or
+    failure. A stage's output is the next stage's input, and the last stage's
+    output is what S3 stores.
+    """
+
+    async def feed(self, block: bytes) -> bytes:
+        """Return the bytes to pass on for ``block`` (may be empty); raise to veto."""
+        return block
+
+    async def finish(self) -> bytes:
+        """Called after the last block: return trailing bytes to pass on; raise to veto."""
+        return b""
+
+    async def close(self) -> None:
+        """Release what the stage holds (connections, buffers). Called exactly once."""
+
+
+class DownloadStage:
+    """Undoes a plugin's transformation on GET. The default passes bytes through.
+
+    Stages are stacked in reverse chain order: the one nearest the stored bytes
+    opens first. :meth:`open` gets a :data:`Fetch` for the layer below and its
+    size, and returns the size of what this stage presents;
+    :meth:`read` yields bytes ``[start, end)`` of that presentation.
+    """
+
+    def __init__(self) -> None:
+        self._fetch: Fetch | None = None
+
+    async def open(self, fetch: Fetch, size: int) -> int:
+        self._fetch = fetch
+        return size
+
+    def read(self, start: int, end: int) -> AsyncIterator[bytes]:
+        assert self._fetch is not None, "open() first"
+        return self._fetch(start, end)
+
+
+@hookspec(firstresult=True)
+def aiouploader_configure(settings: dict[str, Any]) -> Any:
+    """Validate this plugin's settings for one route, at start-up.
+
+    Called once per route that lists the plugin, with the plugin's
+    ``[plugins.NAME]`` defaults overlaid by the route's
+    ``[routes.plugin_settings.NAME]``.
+
+    :param settings: the raw settings (TOML values).
+    :return: the parsed settings object that every other hook of this plugin
+        receives as ``settings`` on that route (``None`` is fine). Raise
+        ``ValueError`` naming the setting to stop start-up with exit status 2.
+    """
+
+
+@hookspec
+def aiouploader_upload_started(upload: Upload, settings: Any) -> None:
+    """An upload is about to start; no body byte has been read yet.
+
+    May reject the upload by raising an :class:`~aiouploader.errors.UploadError`,
+    choose another key by setting ``upload.key``, and add ``upload.metadata``.
+
+    :param upload: the upload.
+    :param settings: what :func:`aiouploader_configure` returned for this route.
+    """
+
+
+@hookspec
+def aiouploader_upload_stage(upload: Upload, settings: Any) -> UploadStage | None:
+    """Return the stage that sees this upload's bytes, or ``None`` to stay out of the stream.
+
+    Called once per upload, after every ``upload_started`` hook, in chain order.
+
+    :param upload: the upload.
+    :param settings: what :func:`aiouploader_configure` returned for this route.
+    """
+
+
+@hookspec
+def aiouploader_upload_completed(upload: Upload, result: dict[str, Any], settings: Any) -> None:
+    """S3 confirmed the object; ``result`` is the JSON the client is about to get.
+
+    Runs before the response is sent: do slow work (notifications) in a task
+    of your own so as not to delay the client.
+    """
+
+
+@hookspec
+def aiouploader_upload_failed(upload: Upload, error: UploadError, settings: Any) -> None:
+    """The upload failed and was aborted; nothing is stored at the key.
+
+    :param error: what the client is told.
+    """
+
+
+@hookspec
+def aiouploader_download_stage(download: Download, settings: Any) -> DownloadStage | None:
+    """Return a stage that transforms the stored bytes on GET (e.g. decrypts), or ``None``."""

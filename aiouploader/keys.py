@@ -1,0 +1,59 @@
+"""What makes a usable object key, and keys for uploads that do not name one."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from urllib.parse import unquote
+
+from .errors import InvalidKey
+
+MAX_KEY_BYTES = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UNSAFE_NAME = re.compile(r"[^\w.\-]+")
+
+
+def key_from_path(raw: str, prefix: str) -> str:
+    """Decode the percent-encoded key part of a request path and check it.
+
+    Refuses an empty key, empty, ``.`` or ``..`` segments, control characters
+    (NUL included), invalid UTF-8, and keys whose full S3 key (with the route
+    prefix) passes S3's limit of 1,024 bytes.
+    """
+    try:
+        key = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidKey("The key is not valid UTF-8 once percent-decoded.") from None
+    check_key(key, prefix)
+    return key
+
+
+def check_key(key: str, prefix: str) -> None:
+    if not key:
+        raise InvalidKey("The key is empty: name the object after the route, e.g. /uploads/report.pdf.")
+    if _CONTROL.search(key):
+        raise InvalidKey("The key contains a control character (NUL, newline, ...).")
+    if any(segment in ("", ".", "..") for segment in key.split("/")):
+        raise InvalidKey("The key has an empty, '.' or '..' segment; use plain names separated by single '/'.")
+    if len((prefix + key).encode()) > MAX_KEY_BYTES:
+        raise InvalidKey(f"The key is too long: S3 keys are at most {MAX_KEY_BYTES} bytes with the route prefix.")
+
+
+def generated_key() -> str:
+    return uuid.uuid4().hex
+
+
+def sanitize_filename(filename: str) -> str:
+    """A safe last path segment for a browser-sent file name: no directories, no tricks."""
+    name = unicodedata.normalize("NFC", unquote(filename)).replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE_NAME.sub("_", _CONTROL.sub("", name)).strip("._")
+    return name[:200]
+
+
+def key_for_file(filename: str | None, mode: str) -> str:
+    """The key of a multipart/form-data file field: ``<uuid>/<name>``, or ``<name>`` alone."""
+    name = sanitize_filename(filename or "")
+    if mode == "filename" and name:
+        return name
+    return f"{generated_key()}/{name}" if name else generated_key()

@@ -1,0 +1,61 @@
+"""Request ids and JSON errors for every response."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .errors import MethodNotAllowed, NotFound, UploadError
+
+log = logging.getLogger(__name__)
+_SANE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+REQUEST_ID = "X-Request-ID"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+
+
+def request_id(request: web.Request) -> str:
+    """The client's ``X-Request-ID`` when it is sane, else a new one; the same for the whole request."""
+    if REQUEST_ID_KEY not in request:
+        sent = request.headers.get(REQUEST_ID, "")
+        request[REQUEST_ID_KEY] = sent if _SANE_ID.fullmatch(sent) else uuid.uuid4().hex
+    return request[REQUEST_ID_KEY]
+
+
+def error_response(request: web.Request, error: UploadError) -> web.Response:
+    response = web.json_response(error.to_json(), status=error.status, headers=error.headers)
+    response.headers[REQUEST_ID] = request_id(request)
+    return response
+
+
+def _from_http_exception(exc: web.HTTPException) -> UploadError:
+    if exc.status == 404:
+        return NotFound("No such route or object.")
+    if exc.status == 405:
+        return MethodNotAllowed("This method is not allowed here.", headers={"Allow": exc.headers.get("Allow", "")})
+    error = UploadError(exc.reason)
+    error.status = exc.status
+    error.code = exc.reason.lower().replace(" ", "_").replace("-", "_")
+    return error
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request_id(request)
+    try:
+        response = await handler(request)
+    except UploadError as exc:
+        return error_response(request, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(request, _from_http_exception(exc))
+    except Exception:
+        log.exception("request %s failed", rid)
+        return error_response(request, UploadError("The server failed to handle the request."))
+    if not response.prepared:
+        response.headers[REQUEST_ID] = rid
+    return response

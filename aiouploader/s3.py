@@ -1,0 +1,389 @@
+"""The S3 side: one client per process, an object writer (PutObject or multipart), reads."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import math
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import crc32c
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from .config import MAX_PART_SIZE, S3Config
+from .errors import NotFound, PreconditionFailed, UploadError, UpstreamError, UpstreamTimeout
+
+log = logging.getLogger(__name__)
+
+MAX_PARTS = 10_000
+PARTS_PER_SIZE_STEP = 1_000
+ABORT_ATTEMPTS = 4
+READ_CHUNK = 256 * 1024
+
+
+def part_size_for(number: int, base: int, content_length: int | None) -> int:
+    """The size of part ``number`` (1-based), so that any object fits in 10,000 parts.
+
+    A known length picks one size up front. An unknown one starts at ``base``
+    and doubles every 1,000 parts: 8MiB parts reach 8TiB by part 10,000.
+    """
+    if content_length is not None:
+        needed = math.ceil(content_length / MAX_PARTS)
+        return min(MAX_PART_SIZE, max(base, math.ceil(needed / 2**20) * 2**20))
+    return min(MAX_PART_SIZE, base << ((number - 1) // PARTS_PER_SIZE_STEP))
+
+
+def translate(exc: BaseException, doing: str) -> UploadError:
+    """The client-facing error for an S3 failure while ``doing`` something."""
+    if isinstance(exc, UploadError):
+        return exc
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError | asyncio.TimeoutError):
+        return UpstreamTimeout(f"S3 did not answer in time while {doing}; nothing was stored.")
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return NotFound("No object at this key.")
+        if code == "PreconditionFailed" or status == 412:
+            return PreconditionFailed("An object already exists at this key.")
+        return UpstreamError(f"S3 refused {doing}: {code or status}.")
+    if isinstance(exc, EndpointConnectionError):
+        return UpstreamError(f"S3 could not be reached while {doing}.")
+    if isinstance(exc, BotoCoreError | OSError):
+        return UpstreamError(f"S3 failed while {doing}: {exc}.")
+    return UpstreamError(f"S3 failed while {doing}.")
+
+
+def _version(response: Mapping[str, Any]) -> str | None:
+    """The object's version id; ``None`` when the bucket is not versioned (some servers say "null")."""
+    version = response.get("VersionId")
+    return None if version in (None, "null") else str(version)
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def _crc32c(data: bytes) -> bytes:
+    return crc32c.crc32c(data).to_bytes(4, "big")
+
+
+def _crc32(data: bytes) -> bytes:
+    return zlib.crc32(data).to_bytes(4, "big")
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+_ALGORITHMS = {"crc32c": ("CRC32C", _crc32c), "crc32": ("CRC32", _crc32), "sha256": ("SHA256", _sha256)}
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str
+    content_type: str
+    metadata: Mapping[str, str]
+    version_id: str | None
+
+
+@dataclass(frozen=True)
+class Stored:
+    etag: str
+    version_id: str | None
+    stored_size: int
+    checksum: dict[str, str]
+
+
+class S3:
+    """Everything the server asks of S3, over one aiobotocore client."""
+
+    def __init__(self, client: Any, config: S3Config) -> None:
+        self.client = client
+        self.config = config
+        self._algorithm = _ALGORITHMS.get(config.checksum_algorithm)
+
+    def checksum_args(self, body: bytes) -> dict[str, str]:
+        """Content-MD5 and the additional checksum of ``body``; CPU-bound, call off the loop."""
+        args = {}
+        if self.config.content_md5:
+            args["ContentMD5"] = _b64(hashlib.md5(body).digest())
+        if self._algorithm:
+            name, func = self._algorithm
+            args[f"Checksum{name}"] = _b64(func(body))
+        return args
+
+    async def _checksum_args(self, body: bytes) -> dict[str, str]:
+        if len(body) < 256 * 1024:
+            return self.checksum_args(body)
+        return await asyncio.to_thread(self.checksum_args, body)
+
+    def writer(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        content_length: int | None = None,
+        if_none_match: bool = False,
+    ) -> ObjectWriter:
+        return ObjectWriter(self, bucket, key, content_type, dict(metadata), content_length, if_none_match)
+
+    async def head_bucket(self, bucket: str) -> None:
+        await self.client.head_bucket(Bucket=bucket)
+
+    async def head(self, bucket: str, key: str) -> ObjectInfo:
+        try:
+            head = await self.client.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            raise translate(exc, "reading the object's headers") from exc
+        return ObjectInfo(
+            size=head["ContentLength"],
+            etag=head["ETag"],
+            content_type=head.get("ContentType", "application/octet-stream"),
+            metadata=head.get("Metadata", {}),
+            version_id=_version(head),
+        )
+
+    async def read(self, bucket: str, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """Yield bytes ``[start, end)`` of the object."""
+        if start >= end:
+            return
+        try:
+            response = await self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+            body = response["Body"]
+            try:
+                async for chunk in body.iter_chunks(READ_CHUNK):
+                    yield chunk
+            finally:
+                body.close()
+        except (ClientError, BotoCoreError, OSError, asyncio.TimeoutError) as exc:
+            raise translate(exc, "reading the object") from exc
+
+    async def delete(self, bucket: str, key: str) -> None:
+        try:
+            await self.client.delete_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            raise translate(exc, "deleting the object") from exc
+
+    async def abort(self, bucket: str, key: str, upload_id: str) -> None:
+        """Abort a multipart upload until S3 no longer knows it (late parts can revive it)."""
+        for attempt in range(ABORT_ATTEMPTS):
+            try:
+                await self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    log.warning("abort of upload %s failed: %s", upload_id, exc)
+            except Exception as exc:
+                log.warning("abort of upload %s failed: %s", upload_id, exc)
+            try:
+                await self.client.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404"):
+                    return
+            except Exception as exc:
+                log.warning("could not confirm the abort of upload %s: %s", upload_id, exc)
+            await asyncio.sleep(0.2 * 2**attempt)
+        log.error("multipart upload %s of %s/%s may be left behind", upload_id, bucket, key)
+
+
+class ObjectWriter:
+    """Writes one object: a single PutObject when it fits one part, multipart otherwise.
+
+    :meth:`write` returns only once its bytes are buffered within the bound
+    ``part size × (parts in flight + 1)``, so the caller reads the client at
+    the pace S3 takes the parts.
+    """
+
+    def __init__(
+        self,
+        s3: S3,
+        bucket: str,
+        key: str,
+        content_type: str,
+        metadata: dict[str, str],
+        content_length: int | None,
+        if_none_match: bool,
+    ) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self._content_type = content_type
+        self._metadata = metadata
+        self._content_length = content_length
+        self._if_none_match = if_none_match
+        self._pending: deque[bytes | memoryview] = deque()
+        self._pending_size = 0
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(s3.config.parts_in_flight)
+        self._failure: BaseException | None = None
+        self.stored_size = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held: waiting for a part, plus parts on their way to S3."""
+        return self._pending_size + sum(p["size"] for p in self._parts if "ETag" not in p)
+
+    def _next_part_size(self) -> int:
+        return part_size_for(len(self._parts) + 1, self._s3.config.part_size, self._content_length)
+
+    async def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self._raise_failure()
+        self._pending.append(data)
+        self._pending_size += len(data)
+        self.stored_size += len(data)
+        while self._pending_size > (size := self._next_part_size()):
+            await self._send_part(self._take(size))
+
+    def _take(self, size: int) -> bytes:
+        chunks: list[bytes | memoryview] = []
+        while size:
+            chunk = self._pending.popleft()
+            if len(chunk) > size:
+                view = memoryview(chunk)
+                self._pending.appendleft(view[size:])
+                chunk = view[:size]
+            chunks.append(chunk)
+            size -= len(chunk)
+        part = b"".join(chunks)
+        self._pending_size -= len(part)
+        return part
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    async def _send_part(self, body: bytes) -> None:
+        if self._upload_id is None:
+            await self._create()
+        await self._slots.acquire()
+        self._raise_failure()
+        part: dict[str, Any] = {"PartNumber": len(self._parts) + 1, "size": len(body)}
+        self._parts.append(part)
+        task = asyncio.create_task(self._upload_part(part, body))
+        self._tasks.add(task)
+        task.add_done_callback(self._part_done)
+
+    def _part_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+
+    async def _create(self) -> None:
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self.key,
+            "ContentType": self._content_type,
+            "Metadata": self._metadata,
+        }
+        if self._s3._algorithm:
+            args["ChecksumAlgorithm"] = self._s3._algorithm[0]
+        try:
+            response = await self._s3.client.create_multipart_upload(**args)
+        except Exception as exc:
+            raise translate(exc, "starting the multipart upload") from exc
+        self._upload_id = response["UploadId"]
+
+    async def _upload_part(self, part: dict[str, Any], body: bytes) -> None:
+        checksums = await self._s3._checksum_args(body)
+        try:
+            response = await self._s3.client.upload_part(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                PartNumber=part["PartNumber"],
+                Body=body,
+                **checksums,
+            )
+        except Exception as exc:
+            raise translate(exc, f"uploading part {part['PartNumber']}") from exc
+        for name, value in checksums.items():
+            if name.startswith("Checksum"):
+                part[name] = response.get(name, value)
+        part["ETag"] = response["ETag"]
+
+    async def complete(self) -> Stored:
+        """Send what is left and make the object visible; raises if anything failed."""
+        if self._upload_id is None:
+            return await self._put(self._take(self._pending_size))
+        if self._pending_size:
+            await self._send_part(self._take(self._pending_size))
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        self._raise_failure()
+        parts = [{k: v for k, v in part.items() if k != "size"} for part in self._parts]
+        args: dict[str, Any] = {}
+        if self._if_none_match:
+            args["IfNoneMatch"] = "*"
+        try:
+            response = await self._s3.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": parts},
+                **args,
+            )
+        except Exception as exc:
+            raise translate(exc, "completing the multipart upload") from exc
+        checksum = {}
+        if self._s3._algorithm:
+            name = self._s3._algorithm[0]
+            composite = b"".join(base64.b64decode(p[f"Checksum{name}"]) for p in parts)
+            ours = f"{_b64(self._s3._algorithm[1](composite))}-{len(parts)}"
+            checksum[name.lower()] = response.get(f"Checksum{name}") or ours
+        return Stored(response["ETag"], _version(response), self.stored_size, checksum)
+
+    async def _put(self, body: bytes) -> Stored:
+        checksums = await self._s3._checksum_args(body)
+        args: dict[str, Any] = {}
+        if self._if_none_match:
+            args["IfNoneMatch"] = "*"
+        try:
+            response = await self._s3.client.put_object(
+                Bucket=self.bucket,
+                Key=self.key,
+                Body=body,
+                ContentType=self._content_type,
+                Metadata=self._metadata,
+                **checksums,
+                **args,
+            )
+        except Exception as exc:
+            raise translate(exc, "storing the object") from exc
+        checksum = {
+            name.removeprefix("Checksum").lower(): response.get(name, value)
+            for name, value in checksums.items()
+            if name.startswith("Checksum")
+        }
+        return Stored(response["ETag"], _version(response), len(body), checksum)
+
+    async def abort(self) -> None:
+        """Forget the buffered bytes, stop the parts on their way, and abort the multipart upload."""
+        self._pending.clear()
+        self._pending_size = 0
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        if self._upload_id is not None:
+            await self._s3.abort(self.bucket, self.key, self._upload_id)
+            self._upload_id = None

@@ -1,0 +1,128 @@
+"""One upload, end to end: body → plugin chain → S3, with the failure invariant."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from .chain import Chain
+from .errors import BadRequest, RequestTimeout, UploadError
+from .hookspecs import Upload
+from .keys import check_key
+from .s3 import S3
+
+log = logging.getLogger(__name__)
+
+Read = Callable[[], Awaitable[bytes]]
+"""Returns the next piece of the body, ``b""`` at its end."""
+
+
+async def blocks(read: Read, block_size: int, idle_timeout: float) -> AsyncIterator[bytes]:
+    """The body in blocks of at least ``block_size`` bytes (the last may be shorter)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            async with asyncio.timeout(idle_timeout):
+                chunk = await read()
+        except TimeoutError:
+            raise RequestTimeout(
+                f"The client sent no body bytes for {idle_timeout:g} seconds; the upload was aborted."
+            ) from None
+        except (ConnectionError, ValueError, OSError, EOFError) as exc:
+            raise BadRequest(f"The request body could not be read to its end ({exc}).") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("aiohttp"):
+                raise BadRequest(f"The request body could not be read to its end ({exc}).") from exc
+            raise
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= block_size:
+            yield chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks, size = [], 0
+    if chunks:
+        yield b"".join(chunks)
+
+
+async def _cleanup(awaitable: Awaitable[None]) -> None:
+    """Run clean-up to its end even when the task that needs it is being cancelled."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+async def store(
+    s3: S3,
+    chain: Chain,
+    upload: Upload,
+    read: Read,
+    *,
+    block_size: int,
+    idle_timeout: float,
+    started: bool = False,
+    if_none_match: bool = False,
+) -> dict[str, Any]:
+    """Stream the body through ``chain`` into S3; return the upload result.
+
+    On any failure the S3 upload is aborted before the error propagates, so
+    nothing becomes visible at the key and no multipart upload is left.
+    ``started`` says the ``upload_started`` hooks already ran (for
+    ``Expect: 100-continue``).
+    """
+    try:
+        if not started:
+            chain.started(upload)
+        check_key(upload.key, upload.prefix)
+        pipeline = chain.pipeline(upload)
+    except UploadError as exc:
+        chain.failed(upload, exc)
+        raise
+    writer = s3.writer(
+        upload.bucket,
+        upload.s3_key,
+        content_type=upload.content_type,
+        metadata=upload.metadata,
+        content_length=upload.content_length,
+        if_none_match=if_none_match,
+    )
+    try:
+        async for block in blocks(read, block_size, idle_timeout):
+            upload.size += len(block)
+            await writer.write(await pipeline.feed(block))
+        await writer.write(await pipeline.finish())
+        stored = await writer.complete()
+    except BaseException as exc:
+        await _cleanup(writer.abort())
+        if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+            chain.failed(upload, UploadError("The upload was cancelled."))
+            raise
+        if isinstance(exc, UploadError):
+            error = exc
+        else:
+            log.exception("upload %s failed", upload.request_id)
+            error = UploadError("The upload failed inside the server; nothing was stored.")
+        chain.failed(upload, error)
+        raise error from exc
+    finally:
+        await _cleanup(pipeline.close())
+    result: dict[str, Any] = {
+        "bucket": upload.bucket,
+        "key": upload.s3_key,
+        "size": upload.size,
+        "stored_size": stored.stored_size,
+        "etag": stored.etag,
+        "version_id": stored.version_id,
+        "content_type": upload.content_type,
+        "checksums": upload.checksums,
+        "stored_checksums": stored.checksum,
+        "plugins": upload.reports,
+    }
+    chain.completed(upload, result)
+    return result

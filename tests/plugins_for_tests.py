@@ -1,0 +1,96 @@
+"""Small plugins that exercise the hook surface from the outside, as a team's plugin would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiouploader import Upload, UploadStage, hookimpl
+from aiouploader.errors import Forbidden
+
+
+class _TagStage(UploadStage):
+    def __init__(self, tag: bytes, log: list[str]) -> None:
+        self._tag = tag
+        self._log = log
+
+    async def feed(self, block: bytes) -> bytes:
+        self._log.append(f"{self._tag.decode()}:feed")
+        return block
+
+    async def finish(self) -> bytes:
+        self._log.append(f"{self._tag.decode()}:finish")
+        return self._tag
+
+    async def close(self) -> None:
+        self._log.append(f"{self._tag.decode()}:close")
+
+
+class Tag:
+    """Appends its tag after the last byte, so the stored bytes show the chain order."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag.encode()
+        self.log: list[str] = []
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, settings: Any) -> UploadStage:
+        return _TagStage(self.tag, self.log)
+
+
+class _VetoStage(UploadStage):
+    def __init__(self, after: int) -> None:
+        self._after = after
+        self._seen = 0
+
+    async def feed(self, block: bytes) -> bytes:
+        self._seen += len(block)
+        if self._seen > self._after:
+            raise Forbidden("vetoed by the test plugin")
+        return block
+
+
+class VetoAfter:
+    """Vetoes once more than ``after`` bytes went by (``after`` from its settings)."""
+
+    @hookimpl
+    def aiouploader_configure(self, settings: dict[str, Any]) -> int:
+        return int(settings.get("after", 0))
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, settings: int) -> UploadStage:
+        return _VetoStage(settings)
+
+
+class _BoomStage(UploadStage):
+    async def finish(self) -> bytes:
+        raise RuntimeError("secret internal detail")
+
+
+class Boom:
+    """Fails with a plain exception after the last byte."""
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, settings: Any) -> UploadStage:
+        return _BoomStage()
+
+
+class Lifecycle:
+    """Records lifecycle calls; renames keys that start with ``rename-me``."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    @hookimpl
+    def aiouploader_upload_started(self, upload: Upload, settings: Any) -> None:
+        self.events.append(("started", upload.key))
+        if upload.key.startswith("rename-me"):
+            upload.key = "renamed/" + upload.key
+        upload.metadata["team"] = "blue"
+
+    @hookimpl
+    def aiouploader_upload_completed(self, upload: Upload, result: dict[str, Any], settings: Any) -> None:
+        self.events.append(("completed", result["key"]))
+
+    @hookimpl
+    def aiouploader_upload_failed(self, upload: Upload, error: Exception, settings: Any) -> None:
+        self.events.append(("failed", type(error).__name__))
