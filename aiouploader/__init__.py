@@ -4,4 +4,4 @@ from .errors import UploadError
 from .hookspecs import Download, DownloadStage, Upload, UploadStage, hookimpl
 
 __version__ = "0.1.0"
-__all__ = ["Download", "DownloadStage", "Upload", "UploadError", "UploadStage", "hookimpl", "__version__"]
+__all__ = ["Download", "DownloadStage", "Upload", "UploadError", "UploadStage", "__version__", "hookimpl"]

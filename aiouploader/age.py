@@ -428,9 +428,7 @@ def _unwrap_file_key(stanzas: list[_Stanza], identities: Sequence[X25519PrivateK
     raise AgeError("no identity matches any recipient of this age file (wrong key?)")
 
 
-def parse_header(
-    data: bytes, identities: Sequence[X25519PrivateKey], *, eof: bool = False
-) -> Header | None:
+def parse_header(data: bytes, identities: Sequence[X25519PrivateKey], *, eof: bool = False) -> Header | None:
     """Parse and authenticate the header at the start of ``data``.
 
     ``data`` is a prefix of the file.  Returns None when a longer prefix is
@@ -496,6 +494,5 @@ class ChunkDecryptor:
         except InvalidTag:
             what = "final chunk" if final else "chunk"
             raise AgeError(
-                f"age {what} {index} failed authentication: the file is corrupt, "
-                "tampered with, or truncated"
+                f"age {what} {index} failed authentication: the file is corrupt, tampered with, or truncated"
             ) from None

@@ -42,9 +42,7 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
 
     async def s3_client(app: web.Application) -> AsyncIterator[None]:
         session = aioboto3.Session()
-        async with session.client(
-            "s3", endpoint_url=config.s3.endpoint_url, config=client_config(config.s3)
-        ) as client:
+        async with session.client("s3", endpoint_url=config.s3.endpoint_url, config=client_config(config.s3)) as client:
             app[handlers.SERVICE] = handlers.Service(config, routes, S3(client, config.s3))
             yield
 

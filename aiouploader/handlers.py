@@ -147,7 +147,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return await _handle_get(request, route, key)
     if method == "DELETE":
         if not route.config.allow_delete:
-            raise MethodNotAllowed(f"The route {route.path} does not allow DELETE.", headers={"Allow": "GET, HEAD, PUT"})
+            raise MethodNotAllowed(
+                f"The route {route.path} does not allow DELETE.", headers={"Allow": "GET, HEAD, PUT"}
+            )
         service = request.app[SERVICE]
         await service.s3.head(route.config.bucket, route.config.prefix + key)
         await service.s3.delete(route.config.bucket, route.config.prefix + key)
@@ -202,7 +204,10 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
         raise BadRequest("The form has no file field.")
     headers = {}
     if len(results) == 1:
-        headers = {"Location": _location(route, results[0]["key"][len(route.config.prefix) :]), "ETag": results[0]["etag"]}
+        headers = {
+            "Location": _location(route, results[0]["key"][len(route.config.prefix) :]),
+            "ETag": results[0]["etag"],
+        }
     return web.json_response({"uploads": results}, status=201, headers=headers)
 
 

@@ -68,7 +68,5 @@ class PluginHooks:
         self._hooks["aiouploader_upload_failed"](upload=upload, error=error, settings=settings)
 
     def download_stage(self, download: Download, settings: Any) -> DownloadStage | None:
-        stages: list[DownloadStage] = self._hooks["aiouploader_download_stage"](
-            download=download, settings=settings
-        )
+        stages: list[DownloadStage] = self._hooks["aiouploader_download_stage"](download=download, settings=settings)
         return stages[0] if stages else None

@@ -76,19 +76,52 @@ def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
-def _crc32c(data: bytes) -> bytes:
+def _crc32c(data: bytes | bytearray) -> bytes:
     return crc32c.crc32c(data).to_bytes(4, "big")
 
 
-def _crc32(data: bytes) -> bytes:
+def _crc32(data: bytes | bytearray) -> bytes:
     return zlib.crc32(data).to_bytes(4, "big")
 
 
-def _sha256(data: bytes) -> bytes:
+def _sha256(data: bytes | bytearray) -> bytes:
     return hashlib.sha256(data).digest()
 
 
 _ALGORITHMS = {"crc32c": ("CRC32C", _crc32c), "crc32": ("CRC32", _crc32), "sha256": ("SHA256", _sha256)}
+
+
+class Body:
+    """A request body that aiohttp sends in slices of one buffer, copying nothing.
+
+    Given ``bytes``, botocore wraps them in a BytesIO that aiohttp copies; a
+    whole buffer written at once is copied again into the socket transport
+    for the part the kernel does not take. Slices keep that copy small.
+    botocore needs ``read`` to accept the object, ``len`` for Content-Length
+    and ``seek`` to rewind before a retry: each retry iterates afresh.
+    """
+
+    SLICE = 256 * 1024
+
+    def __init__(self, buffer: bytearray) -> None:
+        self._buffer = buffer
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(self._buffer)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+    def tell(self) -> int:
+        return 0
+
+    async def __aiter__(self) -> AsyncIterator[memoryview]:
+        view = memoryview(self._buffer)
+        for start in range(0, len(view), self.SLICE):
+            yield view[start : start + self.SLICE]
 
 
 @dataclass(frozen=True)
@@ -116,7 +149,7 @@ class S3:
         self.config = config
         self._algorithm = _ALGORITHMS.get(config.checksum_algorithm)
 
-    def checksum_args(self, body: bytes) -> dict[str, str]:
+    def checksum_args(self, body: bytes | bytearray) -> dict[str, str]:
         """Content-MD5 and the additional checksum of ``body``; CPU-bound, call off the loop."""
         args = {}
         if self.config.content_md5:
@@ -126,7 +159,7 @@ class S3:
             args[f"Checksum{name}"] = _b64(func(body))
         return args
 
-    async def _checksum_args(self, body: bytes) -> dict[str, str]:
+    async def _checksum_args(self, body: bytes | bytearray) -> dict[str, str]:
         if len(body) < 256 * 1024:
             return self.checksum_args(body)
         return await asyncio.to_thread(self.checksum_args, body)
@@ -171,7 +204,7 @@ class S3:
                     yield chunk
             finally:
                 body.close()
-        except (ClientError, BotoCoreError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
             raise translate(exc, "reading the object") from exc
 
     async def delete(self, bucket: str, key: str) -> None:
@@ -205,7 +238,7 @@ class ObjectWriter:
     """Writes one object: a single PutObject when it fits one part, multipart otherwise.
 
     :meth:`write` returns only once its bytes are buffered within the bound
-    ``part size × (parts in flight + 1)``, so the caller reads the client at
+    ``part size x (parts in flight + 1)``, so the caller reads the client at
     the pace S3 takes the parts.
     """
 
@@ -233,12 +266,8 @@ class ObjectWriter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(s3.config.parts_in_flight)
         self._failure: BaseException | None = None
+        self._spare: list[bytearray] = []
         self.stored_size = 0
-
-    @property
-    def buffered(self) -> int:
-        """Bytes held: waiting for a part, plus parts on their way to S3."""
-        return self._pending_size + sum(p["size"] for p in self._parts if "ETag" not in p)
 
     def _next_part_size(self) -> int:
         return part_size_for(len(self._parts) + 1, self._s3.config.part_size, self._content_length)
@@ -251,32 +280,42 @@ class ObjectWriter:
         self._pending_size += len(data)
         self.stored_size += len(data)
         while self._pending_size > (size := self._next_part_size()):
-            await self._send_part(self._take(size))
+            await self._send_part(size)
 
-    def _take(self, size: int) -> bytes:
-        chunks: list[bytes | memoryview] = []
-        while size:
+    def _take(self, size: int) -> bytearray:
+        """The next ``size`` pending bytes, copied once into the part's buffer.
+
+        A bytearray, because botocore would wrap ``bytes`` in a BytesIO that
+        aiohttp copies again before sending. Buffers of parts S3 took are
+        reused: allocating and freeing part-sized buffers makes the allocator
+        keep far more memory than is live.
+        """
+        part = self._spare.pop() if self._spare and len(self._spare[-1]) == size else bytearray(size)
+        view = memoryview(part)
+        filled = 0
+        while filled < size:
             chunk = self._pending.popleft()
-            if len(chunk) > size:
-                view = memoryview(chunk)
-                self._pending.appendleft(view[size:])
-                chunk = view[:size]
-            chunks.append(chunk)
-            size -= len(chunk)
-        part = b"".join(chunks)
-        self._pending_size -= len(part)
+            if len(chunk) > size - filled:
+                rest = memoryview(chunk)
+                self._pending.appendleft(rest[size - filled :])
+                chunk = rest[: size - filled]
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        self._pending_size -= size
         return part
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
 
-    async def _send_part(self, body: bytes) -> None:
+    async def _send_part(self, size: int) -> None:
+        """Send the next ``size`` pending bytes as a part once a slot is free."""
         if self._upload_id is None:
             await self._create()
         await self._slots.acquire()
         self._raise_failure()
-        part: dict[str, Any] = {"PartNumber": len(self._parts) + 1, "size": len(body)}
+        body = self._take(size)
+        part: dict[str, Any] = {"PartNumber": len(self._parts) + 1}
         self._parts.append(part)
         task = asyncio.create_task(self._upload_part(part, body))
         self._tasks.add(task)
@@ -303,7 +342,7 @@ class ObjectWriter:
             raise translate(exc, "starting the multipart upload") from exc
         self._upload_id = response["UploadId"]
 
-    async def _upload_part(self, part: dict[str, Any], body: bytes) -> None:
+    async def _upload_part(self, part: dict[str, Any], body: bytearray) -> None:
         checksums = await self._s3._checksum_args(body)
         try:
             response = await self._s3.client.upload_part(
@@ -311,7 +350,7 @@ class ObjectWriter:
                 Key=self.key,
                 UploadId=self._upload_id,
                 PartNumber=part["PartNumber"],
-                Body=body,
+                Body=Body(body),
                 **checksums,
             )
         except Exception as exc:
@@ -320,17 +359,18 @@ class ObjectWriter:
             if name.startswith("Checksum"):
                 part[name] = response.get(name, value)
         part["ETag"] = response["ETag"]
+        self._spare.append(body)
 
     async def complete(self) -> Stored:
         """Send what is left and make the object visible; raises if anything failed."""
         if self._upload_id is None:
             return await self._put(self._take(self._pending_size))
         if self._pending_size:
-            await self._send_part(self._take(self._pending_size))
+            await self._send_part(self._pending_size)
         if self._tasks:
             await asyncio.wait(set(self._tasks))
         self._raise_failure()
-        parts = [{k: v for k, v in part.items() if k != "size"} for part in self._parts]
+        parts = self._parts
         args: dict[str, Any] = {}
         if self._if_none_match:
             args["IfNoneMatch"] = "*"
@@ -352,7 +392,7 @@ class ObjectWriter:
             checksum[name.lower()] = response.get(f"Checksum{name}") or ours
         return Stored(response["ETag"], _version(response), self.stored_size, checksum)
 
-    async def _put(self, body: bytes) -> Stored:
+    async def _put(self, body: bytearray) -> Stored:
         checksums = await self._s3._checksum_args(body)
         args: dict[str, Any] = {}
         if self._if_none_match:
@@ -361,7 +401,7 @@ class ObjectWriter:
             response = await self._s3.client.put_object(
                 Bucket=self.bucket,
                 Key=self.key,
-                Body=body,
+                Body=Body(body) if body else b"",
                 ContentType=self._content_type,
                 Metadata=self._metadata,
                 **checksums,

@@ -225,9 +225,7 @@ async def make_proxy(s3_server: S3Server) -> AsyncIterator[MakeProxy]:
     """``await make_proxy(routes=[...], plugins={...}, s3={...}, pm=None)`` starts aiouploader."""
     started: list[tuple[TestServer, aiohttp.ClientSession]] = []
 
-    async def make(
-        routes: list[dict[str, Any]], pm: pluggy.PluginManager | None = None, **sections: Any
-    ) -> Proxy:
+    async def make(routes: list[dict[str, Any]], pm: pluggy.PluginManager | None = None, **sections: Any) -> Proxy:
         config = proxy_config(s3_server.endpoint_url, routes, **sections)
         app = make_app(config, pm or make_plugin_manager())
         server = TestServer(app, host="127.0.0.1")

@@ -642,3 +642,18 @@ def test_passphrase_file_rejected_with_clear_error(key: Key) -> None:
     ciphertext = pyrage.passphrase.encrypt(b"secret", "correct horse")
     with pytest.raises(AgeError, match="passphrase"):
         parse_header(ciphertext, [key.identity])
+
+
+def test_low_order_share_rejected_like_age(tmp_path: Path, key: Key, sample: tuple[bytes, bytes]) -> None:
+    ciphertext = sample[1]
+    start = ciphertext.index(b"-> X25519 ") + len(b"-> X25519 ")
+    tampered = ciphertext[:start] + b64(bytes(32)) + ciphertext[start + 43 :]
+    assert age_decrypt(tmp_path, tampered, key).returncode != 0
+    with pytest.raises(AgeError, match="low-order"):
+        parse_header(tampered, [key.identity])
+
+
+def test_low_order_recipient_refused() -> None:
+    recipient = parse_recipient(bech32_from_words("age", [0] * 52))
+    with pytest.raises(ValueError, match="low-order"):
+        Encryptor([recipient])

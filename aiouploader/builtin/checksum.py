@@ -50,42 +50,59 @@ _HEADERS = {
     "x-amz-checksum-crc32": "crc32",
 }
 _DIGEST_FIELDS = {"sha-256": "sha256", "sha-512": "sha512"}
+_SIZES = {"md5": 16, "sha256": 32, "sha512": 64, "crc32": 4, "crc32c": 4}
 
 
 class ChecksumSettings(Settings):
     pass
 
 
-def _decode(header: str, value: str) -> bytes:
+def _decode(header: str, algorithm: str, value: str) -> bytes:
     try:
-        return base64.b64decode(value.strip(), validate=True)
+        digest = base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest(f"The {header} header is not valid base64.") from None
+    if len(digest) != _SIZES[algorithm]:
+        raise BadRequest(
+            f"The {header} header holds {len(digest)} bytes; a {algorithm} digest has {_SIZES[algorithm]}."
+        )
+    return digest
+
+
+def lowercased(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers by lower-case name, repeated fields joined with commas (RFC 9110, 5.3)."""
+    joined: dict[str, str] = {}
+    for name, value in headers.items():
+        name = name.lower()
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    return joined
 
 
 def expected_digests(headers: Mapping[str, str]) -> list[tuple[str, str, bytes]]:
-    """``(header, algorithm, digest)`` for every digest the client sent that we can check."""
+    """``(header, algorithm, digest)`` for every digest the client sent that we can check.
+
+    :param headers: the request headers by lower-case name (see :func:`lowercased`).
+    """
     expected = []
     for header, algorithm in _HEADERS.items():
         if header in headers:
-            expected.append((header, algorithm, _decode(header, headers[header])))
+            expected.append((header, algorithm, _decode(header, algorithm, headers[header])))
     for header in ("content-digest", "repr-digest"):
         for member in headers.get(header, "").split(","):
             name, _, value = member.strip().partition("=")
-            algorithm = _DIGEST_FIELDS.get(name.strip().lower())
-            if algorithm is None:
+            field = _DIGEST_FIELDS.get(name.strip().lower())
+            if field is None:
                 continue
             if not (value.startswith(":") and value.endswith(":") and len(value) > 1):
                 raise BadRequest(f"The {header} header's {name} is not a byte sequence (:base64:).")
-            expected.append((header, algorithm, _decode(header, value[1:-1])))
+            expected.append((header, field, _decode(header, field, value[1:-1])))
     return expected
 
 
 class ChecksumStage(UploadStage):
     def __init__(self, upload: Upload) -> None:
         self._upload = upload
-        headers = {k.lower(): v for k, v in upload.headers.items()}
-        self._expected = expected_digests(headers)
+        self._expected = expected_digests(lowercased(upload.headers))
         names = {"sha256"} | {algorithm for _, algorithm, _ in self._expected}
         self._hashes = {name: _FACTORIES[name]() for name in sorted(names)}
 
@@ -118,7 +135,7 @@ def aiouploader_configure(settings: dict[str, Any]) -> ChecksumSettings:
 
 @hookimpl
 def aiouploader_upload_started(upload: Upload, settings: ChecksumSettings) -> None:
-    expected_digests({k.lower(): v for k, v in upload.headers.items()})
+    expected_digests(lowercased(upload.headers))
 
 
 @hookimpl

@@ -39,8 +39,15 @@ class VirusScanSettings(Settings):
 
 def _too_large(settings: VirusScanSettings) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"The upload is larger than the {format_size(settings.max_size)} the virus scanner can scan "
-        "(virus_scan.max_size, clamd's StreamMaxLength); it was not stored unscanned."
+        f"The upload is larger than the {format_size(settings.max_size)} the virus scanner accepts "
+        "(virus_scan.max_size); it was not stored unscanned."
+    )
+
+
+def _over_clamd_limit() -> PayloadTooLarge:
+    return PayloadTooLarge(
+        "The upload is larger than the virus scanner can scan (clamd's StreamMaxLength); "
+        "it was not stored unscanned."
     )
 
 
@@ -90,7 +97,7 @@ class ClamdStage(UploadStage):
                 self._session = await clamd.ScanSession.open(self._settings.clamd_address, self._settings.timeout)
             await self._session.send(block)
         except clamd.ClamdLimitExceeded:
-            raise _too_large(self._settings) from None
+            raise _over_clamd_limit() from None
         except clamd.ClamdError as exc:
             self._skipped = _unavailable(self._upload, self._settings, exc)
         return block
@@ -103,7 +110,7 @@ class ClamdStage(UploadStage):
                 self._session = await clamd.ScanSession.open(self._settings.clamd_address, self._settings.timeout)
             signature = await self._session.verdict()
         except clamd.ClamdLimitExceeded:
-            raise _too_large(self._settings) from None
+            raise _over_clamd_limit() from None
         except clamd.ClamdError as exc:
             _unavailable(self._upload, self._settings, exc)
             return b""

