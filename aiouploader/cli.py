@@ -15,6 +15,7 @@ from aiohttp import web
 
 from . import __version__
 from .app import build_routes, make_app
+from .builtin import encryption
 from .config import Config, ConfigError, load, validate
 from .plugin_manager import make_plugin_manager
 
@@ -118,6 +119,9 @@ def _tune_allocator() -> None:
 def check_config(args: argparse.Namespace) -> int:
     config = load(args.path)
     build_routes(config, make_plugin_manager())
+    for route in config.routes:
+        for warning in encryption.chain_warnings(route):
+            print(f"aiouploader: warning: {warning}", file=sys.stderr)
     print(json.dumps(_masked(config.model_dump(mode="json")), indent=2))
     return 0
 

@@ -47,15 +47,22 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = request_id(request)
     try:
         response = await handler(request)
-    except UploadError as exc:
-        return error_response(request, exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
+    except Exception as exc:
+        if request.writer.output_size:
+            log.warning("request %s: response cut mid-stream: %s", rid, exc)
             raise
-        return error_response(request, _from_http_exception(exc))
-    except Exception:
-        log.exception("request %s failed", rid)
-        return error_response(request, UploadError("The server failed to handle the request."))
+        return _error_for(request, exc)
     if not response.prepared:
         response.headers[REQUEST_ID] = rid
     return response
+
+
+def _error_for(request: web.Request, exc: Exception) -> web.StreamResponse:
+    if isinstance(exc, UploadError):
+        return error_response(request, exc)
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        return error_response(request, _from_http_exception(exc))
+    log.error("request %s failed", request_id(request), exc_info=exc)
+    return error_response(request, UploadError("The server failed to handle the request."))

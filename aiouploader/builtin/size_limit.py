@@ -19,15 +19,24 @@ def _too_large(settings: SizeLimitSettings) -> PayloadTooLarge:
 
 
 class SizeLimitStage(UploadStage):
-    def __init__(self, settings: SizeLimitSettings) -> None:
+    """Counts the bytes received from the client (``upload.size``), not what earlier stages pass on,
+    so that the limit means the same wherever the route lists the plugin."""
+
+    def __init__(self, upload: Upload, settings: SizeLimitSettings) -> None:
+        self._upload = upload
         self._settings = settings
-        self._seen = 0
+
+    def _check(self) -> None:
+        if self._upload.size > self._settings.max_size:
+            raise _too_large(self._settings)
 
     async def feed(self, block: bytes) -> bytes:
-        self._seen += len(block)
-        if self._seen > self._settings.max_size:
-            raise _too_large(self._settings)
+        self._check()
         return block
+
+    async def finish(self) -> bytes:
+        self._check()  # an earlier stage may have held back the last blocks
+        return b""
 
 
 @hookimpl
@@ -43,4 +52,4 @@ def aiouploader_upload_started(upload: Upload, settings: SizeLimitSettings) -> N
 
 @hookimpl
 def aiouploader_upload_stage(upload: Upload, settings: SizeLimitSettings) -> UploadStage:
-    return SizeLimitStage(settings)
+    return SizeLimitStage(upload, settings)

@@ -1,0 +1,176 @@
+"""The encryption plugin through the HTTP server: age v1 in S3, interoperable both ways."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyrage
+import pytest
+
+from aiouploader import age
+from aiouploader.testing import MakeProxy, Proxy, S3Server
+
+MiB = 1024**2
+PART = 5 * MiB
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
+    secret, recipient = age.generate_identity()
+    identity_file = tmp_path_factory.mktemp("age") / "identity.txt"
+    identity_file.write_text(f"# test key\n{secret}\n")
+    return secret, recipient, identity_file
+
+
+async def encrypting_proxy(
+    make_proxy: MakeProxy, bucket: str, keys: tuple[str, str, Path], *, decrypt: bool = True, **route: Any
+) -> Proxy:
+    settings: dict[str, Any] = {"recipients": [keys[1]]}
+    if decrypt:
+        settings["identity_file"] = str(keys[2])
+    return await make_proxy(
+        routes=[{"path": "/secret", "bucket": bucket, "plugins": ["checksum", "encryption"], **route}],
+        plugins={"encryption": settings},
+        s3={"part_size": "5MiB", "parts_in_flight": 2},
+        upload={"block_size": "256KiB"},
+    )
+
+
+@pytest.mark.parametrize("size", [0, 1, 65536, PART + 7, 2 * PART + 65536 * 3])
+async def test_stored_object_is_age_and_get_decrypts(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, keys: tuple[str, str, Path], size: int
+) -> None:
+    proxy = await encrypting_proxy(make_proxy, bucket, keys)
+    body = os.urandom(size)
+    async with proxy.session.put(proxy("/secret/doc"), data=body) as response:
+        result = await response.json()
+        assert response.status == 201, result
+    stored = s3_server.get(bucket, "doc")
+    assert stored.startswith(b"age-encryption.org/v1\n")
+    assert size < 64 or body not in stored
+    assert result["size"] == size and result["stored_size"] == len(stored)
+    assert result["plugins"]["encryption"] == {"format": "age-v1", "recipients": 1}
+    assert pyrage.decrypt(stored, [pyrage.x25519.Identity.from_str(keys[0])]) == body
+    async with proxy.session.get(proxy("/secret/doc")) as response:
+        assert response.status == 200
+        assert int(response.headers["Content-Length"]) == size
+        assert await response.read() == body
+
+
+async def test_the_age_command_decrypts_what_the_proxy_stored(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, keys: tuple[str, str, Path], tmp_path: Path
+) -> None:
+    proxy = await encrypting_proxy(make_proxy, bucket, keys, decrypt=False)
+    body = os.urandom(PART + 12345)
+    async with proxy.session.put(proxy("/secret/x"), data=body) as response:
+        assert response.status == 201
+    (tmp_path / "x.age").write_bytes(s3_server.get(bucket, "x"))
+    plain = subprocess.run(["age", "-d", "-i", str(keys[2]), str(tmp_path / "x.age")], capture_output=True, check=True)
+    assert plain.stdout == body
+    async with proxy.session.get(proxy("/secret/x")) as response:
+        assert await response.read() == s3_server.get(bucket, "x")
+
+
+async def test_a_file_encrypted_by_age_decrypts_through_get(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, keys: tuple[str, str, Path], tmp_path: Path
+) -> None:
+    proxy = await encrypting_proxy(make_proxy, bucket, keys)
+    body = os.urandom(200_000)
+    (tmp_path / "plain").write_bytes(body)
+    subprocess.run(["age", "-r", keys[1], "-o", str(tmp_path / "c.age"), str(tmp_path / "plain")], check=True)
+    s3_server.client.put_object(Bucket=bucket, Key="from-age", Body=(tmp_path / "c.age").read_bytes())
+    async with proxy.session.get(proxy("/secret/from-age")) as response:
+        assert await response.read() == body
+    async with proxy.session.get(proxy("/secret/from-age"), headers={"Range": "bytes=70000-140000"}) as response:
+        assert response.status == 206
+        assert response.headers["Content-Range"] == "bytes 70000-140000/200000"
+        assert await response.read() == body[70000:140001]
+
+
+async def test_range_get_decrypts_only_the_chunks_it_needs(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, keys: tuple[str, str, Path]
+) -> None:
+    proxy = await encrypting_proxy(make_proxy, bucket, keys)
+    body = os.urandom(20 * 65536 + 999)
+    async with proxy.session.put(proxy("/secret/r"), data=body) as response:
+        assert response.status == 201
+    for start, end in [(0, 0), (65535, 65536), (65536 * 3 + 5, 65536 * 7), (len(body) - 10, len(body) - 1)]:
+        async with proxy.session.get(proxy("/secret/r"), headers={"Range": f"bytes={start}-{end}"}) as response:
+            assert response.status == 206
+            assert await response.read() == body[start : end + 1]
+    async with proxy.session.get(proxy("/secret/r"), headers={"Range": "bytes=-100"}) as response:
+        assert await response.read() == body[-100:]
+
+
+async def test_tampered_or_truncated_objects_never_yield_plaintext(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, keys: tuple[str, str, Path]
+) -> None:
+    proxy = await encrypting_proxy(make_proxy, bucket, keys)
+    body = os.urandom(3 * 65536 + 10)
+    async with proxy.session.put(proxy("/secret/t"), data=body) as response:
+        assert response.status == 201
+    stored = bytearray(s3_server.get(bucket, "t"))
+    flipped = bytearray(stored)
+    flipped[-5] ^= 1
+    s3_server.client.put_object(Bucket=bucket, Key="flipped", Body=bytes(flipped))
+    s3_server.client.put_object(Bucket=bucket, Key="truncated", Body=bytes(stored[: -(65536 + 16 + 26)]))
+    for key in ("flipped", "truncated"):
+        async with proxy.session.get(proxy(f"/secret/{key}"), headers={"Range": "bytes=-10"}) as response:
+            assert response.status == 502, f"{key}: served as if intact"
+            assert "cannot be decrypted" in (await response.json())["error"]["message"]
+    received = b""
+    with pytest.raises(Exception):  # noqa: B017 - the server cuts the connection mid-stream
+        async with proxy.session.get(proxy("/secret/flipped")) as response:
+            received = await response.read()
+    assert body[-10:] not in received
+
+
+async def test_objects_stored_without_encryption_are_served_as_they_are(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, keys: tuple[str, str, Path]
+) -> None:
+    proxy = await encrypting_proxy(make_proxy, bucket, keys)
+    s3_server.client.put_object(Bucket=bucket, Key="old", Body=b"from before encryption")
+    async with proxy.session.get(proxy("/secret/old")) as response:
+        assert await response.read() == b"from before encryption"
+
+
+def test_check_config_warns_when_encryption_comes_before_scanning(tmp_path: Path, keys: tuple[str, str, Path]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[[routes]]\npath = "/u"\nbucket = "bucket"\nplugins = ["encryption", "virus_scan", "checksum"]\n'
+        f'[plugins.encryption]\nrecipients = ["{keys[1]}"]\n'
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "aiouploader", "check-config", str(config)], capture_output=True, text=True
+    )
+    assert run.returncode == 0
+    assert "virus_scan runs after encryption" in run.stderr and "checksum runs after encryption" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"recipients": ["age1notakey"]}, "recipients"),
+        ({}, "recipients"),
+        ({"recipients": ["{recipient}"], "identity_file": "/nonexistent/identity"}, "identity_file"),
+    ],
+)
+def test_bad_encryption_settings_stop_start_up(
+    tmp_path: Path, keys: tuple[str, str, Path], settings: dict[str, Any], named: str
+) -> None:
+    lines = [f"{k} = {v!r}".replace("'", '"').replace("{recipient}", keys[1]) for k, v in settings.items()]
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[[routes]]\npath = "/u"\nbucket = "bucket"\nplugins = ["encryption"]\n[plugins.encryption]\n'
+        + "\n".join(lines)
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "aiouploader", "check-config", str(config)], capture_output=True, text=True
+    )
+    assert run.returncode == 2
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert "encryption" in run.stderr and named in run.stderr
