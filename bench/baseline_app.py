@@ -50,9 +50,7 @@ client = boto3.client(
         retries={"mode": "standard", "max_attempts": 5},
     ),
 )
-transfer_config = TransferConfig(
-    use_threads=False, multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE
-)
+transfer_config = TransferConfig(use_threads=False, multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE)
 _EOF = object()
 
 

@@ -23,6 +23,8 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aioboto3
@@ -74,6 +76,12 @@ async def multipart(client: Any, bucket: str, key: str, data: bytes, part_size: 
         raise
 
 
+async def small_worker(client: Any, bucket: str, prefix: str, data: bytes, numbers: Iterator[int]) -> None:
+    """PutObject ``prefix-N`` for each N this worker takes from the shared ``numbers``."""
+    for i in numbers:
+        await client.put_object(Bucket=bucket, Key=f"{prefix}-{i}", Body=data)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--endpoint", required=True)
@@ -84,9 +92,7 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     payloads: dict[str, bytes] = {}
     session = aioboto3.Session()
-    async with session.client(
-        "s3", endpoint_url=args.endpoint, config=client_config(args.parts_in_flight)
-    ) as client:
+    async with session.client("s3", endpoint_url=args.endpoint, config=client_config(args.parts_in_flight)) as client:
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
             if not line:
@@ -99,27 +105,28 @@ async def main() -> None:
                 if op == "quit":
                     return
                 if op == "load":
-                    with open(command["path"], "rb") as file:
-                        payloads[command["name"]] = file.read()
+                    payloads[command["name"]] = await asyncio.to_thread(Path(command["path"]).read_bytes)
                 elif op == "put":
                     await client.put_object(Bucket=args.bucket, Key=command["key"], Body=payloads[command["name"]])
                 elif op == "multipart":
                     data = payloads[command["name"]]
                     keys = command["keys"]
                     await asyncio.gather(
-                        *(multipart(client, args.bucket, key, data, args.part_size, args.parts_in_flight) for key in keys)
+                        *(
+                            multipart(client, args.bucket, key, data, args.part_size, args.parts_in_flight)
+                            for key in keys
+                        )
                     )
                     answer["bytes"] = len(data) * len(keys)
                 elif op == "small":
-                    data = payloads[command["name"]]
                     count = command["count"]
                     numbers = iter(range(count))
-
-                    async def worker() -> None:
-                        for i in numbers:
-                            await client.put_object(Bucket=args.bucket, Key=f"{command['prefix']}-{i}", Body=data)
-
-                    await asyncio.gather(*(worker() for _ in range(command["concurrency"])))
+                    await asyncio.gather(
+                        *(
+                            small_worker(client, args.bucket, command["prefix"], payloads[command["name"]], numbers)
+                            for _ in range(command["concurrency"])
+                        )
+                    )
                     answer["count"] = count
                 else:
                     raise ValueError(f"unknown op {op!r}")

@@ -47,7 +47,7 @@ import traceback  # noqa: E402
 import urllib.request  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
+from contextlib import contextmanager, suppress  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -88,7 +88,17 @@ def parse_size(text: str) -> int:
     if not match:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 256MiB, 4KiB)")
     unit = (match.group(2) or "B").lower().rstrip("b") or "b"
-    scale = {"b": 1, "k": 1000, "ki": KiB, "m": 1000**2, "mi": MiB, "g": 1000**3, "gi": GiB, "t": 1000**4, "ti": 1024**4}
+    scale = {
+        "b": 1,
+        "k": 1000,
+        "ki": KiB,
+        "m": 1000**2,
+        "mi": MiB,
+        "g": 1000**3,
+        "gi": GiB,
+        "t": 1000**4,
+        "ti": 1024**4,
+    }
     return int(float(match.group(1)) * scale[unit])
 
 
@@ -125,6 +135,45 @@ def tree_cpu_seconds(root: int) -> float:
         total += ticks.get(pid, 0)
         todo.extend(child for child, parent in parents.items() if parent == pid)
     return total / CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """User+nice+system CPU seconds of the whole machine, all CPUs (from /proc/stat)."""
+    with open("/proc/stat") as file:
+        fields = file.readline().split()
+    return sum(int(v) for v in fields[1:4]) / CLK_TCK
+
+
+@dataclass
+class Snapshot:
+    """CPU counters at one moment: the target's, the S3 server's, the bench's own tree, the machine's."""
+
+    time: float
+    target: float
+    s3: float
+    bench: float
+    machine: float
+
+    @classmethod
+    def take(cls, target_pid: int, s3_pid: int) -> Snapshot:
+        return cls(
+            time.perf_counter(),
+            tree_cpu_seconds(target_pid),
+            tree_cpu_seconds(s3_pid),
+            tree_cpu_seconds(os.getpid()),
+            machine_busy_seconds(),
+        )
+
+    def until(self, later: Snapshot) -> dict[str, float]:
+        """Seconds of wall time, of CPU per party, and the load (in CPUs) of processes not the bench's."""
+        wall = later.time - self.time
+        others = (later.machine - self.machine) - (later.bench - self.bench)
+        return {
+            "wall": wall,
+            "target": later.target - self.target,
+            "s3": later.s3 - self.s3,
+            "others": max(0.0, others) / wall if wall > 0 else 0.0,
+        }
 
 
 def peak_rss(pid: int) -> int:
@@ -172,10 +221,8 @@ def free_port() -> int:
 
 def _die_with_parent() -> None:
     """In the child: get SIGTERM if the bench dies without cleaning up (Linux only)."""
-    try:
+    with suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 class Processes:
@@ -186,8 +233,9 @@ class Processes:
         self.env = env
         self.live: list[subprocess.Popen[bytes]] = []
 
-    def start(self, argv: list[str], *, log: Path | None = None, env: dict[str, str] | None = None,
-              pipes: bool = False) -> subprocess.Popen[bytes]:
+    def start(
+        self, argv: list[str], *, log: Path | None = None, env: dict[str, str] | None = None, pipes: bool = False
+    ) -> subprocess.Popen[bytes]:
         stderr = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
         try:
             proc = subprocess.Popen(
@@ -278,6 +326,7 @@ class Single:
     cpu_per_gib: float
     rss: int
     s3_cpu_per_gib: float
+    others: float
 
 
 @dataclass
@@ -305,9 +354,20 @@ class Target:
         b = self.bench
         if self.config == "a":
             self.proc = b.procs.start(
-                [PYTHON, str(BENCH_DIR / "direct.py"), "--endpoint", b.s3_url, "--bucket", BUCKET,
-                 "--part-size", str(PART_SIZE), "--parts-in-flight", str(PARTS_IN_FLIGHT)],
-                log=self.log, pipes=True,
+                [
+                    PYTHON,
+                    str(BENCH_DIR / "direct.py"),
+                    "--endpoint",
+                    b.s3_url,
+                    "--bucket",
+                    BUCKET,
+                    "--part-size",
+                    str(PART_SIZE),
+                    "--parts-in-flight",
+                    str(PARTS_IN_FLIGHT),
+                ],
+                log=self.log,
+                pipes=True,
             )
             self.call(op="load", path=str(b.files["warmup"]), name="warmup")
             return self
@@ -319,9 +379,27 @@ class Target:
             wait_for_http(self.url + "/healthz", self.proc, f"aiouploader ({self.config})")
         else:
             self.proc = b.procs.start(
-                [PYTHON, "-m", "uvicorn", "baseline_app:app", "--app-dir", str(BENCH_DIR),
-                 "--host", "127.0.0.1", "--port", str(port), "--loop", "asyncio", "--http", b.uvicorn_http,
-                 "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+                [
+                    PYTHON,
+                    "-m",
+                    "uvicorn",
+                    "baseline_app:app",
+                    "--app-dir",
+                    str(BENCH_DIR),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--loop",
+                    "asyncio",
+                    "--http",
+                    b.uvicorn_http,
+                    "--lifespan",
+                    "off",
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
                 log=self.log,
                 env={"BENCH_S3_ENDPOINT": b.s3_url, "BENCH_BUCKET": BUCKET, "BENCH_PART_SIZE": str(PART_SIZE)},
             )
@@ -419,8 +497,12 @@ class Bench:
     def make_files(self) -> None:
         data = self.work / "data"
         data.mkdir()
-        sizes = {"warmup": 4 * KiB, "small": self.args.small_size, "big": self.args.size,
-                 "concurrent": self.args.concurrent_size}
+        sizes = {
+            "warmup": 4 * KiB,
+            "small": self.args.small_size,
+            "big": self.args.size,
+            "concurrent": self.args.concurrent_size,
+        }
         for name, size in sizes.items():
             path = data / f"{name}-{fmt_size(size)}.bin"
             with open(path, "wb") as file:
@@ -441,15 +523,30 @@ class Bench:
         root.mkdir()
         port = free_port()
         proc = self.procs.start(
-            [rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}",
-             "--config", os.devnull, "--cache-dir", str(self.work / "rclone-cache"), *self.args.rclone_arg, str(root)],
+            [
+                rclone,
+                "serve",
+                "s3",
+                "--addr",
+                f"127.0.0.1:{port}",
+                "--auth-key",
+                f"{ACCESS_KEY},{SECRET_KEY}",
+                "--config",
+                os.devnull,
+                "--cache-dir",
+                str(self.work / "rclone-cache"),
+                *self.args.rclone_arg,
+                str(root),
+            ],
             log=self.work / "logs" / "rclone.log",
         )
         wait_for_port(port, proc, "rclone serve s3")
         self.s3_pid = proc.pid
         self.s3_url = f"http://127.0.0.1:{port}"
         self.s3 = boto3.client(
-            "s3", endpoint_url=self.s3_url, region_name="us-east-1",
+            "s3",
+            endpoint_url=self.s3_url,
+            region_name="us-east-1",
             config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
         )
         self.s3.create_bucket(Bucket=BUCKET)
@@ -490,9 +587,23 @@ class Bench:
         started = []
         for i, (url, path) in enumerate(uploads):
             out = self.work / "logs" / f"curl-{uuid.uuid4().hex[:8]}-{i}.json"
-            argv = ["curl", "-sS", "--noproxy", "*", "--max-time", str(max_time), "-H",
-                    "Content-Type: application/octet-stream", "-o", str(out), "-w", "%{http_code}",
-                    "-T", str(path), url]
+            argv = [
+                "curl",
+                "-sS",
+                "--noproxy",
+                "*",
+                "--max-time",
+                str(max_time),
+                "-H",
+                "Content-Type: application/octet-stream",
+                "-o",
+                str(out),
+                "-w",
+                "%{http_code}",
+                "-T",
+                str(path),
+                url,
+            ]
             proc = self.procs.start(argv, log=out.with_suffix(".err"), pipes=True)
             started.append((proc, out, url))
         answers, errors = [], []
@@ -524,8 +635,9 @@ class Bench:
 
         async def worker(session: aiohttp.ClientSession) -> None:
             for i in numbers:
-                async with session.put(target.url_for(f"{prefix}-{i}"), data=body,
-                                       headers={"Content-Type": "application/octet-stream"}) as response:
+                async with session.put(
+                    target.url_for(f"{prefix}-{i}"), data=body, headers={"Content-Type": "application/octet-stream"}
+                ) as response:
                     text = await response.read()
                     if response.status != 201:
                         failures.append(f"HTTP {response.status}: {text[:200]!r}")
@@ -551,14 +663,15 @@ class Bench:
             except Exception as exc:
                 raise BenchError(f"{key} is not in S3 after its upload ({exc})") from None
             finally:
-                try:
+                with suppress(Exception):
                     self.s3.delete_object(Bucket=BUCKET, Key=key)
-                except Exception:
-                    pass
             if config == "c":
-                note = (f"encryption active: {size} bytes stored as {stored}" if stored > size else
-                        "WARNING: the encryption plugin stored the plaintext size unchanged: not encrypting?")
-                if note not in self.results.notes["c"]:
+                note = (
+                    f"encryption active: {size} bytes stored as {stored}"
+                    if stored > size
+                    else "WARNING: the encryption plugin stored the plaintext size unchanged: not encrypting?"
+                )
+                if not any(n.split(":")[0] == note.split(":")[0] for n in self.results.notes["c"]):
                     self.results.notes["c"].append(note)
                 if stored < size:
                     raise BenchError(f"{key}: {stored} bytes stored for {size} sent")
@@ -573,19 +686,20 @@ class Bench:
             if config == "a":
                 target.call(op="load", path=str(self.files["big"]), name="big")
             target.warm_up()
-            cpu0, s3_cpu0 = target.cpu(), tree_cpu_seconds(self.s3_pid)
-            started = time.perf_counter()
+            before = Snapshot.take(target.pid, self.s3_pid)
             if config == "a":
                 target.call(op="multipart", keys=[key], name="big", timeout=60 + size / (2 * MiB))
             else:
                 (answer,) = self.curl_many([(target.url_for(key), self.files["big"])], target)
                 if answer.get("size") != size:
                     raise BenchError(f"the server says it got {answer.get('size')} bytes of {size}")
-            seconds = time.perf_counter() - started
-            cpu, s3_cpu = target.cpu() - cpu0, tree_cpu_seconds(self.s3_pid) - s3_cpu0
+            used = before.until(Snapshot.take(target.pid, self.s3_pid))
             rss = target.rss()
         self.check_stored(config, [key], size)
-        return Single(seconds, size / MiB / seconds, cpu / (size / GiB), rss, s3_cpu / (size / GiB))
+        gib = size / GiB
+        return Single(
+            used["wall"], size / MiB / used["wall"], used["target"] / gib, rss, used["s3"] / gib, used["others"]
+        )
 
     def concurrent_and_small(self, config: str) -> None:
         n, size, count = self.args.concurrent, self.args.concurrent_size, self.args.small_count
@@ -596,20 +710,18 @@ class Bench:
                 target.call(op="load", path=str(self.files["concurrent"]), name="concurrent")
                 target.call(op="load", path=str(self.files["small"]), name="small")
             target.warm_up()
-            cpu0, s3_cpu0 = target.cpu(), tree_cpu_seconds(self.s3_pid)
-            started = time.perf_counter()
+            before = Snapshot.take(target.pid, self.s3_pid)
             if config == "a":
-                target.call(op="multipart", keys=keys, name="concurrent",
-                            timeout=60 + n * size / (2 * MiB))
+                target.call(op="multipart", keys=keys, name="concurrent", timeout=60 + n * size / (2 * MiB))
             else:
                 self.curl_many([(target.url_for(k), self.files["concurrent"]) for k in keys], target)
-            seconds = time.perf_counter() - started
-            cpu, s3_cpu = target.cpu() - cpu0, tree_cpu_seconds(self.s3_pid) - s3_cpu0
+            used = before.until(Snapshot.take(target.pid, self.s3_pid))
             self.results.concurrent[config] = {
-                "mibps": n * size / MiB / seconds,
+                "mibps": n * size / MiB / used["wall"],
                 "rss": target.rss(),
-                "cpu_per_gib": cpu / (n * size / GiB),
-                "s3_cpu_per_gib": s3_cpu / (n * size / GiB),
+                "cpu_per_gib": used["target"] / (n * size / GiB),
+                "s3_cpu_per_gib": used["s3"] / (n * size / GiB),
+                "others": used["others"],
             }
             self.check_stored(config, keys, size)
             if count:
@@ -617,8 +729,14 @@ class Bench:
                 cpu0 = target.cpu()
                 if config == "a":
                     started = time.perf_counter()
-                    target.call(op="small", prefix=small_prefix, name="small", count=count,
-                                concurrency=self.args.clients, timeout=60 + count / 5)
+                    target.call(
+                        op="small",
+                        prefix=small_prefix,
+                        name="small",
+                        count=count,
+                        concurrency=self.args.clients,
+                        timeout=60 + count / 5,
+                    )
                     seconds = time.perf_counter() - started
                 else:
                     seconds = asyncio.run(self._small_http(target, small_prefix, count))
@@ -637,15 +755,20 @@ class Bench:
     def _record(self, config: str, round_: int) -> None:
         result = self.single(config, round_)
         self.results.singles[config][round_] = result
-        progress(f"  round {round_} ({config}): {result.mibps:8.1f} MiB/s  {result.seconds:6.2f} s  "
-                 f"CPU {result.cpu_per_gib:5.2f} s/GiB (S3 server {result.s3_cpu_per_gib:5.2f})  "
-                 f"peak RSS {result.rss / MiB:6.1f} MiB")
+        progress(
+            f"  round {round_} ({config}): {result.mibps:8.1f} MiB/s  {result.seconds:6.2f} s  "
+            f"CPU {result.cpu_per_gib:5.2f} s/GiB (S3 server {result.s3_cpu_per_gib:5.2f})  "
+            f"peak RSS {result.rss / MiB:6.1f} MiB  other load {result.others:4.2f} CPUs"
+        )
 
     def _concurrent(self, config: str) -> None:
         self.concurrent_and_small(config)
         c = self.results.concurrent[config]
-        line = (f"  {self.args.concurrent}×{fmt_size(self.args.concurrent_size)} ({config}): {c['mibps']:8.1f} MiB/s "
-                f"CPU {c['cpu_per_gib']:5.2f} s/GiB (S3 server {c['s3_cpu_per_gib']:5.2f})  peak RSS {c['rss'] / MiB:6.1f} MiB")
+        line = (
+            f"  {self.args.concurrent}x{fmt_size(self.args.concurrent_size)} ({config}): {c['mibps']:8.1f} MiB/s "
+            f"CPU {c['cpu_per_gib']:5.2f} s/GiB (S3 server {c['s3_cpu_per_gib']:5.2f})  "
+            f"peak RSS {c['rss'] / MiB:6.1f} MiB  other load {c['others']:4.2f} CPUs"
+        )
         if config in self.results.small:
             s = self.results.small[config]
             line += f"; {fmt_size(self.args.small_size)}: {s['per_s']:7.1f}/s  {s['cpu_ms']:.2f} ms CPU each"
@@ -677,13 +800,20 @@ def summary_rows(bench: Bench) -> tuple[list[str], list[list[str]]]:
     args, res = bench.args, bench.results
     n, csize = args.concurrent, fmt_size(args.concurrent_size)
     header = [
-        "configuration", "MiB/s (median)", "ratio to (a)", "CPU s/GiB", "S3 server CPU s/GiB", "peak RSS MiB",
-        f"{n}×{csize} MiB/s", f"{n}×{csize} peak RSS MiB", f"{fmt_size(args.small_size)} uploads/s",
+        "configuration",
+        "MiB/s (median)",
+        "ratio to (a)",
+        "CPU s/GiB",
+        "S3 server CPU s/GiB",
+        "peak RSS MiB",
+        f"{n}x{csize} MiB/s",
+        f"{n}x{csize} peak RSS MiB",
+        f"{fmt_size(args.small_size)} uploads/s",
         "CPU ms per small upload",
     ]
 
     def num(value: float | None, digits: int = 1) -> str:
-        return "–" if value is None else f"{value:.{digits}f}"
+        return "-" if value is None else f"{value:.{digits}f}"
 
     rows = []
     for config in args.only:
@@ -691,25 +821,31 @@ def summary_rows(bench: Bench) -> tuple[list[str], list[list[str]]]:
         ratios = [singles[r].mibps / res.singles["a"][r].mibps for r in singles if r in res.singles["a"]]
         conc, small = res.concurrent.get(config, {}), res.small.get(config, {})
         rss = median([s.rss / MiB for s in singles.values()])
-        rows.append([
-            f"({config}) {CONFIGS[config]}",
-            num(median([s.mibps for s in singles.values()])),
-            num(median(ratios), 2) if config != "a" else ("1.00" if singles else "–"),
-            num(median([s.cpu_per_gib for s in singles.values()]), 2),
-            num(median([s.s3_cpu_per_gib for s in singles.values()]), 2),
-            num(rss, 0),
-            num(conc.get("mibps")),
-            num(conc["rss"] / MiB if conc else None, 0),
-            num(small.get("per_s"), 0),
-            num(small.get("cpu_ms"), 2),
-        ])
+        rows.append(
+            [
+                f"({config}) {CONFIGS[config]}",
+                num(median([s.mibps for s in singles.values()])),
+                num(median(ratios), 2) if config != "a" else ("1.00" if singles else "-"),
+                num(median([s.cpu_per_gib for s in singles.values()]), 2),
+                num(median([s.s3_cpu_per_gib for s in singles.values()]), 2),
+                num(rss, 0),
+                num(conc.get("mibps")),
+                num(conc["rss"] / MiB if conc else None, 0),
+                num(small.get("per_s"), 0),
+                num(small.get("cpu_ms"), 2),
+            ]
+        )
     return header, rows
 
 
 def plain_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             for row in [header, *rows]]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -735,6 +871,30 @@ def _command_version(argv: list[str]) -> str:
         return "?"
 
 
+def code_version() -> str:
+    """The commit of the aiouploader that runs, and whether its package has uncommitted changes (read-only git)."""
+    spec = importlib.util.find_spec("aiouploader")
+    if spec is None or spec.origin is None:
+        return "aiouploader: not found"
+    package = Path(spec.origin).parent
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # git status must not rewrite the index
+
+    def git(*argv: str) -> str:
+        try:
+            result = subprocess.run(
+                ["git", "-C", str(package), *argv], capture_output=True, text=True, timeout=10, check=False, env=env
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return f"aiouploader from {package}"
+    dirty = git("status", "--porcelain", "--", ".")
+    return f"aiouploader at commit {commit}" + (" plus uncommitted changes in the package" if dirty else "")
+
+
 def machine(bench: Bench) -> list[str]:
     model = "?"
     with open("/proc/cpuinfo") as file:
@@ -744,14 +904,14 @@ def machine(bench: Bench) -> list[str]:
                 break
     nproc = _command_version(["nproc"])
     rclone = bench.args.rclone or shutil.which("rclone", path=str(Path(PYTHON).parent)) or "rclone"
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // GiB
     return [
-        f"Machine: `nproc` = {nproc}, CPU: {model}, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // GiB} GiB RAM, "
-        f"Linux {platform.release()}",
+        f"Machine: `nproc` = {nproc}, CPU: {model}, {memory} GiB RAM, Linux {platform.release()}",
         f"Python {platform.python_version()}; aiouploader {_version('aiouploader')}, aiohttp {_version('aiohttp')}, "
         f"aioboto3 {_version('aioboto3')}, boto3 {_version('boto3')}, starlette {_version('starlette')}, "
         f"uvicorn {_version('uvicorn')} (--http {bench.uvicorn_http}); {_command_version([rclone, 'version'])}; "
         f"{' '.join(_command_version(['curl', '--version']).split()[:2])}",
-        f"Command: `{shlex.join([PYTHON, *sys.argv])}`",
+        f"Code: {code_version()}. Command: `{shlex.join([PYTHON, *sys.argv])}`",
     ]
 
 
@@ -776,9 +936,19 @@ def report(bench: Bench, elapsed: float) -> None:
         "(b) and (c) compute SHA-256 of the body plus Content-MD5 and CRC32C of every part.",
         "All processes (rclone, servers, curl, the bench) share the same CPUs.",
     ]
+    loads = [r.others for rounds in res.singles.values() for r in rounds.values()]
+    loads += [c["others"] for c in res.concurrent.values()]
+    if loads:
+        notes.append(
+            f"Load from processes outside the bench while measuring: median {statistics.median(loads):.2f}, "
+            f"max {max(loads):.2f} CPUs of {os.cpu_count()} (user+sys from /proc/stat minus the bench's own "
+            "process tree); a busy machine makes every number noisier."
+        )
     if args.set:
-        notes.append("aiouploader settings changed with --set: "
-                     + ", ".join(f"{sec}.{key} = {toml_value(value)}" for sec, key, value in args.set))
+        notes.append(
+            "aiouploader settings changed with --set: "
+            + ", ".join(f"{sec}.{key} = {toml_value(value)}" for sec, key, value in args.set)
+        )
     if args.rclone_arg:
         notes.append(f"rclone serve s3 extra arguments: {shlex.join(args.rclone_arg)}")
     for config in args.only:
@@ -820,13 +990,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--small-count", type=int, help="small uploads, 0 for none (default 2000; --quick 200)")
     parser.add_argument("--small-size", type=parse_size, default=4 * KiB, help="size of each (default 4KiB)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients for small uploads (default 16)")
-    parser.add_argument("--timeout", type=float, help="stop everything after this many seconds (default 3600; --quick 300)")
-    parser.add_argument("--set", type=parse_setting, action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="a setting for aiouploader's config in (b) and (c) (repeat for more), "
-                        "e.g. --set s3.content_md5=false --set upload.block_size=4MiB (a bare word is a string)")
+    parser.add_argument(
+        "--timeout", type=float, help="stop everything after this many seconds (default 3600; --quick 300)"
+    )
+    parser.add_argument(
+        "--set",
+        type=parse_setting,
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a setting for aiouploader's config in (b) and (c) (repeat for more), "
+        "e.g. --set s3.content_md5=false --set upload.block_size=4MiB (a bare word is a string)",
+    )
     parser.add_argument("--rclone", help="the rclone binary (default: next to this Python, then $PATH)")
-    parser.add_argument("--rclone-arg", action="append", default=[], metavar="ARG",
-                        help="an extra argument for `rclone serve s3` (repeat for more), e.g. --rclone-arg=--etag-hash=")
+    parser.add_argument(
+        "--rclone-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an extra argument for `rclone serve s3` (repeat for more), e.g. --rclone-arg=--etag-hash=",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.size = args.size or (16 * MiB if quick else 256 * MiB)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -69,7 +70,8 @@ async def test_the_age_command_decrypts_what_the_proxy_stored(
     async with proxy.session.put(proxy("/secret/x"), data=body) as response:
         assert response.status == 201
     (tmp_path / "x.age").write_bytes(s3_server.get(bucket, "x"))
-    plain = subprocess.run(["age", "-d", "-i", str(keys[2]), str(tmp_path / "x.age")], capture_output=True, check=True)
+    command = ["age", "-d", "-i", str(keys[2]), str(tmp_path / "x.age")]
+    plain = await asyncio.to_thread(subprocess.run, command, capture_output=True, check=True)
     assert plain.stdout == body
     async with proxy.session.get(proxy("/secret/x")) as response:
         assert await response.read() == s3_server.get(bucket, "x")
@@ -81,7 +83,8 @@ async def test_a_file_encrypted_by_age_decrypts_through_get(
     proxy = await encrypting_proxy(make_proxy, bucket, keys)
     body = os.urandom(200_000)
     (tmp_path / "plain").write_bytes(body)
-    subprocess.run(["age", "-r", keys[1], "-o", str(tmp_path / "c.age"), str(tmp_path / "plain")], check=True)
+    command = ["age", "-r", keys[1], "-o", str(tmp_path / "c.age"), str(tmp_path / "plain")]
+    await asyncio.to_thread(subprocess.run, command, check=True)
     s3_server.client.put_object(Bucket=bucket, Key="from-age", Body=(tmp_path / "c.age").read_bytes())
     async with proxy.session.get(proxy("/secret/from-age")) as response:
         assert await response.read() == body

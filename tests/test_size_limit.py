@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from aiouploader import Upload, UploadStage, hookimpl
 from aiouploader.app import make_app
 from aiouploader.config import ConfigError, validate
+from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
 MiB = 1024**2
@@ -201,6 +203,43 @@ async def test_chunked_body_over_the_limit_aborts_the_multipart_upload(
     assert result["error"]["code"] == "payload_too_large"
     assert "12MiB" in result["error"]["message"]
     assert_nothing_left(s3_server, bucket)
+
+
+class _DoubleStage(UploadStage):
+    async def feed(self, block: bytes) -> bytes:
+        return block + block
+
+
+class Double:
+    """Stores every byte twice: a stand-in for a plugin that makes the stored object larger."""
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, settings: Any) -> UploadStage:
+        return _DoubleStage()
+
+
+async def test_limit_counts_the_client_bytes_even_after_a_growing_plugin(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    pm = make_plugin_manager()
+    pm.register(Double(), name="double")
+    proxy = await make_proxy(
+        routes=[{"path": "/uploads", "bucket": bucket, "plugins": ["double", "size_limit"]}],
+        pm=pm,
+        plugins={"size_limit": {"max_size": 10_000}},
+    )
+    body = os.urandom(10_000)
+    status, result = await put(proxy, "/uploads/at-the-limit", body)
+    assert status == 201, result
+    assert (result["size"], result["stored_size"]) == (10_000, 20_000)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+        yield b"x"
+
+    status, result = await put(proxy, "/uploads/over", chunks())
+    assert status == 413
+    assert s3_server.keys(bucket) == ["at-the-limit"]
 
 
 BAD_SIZES = ["lots", -1, "12XB", True, "1.5.0MiB"]
