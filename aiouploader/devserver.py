@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import boto3
@@ -20,6 +21,7 @@ def start(config: Config) -> tuple[Config, object]:
         raise SystemExit("aiouploader: --dev needs moto's server: pip install 'aiouploader[dev]'") from None
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(name, "dev")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

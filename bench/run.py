@@ -62,6 +62,7 @@ SECRET_KEY = "aiouploader-bench-secret-key"
 BUCKET = "bench"
 ROUTE = "/uploads"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+WORK_PREFIX = "aiouploader-bench-"
 
 CONFIGS = {
     "a": "ceiling: aioboto3 multipart from memory",
@@ -1029,6 +1030,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def remove_stale_workspaces(base: Path) -> None:
+    """Remove the workspaces of earlier runs that were killed (their bench.pid names no live process)."""
+    for path in base.glob(WORK_PREFIX + "*"):
+        try:
+            pid = int((path / "bench.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            progress(f"bench: removing {path}, left by a run that was killed")
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @contextmanager
 def deadline(seconds: float) -> Iterator[None]:
     def stop(signum: int, frame: object) -> None:
@@ -1051,7 +1064,9 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("curl") is None:
         raise SystemExit("bench: curl is needed for (b), (c) and (d)")
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    work = Path(tempfile.mkdtemp(prefix="aiouploader-bench-", dir=base))
+    remove_stale_workspaces(Path(base or tempfile.gettempdir()))
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=base))
+    (work / "bench.pid").write_text(str(os.getpid()))
     (work / "logs").mkdir()
     started = time.monotonic()
     bench = Bench(args, work)

@@ -21,6 +21,7 @@ HTTP/1.1 request that went through, for tests that check what a client sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from types import TracebackType
 
 HEADERS_END = b"\r\n\r\n"
@@ -225,8 +226,10 @@ class Relay:
                     if faulty and self.close_after is not None and passed + len(data) >= self.close_after:
                         self.bytes_up += self.close_after - passed
                         writer.write(bytes(data[: self.close_after - passed]))
-                        writer.close()  # after what was written is flushed
                         both[0].transport.abort()
+                        writer.close()
+                        with contextlib.suppress(ConnectionError):
+                            await writer.wait_closed()  # the bytes passed on are flushed first
                         return
                     self.bytes_up += len(data)
                 else:

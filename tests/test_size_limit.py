@@ -104,6 +104,28 @@ async def test_expect_100_continue_over_the_limit_is_413_without_continue(
     assert_nothing_left(s3_server, bucket)
 
 
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)  # HTTP only: one S3 server is enough
+@pytest.mark.xfail(
+    strict=True,
+    raises=TimeoutError,
+    reason="core: after expect_handler refuses, aiohttp lingers up to 10s for a body the client must not send "
+    "(see the report: handlers.expect_handler should write the error and force_close the protocol)",
+)
+async def test_expect_100_continue_refusal_closes_the_connection_promptly(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await proxy_for(make_proxy, bucket, "1MiB")
+    reader, writer = await open_raw(proxy)
+    try:
+        writer.write(request_head("/uploads/big", MiB + 1, "Expect: 100-continue"))
+        status, _, _ = await read_response(reader)
+        assert status == 413
+        async with asyncio.timeout(2):
+            assert await reader.read() == b""
+    finally:
+        writer.close()
+
+
 async def test_expect_100_continue_under_the_limit_continues_and_stores(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:

@@ -49,11 +49,7 @@ class BlockSpy:
         return _SpyStage(self.blocks)
 
     def boundaries(self) -> list[int]:
-        ends, total = [], 0
-        for size in self.blocks:
-            total += size
-            ends.append(total)
-        return ends
+        return list(itertools.accumulate(self.blocks))
 
 
 async def proxy_for(
