@@ -102,16 +102,30 @@ def _prepare_upload(request: web.Request) -> Upload | None:
 
 
 async def expect_handler(request: web.Request) -> web.StreamResponse | None:
-    """Answer ``Expect: 100-continue`` only once the upload may go ahead."""
+    """Answer ``Expect: 100-continue`` only once the upload may go ahead.
+
+    A refusal is the final answer, and the connection closes at once: the
+    client sends no body that the server would otherwise wait for.
+    """
+    upload = None
     try:
         if request.headers.get("Expect", "").lower() != "100-continue":
             raise ExpectationFailed("Only 'Expect: 100-continue' is understood.")
         if (upload := _prepare_upload(request)) is not None:
-            _target(request)[0].chain.started(upload)
+            chain = _target(request)[0].chain
+            try:
+                chain.started(upload)
+            except UploadError as exc:
+                chain.failed(upload, exc)
+                raise
             request[STARTED] = True
     except UploadError as exc:
         response = error_response(request, exc)
         response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        if request.protocol is not None:
+            request.protocol.force_close()
         return response
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     request.writer.output_size = 0
@@ -195,6 +209,7 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
             key = key_for_file(part.filename, route.config.form_keys)
             upload = _upload_for(request, route, key, part.headers.get("Content-Type"))
             upload.content_length = None
+            upload.form_field = part.name or ""
             results.append(await _store(request, route, upload, _part_reader(part, service.config.upload.block_size)))
     except BaseException:
         for result in results:

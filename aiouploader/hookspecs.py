@@ -53,6 +53,9 @@ class Upload:
     """Per-plugin results for the upload result's ``plugins`` object, keyed by plugin name."""
     size: int = 0
     """Bytes received from the client so far."""
+    form_field: str | None = None
+    """For a file field of a ``multipart/form-data`` POST, its name: ``headers``
+    (and any digest in them) then describe the whole form, not this file."""
 
     @property
     def s3_key(self) -> str:

@@ -28,7 +28,7 @@ from .errors import NotFound, PreconditionFailed, UploadError, UpstreamError, Up
 log = logging.getLogger(__name__)
 
 MAX_PARTS = 10_000
-PARTS_PER_SIZE_STEP = 1_000
+PARTS_PER_SIZE_STEP = 900
 ABORT_ATTEMPTS = 4
 READ_CHUNK = 256 * 1024
 
@@ -37,7 +37,8 @@ def part_size_for(number: int, base: int, content_length: int | None) -> int:
     """The size of part ``number`` (1-based), so that any object fits in 10,000 parts.
 
     A known length picks one size up front. An unknown one starts at ``base``
-    and doubles every 1,000 parts: 8MiB parts reach 8TiB by part 10,000.
+    and doubles every 900 parts, up to S3's 5GiB: even 5MiB parts reach S3's
+    5TiB object limit by part 10,000.
     """
     if content_length is not None:
         needed = math.ceil(content_length / MAX_PARTS)
@@ -157,6 +158,7 @@ class S3:
         if self._algorithm:
             name, func = self._algorithm
             args[f"Checksum{name}"] = _b64(func(body))
+            args["ChecksumAlgorithm"] = name
         return args
 
     async def _checksum_args(self, body: bytes | bytearray) -> dict[str, str]:
@@ -356,7 +358,7 @@ class ObjectWriter:
         except Exception as exc:
             raise translate(exc, f"uploading part {part['PartNumber']}") from exc
         for name, value in checksums.items():
-            if name.startswith("Checksum"):
+            if name.startswith("Checksum") and name != "ChecksumAlgorithm":
                 part[name] = response.get(name, value)
         part["ETag"] = response["ETag"]
         self._spare.append(body)
@@ -412,7 +414,7 @@ class ObjectWriter:
         checksum = {
             name.removeprefix("Checksum").lower(): response.get(name, value)
             for name, value in checksums.items()
-            if name.startswith("Checksum")
+            if name.startswith("Checksum") and name != "ChecksumAlgorithm"
         }
         return Stored(response["ETag"], _version(response), len(body), checksum)
 

@@ -170,11 +170,6 @@ async def test_malformed_digest_header_is_a_bad_request(
     assert_nothing_left(s3_server, bucket)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: a form file's Upload.headers are the whole request's, so a digest of the form body "
-    "is checked against each file (see the report: Upload needs to say it is one field of a form)",
-)
 async def test_form_with_a_digest_of_the_whole_body_is_accepted(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:
@@ -259,11 +254,6 @@ async def test_every_put_and_part_carries_content_md5_and_the_configured_checksu
 
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: s3.py sends x-amz-checksum-* without x-amz-sdk-checksum-algorithm (ChecksumAlgorithm), "
-    "which moto needs to record the checksum of a PutObject",
-)
 async def test_moto_records_the_checksum_of_a_single_put(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:

@@ -105,12 +105,6 @@ async def test_expect_100_continue_over_the_limit_is_413_without_continue(
 
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)  # HTTP only: one S3 server is enough
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="core: after expect_handler refuses, aiohttp lingers up to 10s for a body the client must not send "
-    "(see the report: handlers.expect_handler should write the error and force_close the protocol)",
-)
 async def test_expect_100_continue_refusal_closes_the_connection_promptly(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:

@@ -102,7 +102,7 @@ def expected_digests(headers: Mapping[str, str]) -> list[tuple[str, str, bytes]]
 class ChecksumStage(UploadStage):
     def __init__(self, upload: Upload) -> None:
         self._upload = upload
-        self._expected = expected_digests(lowercased(upload.headers))
+        self._expected = [] if upload.form_field is not None else expected_digests(lowercased(upload.headers))
         names = {"sha256"} | {algorithm for _, algorithm, _ in self._expected}
         self._hashes = {name: _FACTORIES[name]() for name in sorted(names)}
 
@@ -135,7 +135,8 @@ def aiouploader_configure(settings: dict[str, Any]) -> ChecksumSettings:
 
 @hookimpl
 def aiouploader_upload_started(upload: Upload, settings: ChecksumSettings) -> None:
-    expected_digests(lowercased(upload.headers))
+    if upload.form_field is None:
+        expected_digests(lowercased(upload.headers))
 
 
 @hookimpl

@@ -46,8 +46,7 @@ def _too_large(settings: VirusScanSettings) -> PayloadTooLarge:
 
 def _over_clamd_limit() -> PayloadTooLarge:
     return PayloadTooLarge(
-        "The upload is larger than the virus scanner can scan (clamd's StreamMaxLength); "
-        "it was not stored unscanned."
+        "The upload is larger than the virus scanner can scan (clamd's StreamMaxLength); it was not stored unscanned."
     )
 
 

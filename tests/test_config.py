@@ -1,0 +1,148 @@
+"""The configuration surface: TOML, environment overrides, one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aiouploader.config import ConfigError, apply_env, load, validate
+from aiouploader.sizes import format_size, parse_size
+
+ROUTE = '[[routes]]\npath = "/uploads"\nbucket = "incoming"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("8MiB", 8 * 1024**2),
+        ("100MB", 100 * 10**6),
+        ("5GiB", 5 * 1024**3),
+        (" 1 KiB ", 1024),
+        (42, 42),
+        ("1.5KiB", 1536),
+    ],
+)
+def test_sizes_are_read_as_people_write_them(text: object, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["lots", "8 MiBs", "-1", True, -5, 1.5, "MiB"])
+def test_what_is_no_size_is_refused(text: object) -> None:
+    with pytest.raises(ValueError, match="size"):
+        parse_size(text)
+
+
+def test_format_size_round_trips() -> None:
+    for size in (1, 1024, 5 * 1024**2, 3 * 1024**4, 1536):
+        assert parse_size(format_size(size)) == size
+
+
+def test_environment_overrides_every_kind_of_setting(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE + '[s3]\npart_size = "8MiB"\n')
+    config = load(
+        path,
+        {
+            "AIOUPLOADER_S3__ENDPOINT_URL": "http://127.0.0.1:9000",
+            "AIOUPLOADER_S3__PART_SIZE": "16MiB",
+            "AIOUPLOADER_SERVER__PORT": "9090",
+            "AIOUPLOADER_ROUTES__0__BUCKET": "other",
+            "AIOUPLOADER_ROUTES__0__PLUGINS": '["checksum"]',
+            "AIOUPLOADER_PLUGINS__SIZE_LIMIT__MAX_SIZE": "1GiB",
+            "UNRELATED": "x",
+        },
+    )
+    assert config.s3.endpoint_url == "http://127.0.0.1:9000"
+    assert config.s3.part_size == 16 * 1024**2
+    assert config.server.port == 9090
+    assert config.routes[0].bucket == "other" and config.routes[0].plugins == ["checksum"]
+    assert config.plugins["size_limit"] == {"max_size": "1GiB"}
+
+
+def test_config_file_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE)
+    assert load(None, {"AIOUPLOADER_CONFIG": str(path)}).routes[0].bucket == "incoming"
+
+
+def test_route_settings_override_plugin_defaults() -> None:
+    config = validate(
+        {
+            "routes": [{"path": "/a", "bucket": "bbb", "plugin_settings": {"size_limit": {"max_size": "1MiB"}}}],
+            "plugins": {"size_limit": {"max_size": "1GiB"}, "virus_scan": {"backend": "stub"}},
+        }
+    )
+    assert config.plugin_settings(config.routes[0], "size_limit") == {"max_size": "1MiB"}
+    assert config.plugin_settings(config.routes[0], "virus_scan") == {"backend": "stub"}
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (ROUTE + '[s3]\npart_size = "1MiB"\n', "s3.part_size"),
+        (ROUTE + "[s3]\nparts_in_flight = 0\n", "s3.parts_in_flight"),
+        (ROUTE + "[server]\nport = 70000\n", "server.port"),
+        (ROUTE + "[server]\nprot = 80\n", "server.prot"),
+        ('[[routes]]\npath = "uploads"\nbucket = "incoming"\n', "routes[0].path"),
+        ('[[routes]]\npath = "/u"\n', "routes[0].bucket"),
+        ("", "routes"),
+        (ROUTE + '[[routes]]\npath = "/uploads/inner"\nbucket = "incoming"\n', "routes"),
+        (ROUTE.replace("]\n", "]\nplugins = ['nope']\n", 1), "nope"),
+        (ROUTE + '[plugins.size_limit]\nmax_size = "lots"\n', "max_size"),
+        (ROUTE + "[s3\n", "not valid TOML"),
+    ],
+)
+def test_an_invalid_setting_stops_start_up_with_one_line(tmp_path: Path, text: str, named: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text.replace("plugins = ['nope']", 'plugins = ["nope", "size_limit"]'))
+    if named == "max_size":
+        path.write_text(
+            ROUTE.replace("]\n", ']\nplugins = ["size_limit"]\n', 1) + '[plugins.size_limit]\nmax_size = "lots"\n'
+        )
+    assert_refused(["check-config", str(path)], named)
+
+
+def assert_refused(command: list[str], named: str, env: dict[str, str] | None = None) -> None:
+    run = subprocess.run([sys.executable, "-m", "aiouploader", *command], capture_output=True, text=True, env=env)
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aiouploader: invalid config: ")
+    assert named in lines[0]
+
+
+def test_serve_refuses_an_invalid_setting_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE)
+    env = {"PATH": "/usr/bin:/bin", "AIOUPLOADER_S3__PART_SIZE": "4MiB"}
+    assert_refused(["serve", "--config", str(path)], "s3.part_size", env)
+
+
+def test_unknown_plugin_lists_the_installed_ones(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE.replace("]\n", ']\nplugins = ["nope"]\n', 1))
+    run = subprocess.run(
+        [sys.executable, "-m", "aiouploader", "check-config", str(path)], capture_output=True, text=True
+    )
+    assert run.returncode == 2
+    assert "unknown plugin 'nope'" in run.stderr and "checksum" in run.stderr and "size_limit" in run.stderr
+
+
+def test_env_override_of_a_missing_list_entry_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="ROUTES__3__BUCKET"):
+        apply_env({"routes": [{}]}, {"AIOUPLOADER_ROUTES__3__BUCKET": "x"})
+
+
+def test_check_config_prints_the_effective_config(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE)
+    run = subprocess.run(
+        [sys.executable, "-m", "aiouploader", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        env={"AIOUPLOADER_S3__REGION": "eu-west-1", "PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stderr
+    assert '"region": "eu-west-1"' in run.stdout and '"part_size": 8388608' in run.stdout
