@@ -98,6 +98,7 @@ def serve(args: argparse.Namespace) -> int:
         print=announce,
         access_log=None,
         auto_decompress=False,
+        read_bufsize=config.upload.block_size,
     )
     return 0
 
