@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Throughput, CPU and memory of aiouploader against its ceiling and the usual workaround.
 
-One run, one S3 server (``rclone serve s3`` on a tmpfs directory), four configurations:
+One run, one S3 server (``rclone serve s3`` on a tmpfs directory), these configurations:
 
   (a) ceiling   aioboto3 multipart straight to S3 from memory, no HTTP hop (bench/direct.py)
   (b) checksum  aiouploader, route plugins ["checksum"]
   (c) full      aiouploader, ["size_limit", "checksum", "virus_scan" (stub), "encryption"]
   (d) baseline  Starlette + uvicorn → queue → boto3 upload_fileobj in a thread (bench/baseline_app.py)
+  (e), (f), (g) aiouploader with one plugin each: size_limit, virus_scan (stub), encryption
+                (with (b), each built-in plugin's throughput on its own; not run by default)
 
 Single uploads alternate a, b, c, d, a, b, c, d, ... with a fresh server (or
 (a) process) per configuration per round, so its VmHWM is that round's peak
@@ -69,8 +71,17 @@ CONFIGS = {
     "b": "aiouploader: checksum",
     "c": "aiouploader: size_limit, checksum, virus_scan (stub), encryption",
     "d": "baseline: Starlette/uvicorn → queue → boto3 upload_fileobj",
+    "e": "aiouploader: size_limit",
+    "f": "aiouploader: virus_scan (stub)",
+    "g": "aiouploader: encryption",
 }
-FULL_CHAIN = ["size_limit", "checksum", "virus_scan", "encryption"]
+CHAINS = {
+    "b": ["checksum"],
+    "c": ["size_limit", "checksum", "virus_scan", "encryption"],
+    "e": ["size_limit"],
+    "f": ["virus_scan"],
+    "g": ["encryption"],
+}
 
 
 class BenchError(Exception):
@@ -374,7 +385,7 @@ class Target:
             return self
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        if self.config in ("b", "c"):
+        if self.config in CHAINS:
             config = b.write_aiouploader_config(self.config, port)
             self.proc = b.procs.start([PYTHON, "-m", "aiouploader", "serve", "--config", str(config)], log=self.log)
             wait_for_http(self.url + "/healthz", self.proc, f"aiouploader ({self.config})")
@@ -557,13 +568,13 @@ class Bench:
             "server": {"host": "127.0.0.1", "port": port, "log_level": "warning"},
             "s3": {"endpoint_url": self.s3_url, "part_size": PART_SIZE, "parts_in_flight": PARTS_IN_FLIGHT},
         }
-        if config == "c":
+        if "virus_scan" in CHAINS[config]:
             sections["plugins.virus_scan"] = {"backend": "stub"}
+        if "encryption" in CHAINS[config]:
             sections["plugins.encryption"] = {"recipients": [self.recipient_for_c()]}
         for name, key, value in self.args.set:
             sections.setdefault(name, {})[key] = value
-        plugins = ["checksum"] if config == "b" else FULL_CHAIN
-        sections["[routes]"] = {"path": ROUTE, "bucket": BUCKET, "plugins": plugins}
+        sections["[routes]"] = {"path": ROUTE, "bucket": BUCKET, "plugins": CHAINS[config]}
         lines = []
         for name, values in sections.items():
             lines.append(f"[{name}]")
@@ -666,14 +677,14 @@ class Bench:
             finally:
                 with suppress(Exception):
                     self.s3.delete_object(Bucket=BUCKET, Key=key)
-            if config == "c":
+            if "encryption" in CHAINS.get(config, []):
                 note = (
                     f"encryption active: {size} bytes stored as {stored}"
                     if stored > size
                     else "WARNING: the encryption plugin stored the plaintext size unchanged: not encrypting?"
                 )
-                if not any(n.split(":")[0] == note.split(":")[0] for n in self.results.notes["c"]):
-                    self.results.notes["c"].append(note)
+                if not any(n.split(":")[0] == note.split(":")[0] for n in self.results.notes[config]):
+                    self.results.notes[config].append(note)
                 if stored < size:
                     raise BenchError(f"{key}: {stored} bytes stored for {size} sent")
             elif stored != size:
