@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import aioboto3
@@ -12,7 +14,10 @@ from aiohttp import web
 from . import handlers
 from .chain import Chain
 from .config import Config, S3Config
+from .logs import access
+from .metrics import METRICS, InstrumentedClient, Metrics, handle_metrics
 from .middlewares import errors
+from .orphans import keep_sweeping
 from .plugin_manager import make_plugin_manager
 from .routes import Route
 from .s3 import S3
@@ -38,16 +43,30 @@ def client_config(config: S3Config) -> AioConfig:
 
 def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:
     routes = build_routes(config, pm or make_plugin_manager())
-    app = web.Application(middlewares=[errors])
+    app = web.Application(middlewares=[access, errors])
+    metrics = app[METRICS] = Metrics()
+    for route in routes:
+        route.chain.observe = metrics.observe_stage(route.path)
 
     async def s3_client(app: web.Application) -> AsyncIterator[None]:
         session = aioboto3.Session()
         async with session.client("s3", endpoint_url=config.s3.endpoint_url, config=client_config(config.s3)) as client:
-            app[handlers.SERVICE] = handlers.Service(config, routes, S3(client, config.s3))
+            s3 = S3(InstrumentedClient(client, metrics), config.s3)
+            app[handlers.SERVICE] = handlers.Service(config, routes, s3)
+            sweeper = None
+            if config.s3.orphan_ttl > 0:
+                targets = [(route.config.bucket, route.config.prefix) for route in routes]
+                ttl, interval = config.s3.orphan_ttl, config.s3.orphan_sweep_interval
+                sweeper = asyncio.create_task(keep_sweeping(s3, targets, ttl, interval, metrics.orphans.inc))
             yield
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
 
     app.cleanup_ctx.append(s3_client)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/metrics", handle_metrics)
     app.router.add_route("*", r"/{tail:[\s\S]*}", handlers.handle, expect_handler=handlers.expect_handler)
     return app

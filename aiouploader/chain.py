@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -16,6 +18,10 @@ from .hookspecs import Download, DownloadStage, Fetch, Upload, UploadStage
 from .plugin_manager import PluginHooks, installed
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+StageObserver = Callable[[str, float], None]
+"""Called with a plugin's name and the seconds one ``feed`` or ``finish`` of its stage took."""
 
 
 @dataclass(frozen=True)
@@ -31,20 +37,44 @@ class BoundPlugin:
 
 
 @contextmanager
-def _blame(name: str) -> Iterator[None]:
+def _blame(name: str, request_id: str) -> Iterator[None]:
     """Let a plugin's :class:`UploadError` through; turn anything else into ``plugin_error``."""
     try:
         yield
     except UploadError:
         raise
     except Exception as exc:
-        log.exception("plugin %s failed", name)
+        log.exception("request %s: plugin %s failed", request_id, name, extra={"request_id": request_id})
         raise PluginError(name) from exc
 
 
+async def _within(name: str, request_id: str, limit: float, call: str, awaitable: Awaitable[T]) -> T:
+    """Await one stage call under :func:`_blame`; one that takes over ``limit`` seconds is a plugin error too."""
+    with _blame(name, request_id):
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                return await awaitable
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            log.error(
+                "request %s: plugin %s timed out after %g seconds in %s()",
+                request_id,
+                name,
+                limit,
+                call,
+                extra={"request_id": request_id},
+            )
+            raise PluginError(name, f"The plugin {name!r} timed out after {limit:g} seconds.") from None
+
+
 class Chain:
-    def __init__(self, plugins: list[BoundPlugin]) -> None:
+    def __init__(self, plugins: list[BoundPlugin], timeout: float = 30.0) -> None:
         self.plugins = plugins
+        self.timeout = timeout
+        """Seconds one stage call (``feed``, ``finish``, download ``open``) may take: ``plugin_timeout``."""
+        self.observe: StageObserver | None = None
 
     @classmethod
     def for_route(cls, pm: pluggy.PluginManager, config: Config, route: RouteConfig) -> Chain:
@@ -61,68 +91,92 @@ class Chain:
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"plugins.{name} (route {route.path}): {exc}") from None
             plugins.append(BoundPlugin(hooks[name], settings))
-        return cls(plugins)
+        return cls(plugins, route.plugin_timeout)
 
     def started(self, upload: Upload) -> None:
         """Run ``upload_started`` in order: before any body byte is read."""
         for plugin in self.plugins:
-            with _blame(plugin.name):
+            with _blame(plugin.name, upload.request_id):
                 plugin.hooks.upload_started(upload, plugin.settings)
 
     def pipeline(self, upload: Upload) -> Pipeline:
         stages = []
         for plugin in self.plugins:
-            with _blame(plugin.name):
+            with _blame(plugin.name, upload.request_id):
                 stage = plugin.hooks.upload_stage(upload, plugin.settings)
             if stage is not None:
                 stages.append((plugin.name, stage))
-        return Pipeline(stages)
+        return Pipeline(stages, self.observe, request_id=upload.request_id, timeout=self.timeout)
 
     def completed(self, upload: Upload, result: dict[str, Any]) -> None:
         for plugin in self.plugins:
             try:
                 plugin.hooks.upload_completed(upload, result, plugin.settings)
             except Exception:
-                log.exception("plugin %s failed in upload_completed", plugin.name)
+                log.exception(
+                    "request %s: plugin %s failed in upload_completed",
+                    upload.request_id,
+                    plugin.name,
+                    extra={"request_id": upload.request_id},
+                )
 
     def failed(self, upload: Upload, error: UploadError) -> None:
         for plugin in self.plugins:
             try:
                 plugin.hooks.upload_failed(upload, error, plugin.settings)
             except Exception:
-                log.exception("plugin %s failed in upload_failed", plugin.name)
+                log.exception(
+                    "request %s: plugin %s failed in upload_failed",
+                    upload.request_id,
+                    plugin.name,
+                    extra={"request_id": upload.request_id},
+                )
 
     async def open_download(self, download: Download, fetch: Fetch, size: int) -> tuple[Fetch, int]:
         """Stack the download stages over ``fetch``; return the outermost reader and its size."""
         for plugin in reversed(self.plugins):
-            with _blame(plugin.name):
+            with _blame(plugin.name, download.request_id):
                 stage: DownloadStage | None = plugin.hooks.download_stage(download, plugin.settings)
-                if stage is not None:
-                    size = await stage.open(fetch, size)
-                    fetch = stage.read
+            if stage is not None:
+                size = await _within(plugin.name, download.request_id, self.timeout, "open", stage.open(fetch, size))
+                fetch = stage.read
         return fetch, size
 
 
 class Pipeline:
     """The stages of one upload, fed in chain order."""
 
-    def __init__(self, stages: list[tuple[str, UploadStage]]) -> None:
+    def __init__(
+        self,
+        stages: list[tuple[str, UploadStage]],
+        observe: StageObserver | None = None,
+        *,
+        request_id: str = "-",
+        timeout: float = 30.0,
+    ) -> None:
         self._stages = stages
+        self._observe = observe
+        self._request_id = request_id
+        self._timeout = timeout
 
     async def feed(self, block: bytes, first: int = 0) -> bytes:
         for name, stage in self._stages[first:]:
             if not block:
                 break
-            with _blame(name):
-                block = await stage.feed(block)
+            started = time.perf_counter()
+            block = await _within(name, self._request_id, self._timeout, "feed", stage.feed(block))
+            if self._observe is not None:
+                self._observe(name, time.perf_counter() - started)
         return block
 
     async def finish(self) -> bytes:
         """Finish each stage in order, passing its trailing bytes through the stages after it."""
         tail = bytearray()
         for i, (name, stage) in enumerate(self._stages):
-            with _blame(name):
-                trailing = await stage.finish()
+            started = time.perf_counter()
+            trailing = await _within(name, self._request_id, self._timeout, "finish", stage.finish())
+            if self._observe is not None:
+                self._observe(name, time.perf_counter() - started)
             if trailing:
                 tail += await self.feed(trailing, i + 1)
         return bytes(tail)
@@ -132,4 +186,9 @@ class Pipeline:
             try:
                 await stage.close()
             except Exception:
-                log.exception("plugin %s failed to close its stage", name)
+                log.exception(
+                    "request %s: plugin %s failed to close its stage",
+                    self._request_id,
+                    name,
+                    extra={"request_id": self._request_id},
+                )

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import json
 import logging
 import re
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, auth, logs
 from .app import build_routes, make_app
 from .builtin import encryption
 from .config import Config, ConfigError, load, validate
+from .handlers import SERVICE
 from .plugin_manager import make_plugin_manager
+from .sizes import parse_size
+
+log = logging.getLogger(__name__)
 
 DEV_CONFIG = {
     "routes": [
@@ -45,6 +51,20 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and print the effective config")
     check.add_argument("path")
     commands.add_parser("plugins", help="list the installed plugins")
+    sign = commands.add_parser("sign", help="print a signed upload URL")
+    sign.add_argument("--config", help="TOML config file with [auth.signing_keys] (default: $AIOUPLOADER_CONFIG)")
+    sign.add_argument("--key-id", required=True, help="the signing key to use")
+    sign.add_argument("--method", default="PUT", choices=["PUT", "POST", "GET", "HEAD", "DELETE"])
+    sign.add_argument("--route", required=True, help="the route's path, e.g. /uploads")
+    scope = sign.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--key", help="the one key the URL may use")
+    scope.add_argument("--prefix", help="any key under this prefix (and generated keys for POST)")
+    sign.add_argument("--expires-in", type=int, default=900, help="seconds the URL stays valid (default 900)")
+    sign.add_argument("--max-size", help="largest body allowed, e.g. 10MiB")
+    sign.add_argument("--content-type", help="the only Content-Type allowed")
+    sign.add_argument("--base-url", default="http://127.0.0.1:8080", help="where clients reach the server")
+    hash_token = commands.add_parser("hash-token", help="print the SHA-256 to put in [[auth.tokens]] for a token")
+    hash_token.add_argument("token")
     return parser
 
 
@@ -72,7 +92,7 @@ def serve(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     if overrides:
         config = config.model_copy(update={"server": config.server.model_copy(update=overrides)})
-    logging.basicConfig(level=config.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(config.server.log_level)
     pm = make_plugin_manager()
     build_routes(config, pm)
     _tune_allocator()
@@ -84,23 +104,51 @@ def serve(args: argparse.Namespace) -> int:
     host, port = config.server.host, config.server.port
     route = config.routes[0].path
 
-    def announce(message: str) -> None:
+    def announce() -> None:
         print(f"aiouploader {__version__} listening on http://{host}:{port}", flush=True)
         if dev_server is not None:
             print(f"embedded S3 at {config.s3.endpoint_url}; try:", flush=True)
             print(f"  curl -T README.md http://{host}:{port}{route}/hello.txt", flush=True)
             print(f"  curl http://{host}:{port}{route}/hello.txt", flush=True)
 
-    web.run_app(
-        make_app(config, pm),
-        host=host,
-        port=port,
-        print=announce,
+    asyncio.run(_run(make_app(config, pm), config, announce))
+    return 0
+
+
+async def _run(app: web.Application, config: Config, announce: Callable[[], None]) -> None:
+    """Serve until SIGTERM or SIGINT, then drain.
+
+    Draining turns ``/readyz`` and new uploads into 503 ``draining`` while the
+    listener stays open, gives uploads in flight ``server.shutdown_grace``
+    seconds, cancels the rest (aborting their S3 uploads), then closes. A
+    second signal ends the grace at once.
+    """
+    grace = config.server.shutdown_grace
+    runner = web.AppRunner(
+        app,
         access_log=None,
+        shutdown_timeout=grace,
         auto_decompress=False,
         read_bufsize=config.upload.block_size,
     )
-    return 0
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, config.server.host, config.server.port).start()
+        announce()
+        stop, hurry = asyncio.Event(), asyncio.Event()
+
+        def on_signal() -> None:
+            (hurry if stop.is_set() else stop).set()
+
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal)
+        await stop.wait()
+        log.info("draining: uploads in flight get %g seconds", grace)
+        cancelled = await app[SERVICE].drain(grace, hurry)
+        log.info("drained: %d uploads cancelled", cancelled)
+    finally:
+        await runner.cleanup()
 
 
 def _tune_allocator() -> None:
@@ -139,9 +187,47 @@ def plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def sign(args: argparse.Namespace) -> int:
+    config = load(args.config)
+    secret = config.auth.signing_keys.get(args.key_id)
+    if secret is None:
+        raise ConfigError(f"auth.signing_keys: no key {args.key_id!r} (set AIOUPLOADER_AUTH__SIGNING_KEYS__<ID>)")
+    if args.route not in {route.path for route in config.routes}:
+        raise ConfigError(f"routes: no route {args.route}")
+    try:
+        max_size = None if args.max_size is None else parse_size(args.max_size)
+    except ValueError as exc:
+        raise ConfigError(f"--max-size: {exc}") from None
+    url = auth.signed_url(
+        args.base_url,
+        secret,
+        args.key_id,
+        method=args.method,
+        route=args.route,
+        expires_in=args.expires_in,
+        key=args.key,
+        prefix=args.prefix,
+        max_size=max_size,
+        content_type=args.content_type,
+    )
+    print(url)
+    return 0
+
+
+def hash_token(args: argparse.Namespace) -> int:
+    print(auth.hash_token(args.token))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    command = {"serve": serve, "check-config": check_config, "plugins": plugins}[args.command]
+    command = {
+        "serve": serve,
+        "check-config": check_config,
+        "plugins": plugins,
+        "sign": sign,
+        "hash-token": hash_token,
+    }[args.command]
     try:
         return command(args)
     except ConfigError as exc:

@@ -35,6 +35,7 @@ class ServerConfig(Settings):
     port: int = Field(8080, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     body_idle_timeout: float = Field(60.0, gt=0)
+    shutdown_grace: float = Field(30.0, ge=0)
 
 
 class S3Config(Settings):
@@ -48,6 +49,8 @@ class S3Config(Settings):
     connect_timeout: float = Field(10.0, gt=0)
     read_timeout: float = Field(60.0, gt=0)
     max_attempts: int = Field(5, ge=1, le=20)
+    orphan_ttl: float = Field(86400.0, ge=0)
+    orphan_sweep_interval: float = Field(3600.0, gt=0)
 
     @field_validator("part_size")
     @classmethod
@@ -68,6 +71,36 @@ class UploadConfig(Settings):
         return value
 
 
+Method = Literal["GET", "HEAD", "PUT", "POST", "DELETE"]
+ALL_METHODS: tuple[Method, ...] = ("GET", "HEAD", "PUT", "POST", "DELETE")
+
+
+class TokenConfig(Settings):
+    """A bearer token, stored as the SHA-256 of the token (``aiouploader hash-token``)."""
+
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    routes: list[str] = []
+    """Route paths the token may use; empty: every route."""
+    methods: list[Method] = list(ALL_METHODS)
+    prefix: str = ""
+    """Keys (under the route) the token may touch start with this; generated keys go under it."""
+
+
+class AuthConfig(Settings):
+    tokens: list[TokenConfig] = []
+    signing_keys: dict[str, str] = {}
+    """Signing key id: secret (at least 32 characters), best set from the environment."""
+
+    @field_validator("signing_keys")
+    @classmethod
+    def _long_enough(cls, value: dict[str, str]) -> dict[str, str]:
+        for key_id, secret in value.items():
+            if len(secret) < 32:
+                raise ValueError(f"signing key {key_id!r} is shorter than 32 characters")
+        return value
+
+
 class RouteConfig(Settings):
     path: str
     bucket: str = Field(min_length=3, max_length=63)
@@ -76,6 +109,11 @@ class RouteConfig(Settings):
     plugin_settings: dict[str, dict[str, Any]] = {}
     allow_delete: bool = False
     form_keys: Literal["generated", "filename"] = "generated"
+    if_none_match: bool = False
+    """Write only where no object exists yet (S3 conditional write); else 412 ``precondition_failed``."""
+    plugin_timeout: float = Field(30.0, gt=0)
+    auth: list[Literal["token", "signed"]] = []
+    """How clients prove they may use the route; empty: anyone who reaches it."""
 
     @field_validator("path")
     @classmethod
@@ -105,6 +143,7 @@ class Config(Settings):
     upload: UploadConfig = UploadConfig()
     routes: list[RouteConfig] = Field(min_length=1)
     plugins: dict[str, dict[str, Any]] = {}
+    auth: AuthConfig = AuthConfig()
 
     @field_validator("routes")
     @classmethod

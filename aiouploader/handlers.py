@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from .auth import Authorizer, Grant
 from .config import Config
 from .errors import (
     BadRequest,
     Draining,
     ExpectationFailed,
+    Forbidden,
     MethodNotAllowed,
     NotReady,
     RangeNotSatisfiable,
@@ -30,6 +34,7 @@ from .s3 import S3, translate
 from .upload import Read, store
 
 READY_CACHE_SECONDS = 3.0
+ABORT_WAIT_SECONDS = 60.0
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -39,8 +44,56 @@ class Service:
     routes: list[Route]
     s3: S3
     draining: bool = False
+    uploads: set[asyncio.Task[Any]] = field(default_factory=set)
+    """The tasks of the upload requests being handled."""
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
     _ready_at: float = field(default=-1e9)
     _ready_error: str | None = None
+    authorizer: Authorizer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.authorizer = Authorizer(self.config.auth)
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Mark the current task as an upload that :meth:`drain` waits for."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.uploads.add(task)
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.uploads.discard(task)
+            if not self.uploads:
+                self._idle.set()
+
+    async def _until_idle(self, seconds: float, hurry: asyncio.Event | None = None) -> None:
+        if not self.uploads:
+            return
+        waiters = {asyncio.ensure_future(self._idle.wait())}
+        if hurry is not None:
+            waiters.add(asyncio.ensure_future(hurry.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def drain(self, grace: float, hurry: asyncio.Event | None = None) -> int:
+        """Refuse new uploads; give those in flight ``grace`` seconds, then cancel them.
+
+        A cancelled upload aborts its S3 upload before its task lets go of it;
+        this waits for that too. ``hurry`` set ends the grace early. Returns how
+        many uploads were cancelled.
+        """
+        self.draining = True
+        await self._until_idle(grace, hurry)
+        cancelled = list(self.uploads)
+        for task in cancelled:
+            task.cancel()
+        await self._until_idle(ABORT_WAIT_SECONDS)
+        return len(cancelled)
 
     async def ready(self) -> str | None:
         """``None`` when every route's bucket answers, else why not; cached briefly."""
@@ -62,7 +115,25 @@ class Service:
 
 SERVICE = web.AppKey("service", Service)
 UPLOAD = web.RequestKey("upload", Upload)
+GRANT: web.RequestKey[Grant | None] = web.RequestKey("grant")
 STARTED = web.RequestKey("started", bool)
+
+
+@dataclass
+class Attempts:
+    """What a request tried to store, for its log line and metrics."""
+
+    uploads: list[Upload] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+ATTEMPTS = web.RequestKey("attempts", Attempts)
+
+
+def attempts(request: web.Request) -> Attempts:
+    if ATTEMPTS not in request:
+        request[ATTEMPTS] = Attempts()
+    return request[ATTEMPTS]
 
 
 def _upload_for(request: web.Request, route: Route, key: str, content_type: str | None) -> Upload:
@@ -82,21 +153,45 @@ def _target(request: web.Request) -> tuple[Route, str | None]:
     return resolve(request.app[SERVICE].routes, request.raw_path.split("?", 1)[0])
 
 
+def _authorize(request: web.Request) -> Grant | None:
+    """Check the request's credentials against its route (once per request)."""
+    if GRANT not in request:
+        route, raw_key = _target(request)
+        request[GRANT] = request.app[SERVICE].authorizer.check(
+            schemes=list(route.config.auth),
+            method=request.method,
+            route=route.path,
+            key=None if raw_key is None else unquote(raw_key),
+            headers=request.headers,
+            query=request.query,
+            content_length=request.content_length,
+        )
+    return request[GRANT]
+
+
+def _key_prefix(request: web.Request) -> str:
+    grant = _authorize(request)
+    return grant.key_prefix if grant else ""
+
+
 def _prepare_upload(request: web.Request) -> Upload | None:
     """Check what can be checked before the body is read; the upload for PUT and raw POST."""
     service = request.app[SERVICE]
     if service.draining:
         raise Draining("The server is shutting down; retry on another instance.")
     route, raw_key = _target(request)
+    grant = _authorize(request)
     if request.method == "PUT":
         key = key_from_path(raw_key or "", route.config.prefix)
         upload = _upload_for(request, route, key, request.content_type)
     elif request.method == "POST" and raw_key is None:
         if request.content_type == "multipart/form-data":
             return None
-        upload = _upload_for(request, route, generated_key(), request.content_type)
+        upload = _upload_for(request, route, _key_prefix(request) + generated_key(), request.content_type)
     else:
         return None
+    if grant and grant.content_type and request.content_type != grant.content_type:
+        raise Forbidden(f"These credentials allow only Content-Type {grant.content_type}.")
     request[UPLOAD] = upload
     return upload
 
@@ -111,6 +206,7 @@ async def expect_handler(request: web.Request) -> web.StreamResponse | None:
     try:
         if request.headers.get("Expect", "").lower() != "100-continue":
             raise ExpectationFailed("Only 'Expect: 100-continue' is understood.")
+        _authorize(request)
         if (upload := _prepare_upload(request)) is not None:
             chain = _target(request)[0].chain
             try:
@@ -138,7 +234,9 @@ def _location(route: Route, key: str) -> str:
 
 async def _store(request: web.Request, route: Route, upload: Upload, read: Read) -> dict[str, Any]:
     service = request.app[SERVICE]
-    return await store(
+    tried = attempts(request)
+    tried.uploads.append(upload)
+    result = await store(
         service.s3,
         route.chain,
         upload,
@@ -146,11 +244,16 @@ async def _store(request: web.Request, route: Route, upload: Upload, read: Read)
         block_size=service.config.upload.block_size,
         idle_timeout=service.config.server.body_idle_timeout,
         started=request.get(STARTED, False),
+        if_none_match=route.config.if_none_match,
+        max_size=grant.max_size if (grant := _authorize(request)) else None,
     )
+    tried.results.append(result)
+    return result
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
     route, raw_key = _target(request)
+    _authorize(request)
     method = request.method
     if method in ("PUT", "POST"):
         return await _handle_upload(request, route, raw_key)
@@ -174,6 +277,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
 async def _handle_upload(request: web.Request, route: Route, raw_key: str | None) -> web.StreamResponse:
     if request.method == "POST" and raw_key is not None:
         raise MethodNotAllowed(f"POST goes to the route itself: {route.path}/.", headers={"Allow": "GET, HEAD, PUT"})
+    with request.app[SERVICE].in_flight():
+        return await _handle_upload_in_flight(request, route)
+
+
+async def _handle_upload_in_flight(request: web.Request, route: Route) -> web.StreamResponse:
     upload = request.get(UPLOAD) or _prepare_upload(request)
     if upload is None:
         return await _handle_form(request, route)
@@ -206,7 +314,7 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
             if part.filename is None:
                 await part.release()
                 continue
-            key = key_for_file(part.filename, route.config.form_keys)
+            key = _key_prefix(request) + key_for_file(part.filename, route.config.form_keys)
             upload = _upload_for(request, route, key, part.headers.get("Content-Type"))
             upload.content_length = None
             upload.form_field = part.name or ""

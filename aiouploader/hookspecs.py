@@ -80,7 +80,9 @@ class UploadStage:
     The host calls :meth:`feed` for each block in order, then :meth:`finish`
     once after the last byte; :meth:`close` always runs last, on success or
     failure. A stage's output is the next stage's input, and the last stage's
-    output is what S3 stores.
+    output is what S3 stores. A :meth:`feed` or :meth:`finish` that takes longer
+    than the route's ``plugin_timeout`` is cancelled and fails the upload with
+    ``plugin_error``, as an exception would.
     """
 
     async def feed(self, block: bytes) -> bytes:
@@ -101,7 +103,9 @@ class DownloadStage:
     Stages are stacked in reverse chain order: the one nearest the stored bytes
     opens first. :meth:`open` gets a :data:`Fetch` for the layer below and its
     size, and returns the size of what this stage presents;
-    :meth:`read` yields bytes ``[start, end)`` of that presentation.
+    :meth:`read` yields bytes ``[start, end)`` of that presentation. An
+    :meth:`open` that takes longer than the route's ``plugin_timeout`` is a
+    ``plugin_error``.
     """
 
     def __init__(self) -> None:

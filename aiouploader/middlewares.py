@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 _SANE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 REQUEST_ID = "X-Request-ID"
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
+ERROR = web.RequestKey("error", UploadError)
 
 
 def request_id(request: web.Request) -> str:
@@ -26,6 +27,7 @@ def request_id(request: web.Request) -> str:
 
 
 def error_response(request: web.Request, error: UploadError) -> web.Response:
+    request[ERROR] = error
     response = web.json_response(error.to_json(), status=error.status, headers=error.headers)
     response.headers[REQUEST_ID] = request_id(request)
     return response

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import math
+import time
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+from botocore.handlers import add_expect_header
 
 from .config import MAX_PART_SIZE, S3Config
 from .errors import NotFound, PreconditionFailed, UploadError, UpstreamError, UpstreamTimeout
@@ -106,6 +109,10 @@ class Body:
 
     def __init__(self, buffer: bytearray) -> None:
         self._buffer = buffer
+        self.sending = False
+        """A pass over the slices is under way (a retry starts another)."""
+        self.progress = time.monotonic()
+        """When the last slice was asked for: the one before it was taken."""
 
     def __len__(self) -> int:
         return len(self._buffer)
@@ -121,8 +128,11 @@ class Body:
 
     async def __aiter__(self) -> AsyncIterator[memoryview]:
         view = memoryview(self._buffer)
+        self.sending = True
         for start in range(0, len(view), self.SLICE):
+            self.progress = time.monotonic()
             yield view[start : start + self.SLICE]
+        self.sending = False
 
 
 @dataclass(frozen=True)
@@ -148,7 +158,14 @@ class S3:
     def __init__(self, client: Any, config: S3Config) -> None:
         self.client = client
         self.config = config
+        # botocore sends bodies with "Expect: 100-continue", and aiohttp waits for the
+        # "100 Continue" with no timeout at all: an S3 that stalls after the request's
+        # head would hold the upload (and its multipart upload) forever. Sent at once,
+        # the body is followed by the response's read timeout.
+        client.meta.events.unregister("before-call.s3", add_expect_header)
         self._algorithm = _ALGORITHMS.get(config.checksum_algorithm)
+        self.in_progress: set[str] = set()
+        """Ids of the multipart uploads this process is writing (the orphan sweep leaves them)."""
 
     def checksum_args(self, body: bytes | bytearray) -> dict[str, str]:
         """Content-MD5 and the additional checksum of ``body``; CPU-bound, call off the loop."""
@@ -264,6 +281,7 @@ class ObjectWriter:
         self._pending: deque[bytes | memoryview] = deque()
         self._pending_size = 0
         self._upload_id: str | None = None
+        self._creating: asyncio.Future[Any] | None = None
         self._parts: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(s3.config.parts_in_flight)
@@ -338,22 +356,49 @@ class ObjectWriter:
         }
         if self._s3._algorithm:
             args["ChecksumAlgorithm"] = self._s3._algorithm[0]
+        # Shielded: cancelled while S3 creates the upload, abort() still learns its id and aborts it.
+        self._creating = asyncio.ensure_future(self._s3.client.create_multipart_upload(**args))
         try:
-            response = await self._s3.client.create_multipart_upload(**args)
+            response = await asyncio.shield(self._creating)
         except Exception as exc:
             raise translate(exc, "starting the multipart upload") from exc
         self._upload_id = response["UploadId"]
+        self._s3.in_progress.add(response["UploadId"])
+
+    async def _watched(self, call: Awaitable[Any], body: Body) -> Any:
+        """``call``, failed with a timeout once S3 takes none of ``body`` for ``read_timeout`` seconds.
+
+        aiohttp bounds the wait for the response but not the sending of the
+        body: an S3 that stops reading it would hold the upload forever.
+        """
+        task = asyncio.ensure_future(call)
+        limit = self._s3.config.read_timeout
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=limit / 4)
+                if done:
+                    return task.result()
+                if body.sending and time.monotonic() - body.progress > limit:
+                    raise TimeoutError
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
 
     async def _upload_part(self, part: dict[str, Any], body: bytearray) -> None:
         checksums = await self._s3._checksum_args(body)
+        watched = Body(body)
         try:
-            response = await self._s3.client.upload_part(
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=self._upload_id,
-                PartNumber=part["PartNumber"],
-                Body=Body(body),
-                **checksums,
+            response = await self._watched(
+                self._s3.client.upload_part(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    UploadId=self._upload_id,
+                    PartNumber=part["PartNumber"],
+                    Body=watched,
+                    **checksums,
+                ),
+                watched,
             )
         except Exception as exc:
             raise translate(exc, f"uploading part {part['PartNumber']}") from exc
@@ -386,6 +431,7 @@ class ObjectWriter:
             )
         except Exception as exc:
             raise translate(exc, "completing the multipart upload") from exc
+        self._s3.in_progress.discard(self._upload_id)
         checksum = {}
         if self._s3._algorithm:
             name = self._s3._algorithm[0]
@@ -399,15 +445,19 @@ class ObjectWriter:
         args: dict[str, Any] = {}
         if self._if_none_match:
             args["IfNoneMatch"] = "*"
+        watched = Body(body)
         try:
-            response = await self._s3.client.put_object(
-                Bucket=self.bucket,
-                Key=self.key,
-                Body=Body(body) if body else b"",
-                ContentType=self._content_type,
-                Metadata=self._metadata,
-                **checksums,
-                **args,
+            response = await self._watched(
+                self._s3.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    Body=watched if body else b"",
+                    ContentType=self._content_type,
+                    Metadata=self._metadata,
+                    **checksums,
+                    **args,
+                ),
+                watched,
             )
         except Exception as exc:
             raise translate(exc, "storing the object") from exc
@@ -426,6 +476,11 @@ class ObjectWriter:
             task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks))
+        if self._upload_id is None and self._creating is not None:
+            # Cancelled while S3 was creating the multipart upload: it may exist all the same.
+            with contextlib.suppress(Exception):  # when it failed, there is nothing to abort
+                self._upload_id = (await self._creating)["UploadId"]
         if self._upload_id is not None:
             await self._s3.abort(self.bucket, self.key, self._upload_id)
+            self._s3.in_progress.discard(self._upload_id)
             self._upload_id = None

@@ -216,7 +216,8 @@ MakeProxy = Callable[..., Awaitable[Proxy]]
 
 
 def proxy_config(endpoint_url: str, routes: list[dict[str, Any]], **sections: Any) -> Config:
-    s3 = {"endpoint_url": endpoint_url, **sections.pop("s3", {})}
+    """The config of a test proxy; it sweeps no orphans unless ``s3={"orphan_ttl": ...}`` asks."""
+    s3 = {"endpoint_url": endpoint_url, "orphan_ttl": 0, **sections.pop("s3", {})}
     return validate({"routes": routes, "s3": s3, **sections})
 
 

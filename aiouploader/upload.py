@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .chain import Chain
-from .errors import BadRequest, RequestTimeout, UploadError
+from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UploadError
 from .hookspecs import Upload
 from .keys import check_key
 from .s3 import S3
@@ -68,6 +68,7 @@ async def store(
     idle_timeout: float,
     started: bool = False,
     if_none_match: bool = False,
+    max_size: int | None = None,
 ) -> dict[str, Any]:
     """Stream the body through ``chain`` into S3; return the upload result.
 
@@ -95,6 +96,8 @@ async def store(
     try:
         async for block in blocks(read, block_size, idle_timeout):
             upload.size += len(block)
+            if max_size is not None and upload.size > max_size:
+                raise PayloadTooLarge(f"The upload is larger than the {max_size} bytes its credentials allow.")
             await writer.write(await pipeline.feed(block))
         await writer.write(await pipeline.finish())
         stored = await writer.complete()

@@ -16,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' -e plugins/aiouploader-content-type-guard -e plugins/aiouploader-webhook
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -11,6 +11,16 @@ every chunk):
   at a connection that sends a chunked body);
 * ``delay``: seconds to wait before passing on each chunk, in both directions;
 * ``close_after``: pass on this many bytes, then cut both sides of the connection;
+* ``stall_after``: once this many bytes went client→server through the relay (all
+  connections together), every connection that has more to pass on stalls: its bytes are
+  read and dropped, nothing more is passed on in either direction, so the peer sees a
+  connection that takes its bytes and never answers. Set it to ``None`` to stop new stalls
+  (connections already stalled stay so until their peer closes them);
+* ``hold_after``: like ``stall_after``, but the stalled connections stop reading, so
+  the sender's writes back up as when a peer stops taking bytes (TCP's window closes);
+* ``reset_after``: pass on this many bytes, then reset both sides (RST, through
+  ``SO_LINGER`` 0) instead of closing them;
+* ``bandwidth``: at most this many bytes per second, in each direction of each connection;
 * ``faulty_connections``: apply the faults to the first N connections only (``None``: all),
   e.g. to let a client's retry on a new connection succeed.
 
@@ -22,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
 from types import TracebackType
 
 HEADERS_END = b"\r\n\r\n"
@@ -31,6 +43,15 @@ READ_SIZE = 64 * 1024
 
 def _flip(data: bytearray, index: int) -> None:
     data[index] ^= 0xFF
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close ``writer``'s connection with a TCP RST rather than a FIN."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 class _RequestBodies:
@@ -96,8 +117,20 @@ class Relay:
         delay: float = 0.0,
         close_after: int | None = None,
         faulty_connections: int | None = None,
+        stall_after: int | None = None,
+        reset_after: int | None = None,
+        bandwidth: float | None = None,
+        hold_after: int | None = None,
     ) -> None:
         self.target = (target_host, target_port)
+        self.stall_after = stall_after
+        self.hold_after = hold_after
+        self.reset_after = reset_after
+        self.bandwidth = bandwidth
+        self.stalled = 0
+        """Connections stalled so far."""
+        self.faults = 0
+        """Connections stalled, reset or closed by a fault so far."""
         self.flip_at = flip_at
         self.flip_body_at = flip_body_at
         self.delay = delay
@@ -123,6 +156,9 @@ class Relay:
         delay: float = 0.0,
         close_after: int | None = None,
         faulty_connections: int | None = None,
+        stall_after: int | None = None,
+        reset_after: int | None = None,
+        bandwidth: float | None = None,
     ) -> Relay:
         """A relay to the ``host:port`` of an ``http://`` URL."""
         host, _, port = url.removeprefix("http://").split("/")[0].rpartition(":")
@@ -134,6 +170,9 @@ class Relay:
             delay=delay,
             close_after=close_after,
             faulty_connections=faulty_connections,
+            stall_after=stall_after,
+            reset_after=reset_after,
+            bandwidth=bandwidth,
         )
 
     @property
@@ -171,10 +210,15 @@ class Relay:
 
     def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        if self.hold_after is not None:  # small buffers, so that a held connection backs up soon
+            sock = client_writer.get_extra_info("socket")
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         faulty = self.faulty_connections is None or self.connections <= self.faulty_connections
         task = asyncio.create_task(self._relay(client_reader, client_writer, faulty))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: client_writer.close())  # also when cancelled before it ran
 
     async def _relay(
         self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter, faulty: bool
@@ -183,10 +227,20 @@ class Relay:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
         except OSError:
             client_writer.transport.abort()
+            client_writer.close()
             return
+        except asyncio.CancelledError:  # the relay closes meanwhile
+            client_writer.transport.abort()
+            client_writer.close()
+            raise
         writers = (client_writer, server_writer)
-        up = asyncio.create_task(self._pump(client_reader, server_writer, writers, upstream=True, faulty=faulty))
-        down = asyncio.create_task(self._pump(server_reader, client_writer, writers, upstream=False, faulty=faulty))
+        stalled = asyncio.Event()
+        up = asyncio.create_task(
+            self._pump(client_reader, server_writer, writers, upstream=True, faulty=faulty, stalled=stalled)
+        )
+        down = asyncio.create_task(
+            self._pump(server_reader, client_writer, writers, upstream=False, faulty=faulty, stalled=stalled)
+        )
         try:
             await asyncio.gather(up, down)
         finally:
@@ -195,6 +249,11 @@ class Relay:
             await asyncio.wait({up, down})
             for writer in writers:
                 writer.transport.abort()
+                writer.close()
+
+    async def _throttle(self, size: int) -> None:
+        if self.bandwidth:
+            await asyncio.sleep(size / self.bandwidth)
 
     async def _pump(
         self,
@@ -204,6 +263,7 @@ class Relay:
         *,
         upstream: bool,
         faulty: bool,
+        stalled: asyncio.Event,
     ) -> None:
         bodies = _RequestBodies(self.requests)
         passed = 0
@@ -211,9 +271,15 @@ class Relay:
             while True:
                 chunk = await reader.read(READ_SIZE)
                 if not chunk:
+                    if stalled.is_set():  # the peer gave up on a stalled connection: close both sides
+                        for side in both:
+                            side.transport.abort()
+                        return
                     if writer.can_write_eof():
                         writer.write_eof()
                     return
+                if stalled.is_set():
+                    continue  # taken and dropped
                 if faulty and self.delay:
                     await asyncio.sleep(self.delay)
                 data = bytearray(chunk)
@@ -223,9 +289,35 @@ class Relay:
                         _flip(data, self.flip_at - passed)
                         flips += 1
                     self.flipped += flips
+                    if faulty and self.stall_after is not None and self.bytes_up + len(data) >= self.stall_after:
+                        keep = max(0, self.stall_after - self.bytes_up)
+                        self.bytes_up += keep
+                        writer.write(bytes(data[:keep]))
+                        stalled.set()
+                        self.stalled += 1
+                        self.faults += 1
+                        continue
+                    if faulty and self.hold_after is not None and self.bytes_up + len(data) >= self.hold_after:
+                        keep = max(0, self.hold_after - self.bytes_up)
+                        self.bytes_up += keep
+                        writer.write(bytes(data[:keep]))
+                        stalled.set()
+                        self.stalled += 1
+                        self.faults += 1
+                        await asyncio.Event().wait()  # read no more, until the relay closes
+                    if faulty and self.reset_after is not None and passed + len(data) >= self.reset_after:
+                        self.bytes_up += self.reset_after - passed
+                        writer.write(bytes(data[: self.reset_after - passed]))
+                        with contextlib.suppress(ConnectionError):
+                            await writer.drain()
+                        self.faults += 1
+                        for side in both:
+                            reset(side)
+                        return
                     if faulty and self.close_after is not None and passed + len(data) >= self.close_after:
                         self.bytes_up += self.close_after - passed
                         writer.write(bytes(data[: self.close_after - passed]))
+                        self.faults += 1
                         both[0].transport.abort()
                         writer.close()
                         with contextlib.suppress(ConnectionError):
@@ -237,6 +329,8 @@ class Relay:
                 passed += len(data)
                 writer.write(bytes(data))
                 await writer.drain()
+                if faulty:
+                    await self._throttle(len(data))
         except ConnectionError:
             for side in both:
                 side.transport.abort()

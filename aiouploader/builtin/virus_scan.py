@@ -26,7 +26,7 @@ EICAR_NAME = "Eicar-Test-Signature"
 class VirusScanSettings(Settings):
     backend: Literal["stub", "clamd"] = "stub"
     clamd_address: str = "tcp://127.0.0.1:3310"
-    timeout: float = Field(30.0, gt=0)
+    timeout: float = Field(10.0, gt=0)
     max_size: Size = 25 * 1024**2
     fail_open: bool = False
 

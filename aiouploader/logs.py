@@ -1,0 +1,157 @@
+"""JSON logs: one object per line for every record, and one access line per request.
+
+Headers are never logged, and anything shaped like a credential (an
+Authorization value, a SigV4 credential or signature, a session token, an AWS
+key) is masked in every message before it is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .errors import UploadError
+from .handlers import ATTEMPTS, SERVICE, UPLOAD
+from .metrics import METRICS
+from .middlewares import ERROR, request_id
+from .routes import resolve
+
+access_log = logging.getLogger("aiouploader.access")
+PROBES = ("/healthz", "/readyz", "/metrics")
+NOISY = ("botocore", "aiobotocore", "boto3", "urllib3", "s3transfer")
+_SECRETS = re.compile(
+    r"""(?ix)
+    (authorization["']?\s*[:=]\s*["']?)[^"',}\n]+      # Authorization: <anything>
+    | ((?:bearer|basic)\s+)[^\s"',]+                     # a bearer or basic token
+    | (credential=)[^,\s"']+                             # SigV4 credential scope
+    | (signature=)[0-9a-f]+                              # SigV4 signature
+    | (x-amz-security-token["']?\s*[:=]\s*["']?)[^"',}\s]+
+    | (aws_(?:secret_access_key|session_token|access_key_id)["']?\s*[:=]\s*["']?)[^"',}\s]+
+    | \b(?:AKIA|ASIA)[0-9A-Z]{16}\b                      # an AWS access key id
+    """
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with anything that looks like a credential replaced by ``***``."""
+    return _SECRETS.sub(lambda m: next((g for g in m.groups() if g), "") + "***", text)
+
+
+class JSONFormatter(logging.Formatter):
+    """A JSON object per record: time, level, logger, message, and the record's ``fields``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        if isinstance(request_id := getattr(record, "request_id", None), str):
+            line["request_id"] = request_id
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        if record.exc_info:
+            line["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def configure(level: str) -> None:
+    """JSON lines on stderr for every logger, at ``level``; S3 libraries at info or above."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in NOISY:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+
+
+def _route_of(request: web.Request) -> str | None:
+    if request.path in PROBES or SERVICE not in request.app:
+        return None
+    try:
+        return resolve(request.app[SERVICE].routes, request.raw_path.split("?", 1)[0])[0].path
+    except UploadError:
+        return None
+
+
+def _one_or_many(values: list[Any]) -> Any:
+    return values[0] if len(values) == 1 else values
+
+
+def _fields(
+    request: web.Request, route: str | None, status: int | None, outcome: str, seconds: float
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "request_id": request_id(request),
+        "method": request.method,
+        "path": request.path,
+        "route": route,
+        "status": status,
+        "outcome": outcome,
+        "duration": round(seconds, 6),
+    }
+    if ERROR in request:
+        fields["error"] = request[ERROR].message
+    tried = request.get(ATTEMPTS)
+    uploads = tried.uploads if tried else ([request[UPLOAD]] if UPLOAD in request else [])
+    if uploads:
+        fields["key"] = _one_or_many([upload.s3_key for upload in uploads])
+        fields["size"] = sum(upload.size for upload in uploads)
+        fields["plugins"] = _one_or_many([upload.reports for upload in uploads])
+    if tried and tried.results:
+        fields["stored_size"] = sum(int(result["stored_size"]) for result in tried.results)
+    return fields
+
+
+def _outcome(request: web.Request, status: int) -> str:
+    if status == 201:
+        return "created"
+    if status < 400:
+        return "ok"
+    return request[ERROR].code if ERROR in request else str(status)
+
+
+@web.middleware
+async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Log one line per request and count uploads in the metrics."""
+    started = time.perf_counter()
+    route = _route_of(request)
+    uploading = route is not None and request.method in ("PUT", "POST")
+    metrics = request.app.get(METRICS) if uploading else None
+    if metrics is not None:
+        metrics.in_flight.inc()
+    status: int | None = None
+    outcome = "cut"
+    try:
+        response = await handler(request)
+        status = response.status
+        outcome = _outcome(request, status)
+        return response
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
+    finally:
+        seconds = time.perf_counter() - started
+        fields = _fields(request, route, status, outcome, seconds)
+        level = logging.DEBUG if request.path in PROBES else logging.INFO
+        access_log.log(level, "%s %s %s %s", request.method, request.path, status, outcome, extra={"fields": fields})
+        if metrics is not None:
+            metrics.in_flight.dec()
+            metrics.uploads.labels(route, outcome).inc()
+            metrics.duration.labels(route, outcome).observe(seconds)
+            metrics.received_bytes.labels(route).inc(fields.get("size", 0))
+            metrics.stored_bytes.labels(route).inc(fields.get("stored_size", 0))

@@ -1,0 +1,121 @@
+"""Prometheus metrics, one registry per application, served on ``GET /metrics``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sized
+from typing import Any
+
+from aiohttp import web
+from botocore.exceptions import ClientError
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
+S3_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+STAGE_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
+
+
+class Metrics:
+    """The service's metrics, in a registry of their own (tests run several apps in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.uploads = Counter(
+            "aiouploader_uploads", "Upload requests by route and outcome (created or the error code).",
+            ["route", "outcome"], registry=r,
+        )  # fmt: skip
+        self.received_bytes = Counter(
+            "aiouploader_received_bytes", "Body bytes received from clients.", ["route"], registry=r
+        )
+        self.stored_bytes = Counter(
+            "aiouploader_stored_bytes", "Bytes written to S3 by uploads that were stored.", ["route"], registry=r
+        )
+        self.duration = Histogram(
+            "aiouploader_upload_duration_seconds", "Upload request duration, by route and outcome.",
+            ["route", "outcome"], buckets=DURATION_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.in_flight = Gauge("aiouploader_uploads_in_flight", "Upload requests being handled.", registry=r)
+        self.buffered = Gauge(
+            "aiouploader_part_bytes_in_flight",
+            "Bytes of parts and objects being sent to S3 (the buffers that bound memory; "
+            "excludes the part being filled).",
+            registry=r,
+        )
+        self.stage_seconds = Histogram(
+            "aiouploader_plugin_stage_seconds", "Time spent in a plugin's upload stage per call (feed or finish).",
+            ["route", "plugin"], buckets=STAGE_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.s3_seconds = Histogram(
+            "aiouploader_s3_request_seconds", "S3 call latency by operation (to the response headers).",
+            ["operation"], buckets=S3_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.s3_errors = Counter(
+            "aiouploader_s3_errors", "Failed S3 calls by operation and error code.", ["operation", "code"], registry=r
+        )
+        self.aborts = Counter("aiouploader_multipart_aborts", "AbortMultipartUpload calls S3 accepted.", registry=r)
+        self.orphans = Counter(
+            "aiouploader_orphan_uploads_aborted", "Stale multipart uploads the orphan sweep aborted.", registry=r
+        )
+
+    def observe_stage(self, route: str) -> Callable[[str, float], None]:
+        """A callback for a route's chain: ``(plugin, seconds)`` per stage call."""
+
+        def observe(plugin: str, seconds: float) -> None:
+            self.stage_seconds.labels(route, plugin).observe(seconds)
+
+        return observe
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "unknown")
+    return type(exc).__name__
+
+
+class InstrumentedClient:
+    """An aiobotocore S3 client whose calls are timed and counted; anything else passes through."""
+
+    def __init__(self, client: Any, metrics: Metrics) -> None:
+        self._client = client
+        self._metrics = metrics
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if name.startswith("_") or not callable(method) or name in ("close", "get_paginator", "can_paginate"):
+            return method
+        return self._timed(name, method)
+
+    def _timed(self, operation: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        metrics = self._metrics
+
+        async def call(**kwargs: Any) -> Any:
+            body = kwargs.get("Body")
+            size = len(body) if operation in ("upload_part", "put_object") and isinstance(body, Sized) else 0
+            metrics.buffered.inc(size)
+            started = time.perf_counter()
+            try:
+                response = await method(**kwargs)
+            except BaseException as exc:
+                metrics.s3_errors.labels(operation, _error_code(exc)).inc()
+                raise
+            finally:
+                metrics.buffered.dec(size)
+                metrics.s3_seconds.labels(operation).observe(time.perf_counter() - started)
+            if operation == "abort_multipart_upload":
+                metrics.aborts.inc()
+            return response
+
+        return call
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    response = web.Response(body=request.app[METRICS].exposition())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

@@ -1,0 +1,112 @@
+"""An aiouploader plugin that POSTs each upload's result to a URL, in the background.
+
+```toml
+[plugins.webhook]
+url = "https://hooks.example.com/uploads"
+attempts = 3      # tries per upload
+backoff = 1.0     # seconds before the second try, doubling after each failure
+timeout = 10      # seconds per try
+```
+
+The body is the upload result, the JSON the client got with its 201; the
+``X-Request-ID`` header is the upload's. Delivery starts once S3 confirmed the
+object and never delays or fails the upload: a try fails on a connection
+error, a timeout or a status other than 2xx, and when every try failed the
+delivery is logged as an error with the request id and given up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+from typing import Any
+
+import aiohttp
+from pydantic import Field, field_validator
+
+from aiouploader import Upload, hookimpl
+from aiouploader.config import Settings, parse_settings
+
+__version__ = "0.1.0"
+EVENT = "upload.completed"
+
+log = logging.getLogger(__name__)
+_deliveries: set[asyncio.Task[bool]] = set()
+
+
+class WebhookSettings(Settings):
+    url: str
+    attempts: int = Field(3, ge=1, le=20)
+    backoff: float = Field(1.0, ge=0)
+    timeout: float = Field(10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+async def deliver(settings: WebhookSettings, body: bytes, request_id: str) -> bool:
+    """POST ``body`` to ``settings.url`` until a 2xx answer or out of attempts; whether it arrived."""
+    headers = {"Content-Type": "application/json", "X-Request-ID": request_id, "X-Aiouploader-Event": EVENT}
+    problem = ""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.timeout)) as session:
+        for attempt in range(settings.attempts):
+            if attempt:
+                await asyncio.sleep(settings.backoff * 2 ** (attempt - 1))
+            try:
+                async with session.post(settings.url, data=body, headers=headers) as response:
+                    if 200 <= response.status < 300:
+                        return True
+                    problem = f"status {response.status}"
+            except TimeoutError:
+                problem = f"no answer within {settings.timeout:g} seconds"
+            except aiohttp.ClientError as exc:
+                problem = str(exc) or type(exc).__name__
+            log.warning(
+                "request %s: webhook try %d of %d to %s failed: %s",
+                request_id,
+                attempt + 1,
+                settings.attempts,
+                settings.url,
+                problem,
+                extra={"request_id": request_id},
+            )
+    log.error(
+        "request %s: webhook to %s gave up after %d tries: %s",
+        request_id,
+        settings.url,
+        settings.attempts,
+        problem,
+        extra={"request_id": request_id},
+    )
+    return False
+
+
+async def drain() -> None:
+    """Wait for the deliveries in progress: for tests, and for a graceful shutdown."""
+    while _deliveries:
+        await asyncio.gather(*_deliveries, return_exceptions=True)
+
+
+@hookimpl
+def aiouploader_configure(settings: dict[str, Any]) -> WebhookSettings:
+    return parse_settings(WebhookSettings, settings)
+
+
+@hookimpl
+def aiouploader_upload_completed(upload: Upload, result: dict[str, Any], settings: WebhookSettings) -> None:
+    body = json.dumps(result).encode()
+    task = asyncio.get_running_loop().create_task(deliver(settings, body, upload.request_id))
+    _deliveries.add(task)
+    task.add_done_callback(functools.partial(_finished, upload.request_id))
+
+
+def _finished(request_id: str, task: asyncio.Task[bool]) -> None:
+    _deliveries.discard(task)
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("request %s: webhook delivery failed", request_id, exc_info=exc, extra={"request_id": request_id})

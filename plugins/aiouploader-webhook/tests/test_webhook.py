@@ -1,0 +1,159 @@
+"""The webhook through a real aiouploader and S3 server, delivering to a small aiohttp receiver on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiouploader_webhook
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from aiouploader.config import ConfigError
+from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port
+
+NEVER = 0
+"""An answer of the receiver: hold the request open until the test ends."""
+
+
+@dataclass
+class Receiver:
+    url: str
+    answers: list[int]
+    """Statuses for the next requests, in order (``NEVER`` holds one open); then 200."""
+    calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    release = asyncio.Event()
+    received = Receiver("", [])
+
+    async def hook(request: web.Request) -> web.Response:
+        received.calls.append((dict(request.headers), await request.read()))
+        status = received.answers.pop(0) if received.answers else 200
+        if status == NEVER:
+            await release.wait()
+            status = 200
+        return web.Response(status=status)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    received.url = str(server.make_url("/hook"))
+    yield received
+    release.set()
+    await aiouploader_webhook.drain()
+    await server.close()
+
+
+async def proxy_with_webhook(make_proxy: MakeProxy, bucket: str, **settings: Any) -> Proxy:
+    settings = {"attempts": 3, "backoff": 0.05, "timeout": 5, **settings}
+    return await make_proxy(
+        routes=[{"path": "/u", "bucket": bucket, "plugins": ["checksum", "webhook"]}],
+        plugins={"webhook": settings},
+    )
+
+
+async def put(proxy: Proxy, key: str, body: bytes, request_id: str) -> tuple[int, dict[str, Any]]:
+    async with proxy.session.put(proxy(f"/u/{key}"), data=body, headers={"X-Request-ID": request_id}) as response:
+        return response.status, await response.json()
+
+
+def logged(caplog: pytest.LogCaptureFixture, request_id: str, level: int) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "aiouploader_webhook" and r.levelno == level and getattr(r, "request_id", None) == request_id
+    ]
+
+
+async def test_the_upload_result_is_posted_after_the_upload(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, receiver: Receiver
+) -> None:
+    proxy = await proxy_with_webhook(make_proxy, bucket, url=receiver.url)
+    status, result = await put(proxy, "a.txt", b"hello", "hook-1")
+    assert status == 201
+    await aiouploader_webhook.drain()
+    [(headers, body)] = receiver.calls
+    assert json.loads(body) == result
+    assert headers["X-Request-ID"] == "hook-1"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-Aiouploader-Event"] == "upload.completed"
+
+
+async def test_a_failed_delivery_is_tried_again(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.answers = [500, 503]
+    proxy = await proxy_with_webhook(make_proxy, bucket, url=receiver.url)
+    status, result = await put(proxy, "a.txt", b"hello", "hook-2")
+    assert status == 201
+    await aiouploader_webhook.drain()
+    assert [json.loads(body) for _, body in receiver.calls] == [result] * 3
+    assert len(logged(caplog, "hook-2", 30)) == 2
+    assert logged(caplog, "hook-2", 40) == []
+
+
+async def test_a_receiver_that_never_answers_does_not_delay_the_upload(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.answers = [NEVER]
+    proxy = await proxy_with_webhook(make_proxy, bucket, url=receiver.url, attempts=1, timeout=3)
+    started = time.monotonic()
+    status, _ = await put(proxy, "a.txt", b"hello", "hook-3")
+    assert status == 201
+    assert time.monotonic() - started < 2
+    assert s3_server.get(bucket, "a.txt") == b"hello"
+    await aiouploader_webhook.drain()
+    assert len(receiver.calls) == 1
+    [message] = logged(caplog, "hook-3", 40)
+    assert "gave up after 1 tries" in message and "no answer within 3 seconds" in message
+
+
+async def test_an_unreachable_receiver_is_logged_and_the_upload_stands(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_with_webhook(make_proxy, bucket, url=f"http://127.0.0.1:{free_port()}/hook", attempts=2)
+    status, _ = await put(proxy, "a.txt", b"hello", "hook-4")
+    assert status == 201
+    await aiouploader_webhook.drain()
+    assert len(logged(caplog, "hook-4", 30)) == 2
+    assert len(logged(caplog, "hook-4", 40)) == 1
+    assert s3_server.keys(bucket) == ["a.txt"]
+
+
+async def test_a_failed_upload_is_not_posted(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, receiver: Receiver
+) -> None:
+    proxy = await make_proxy(
+        routes=[{"path": "/u", "bucket": bucket, "plugins": ["size_limit", "webhook"]}],
+        plugins={"webhook": {"url": receiver.url}, "size_limit": {"max_size": 3}},
+    )
+    status, _ = await put(proxy, "a.txt", b"too long", "hook-5")
+    assert status == 413
+    await aiouploader_webhook.drain()
+    assert receiver.calls == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({}, "url: Field required"),
+        ({"url": "ftp://x"}, "url: must be an http"),
+        ({"url": "http://x", "attempts": 0}, "attempts"),
+    ],
+)
+async def test_bad_settings_stop_start_up(
+    make_proxy: MakeProxy, bucket: str, settings: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"plugins\.webhook .*{named}"):
+        await make_proxy(
+            routes=[{"path": "/u", "bucket": bucket, "plugins": ["webhook"]}], plugins={"webhook": settings}
+        )

@@ -1,0 +1,55 @@
+"""aiouploader as a subprocess, for what only a real process shows: signals, exit status, logs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiouploader.testing import S3Server, free_port, wait_for_port
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def serve(
+    tmp_path: Path,
+    s3: S3Server,
+    bucket: str,
+    *,
+    server: str = "",
+    s3_settings: str = "",
+    prefix: str = "",
+    env: Mapping[str, str] | None = None,
+) -> Served:
+    """Start ``aiouploader serve`` with one route ``/u`` on ``bucket``; extra TOML lines per section."""
+    port = free_port()
+    config = tmp_path / f"config-{port}.toml"
+    config.write_text(
+        f"[server]\nport = {port}\n{server}\n"
+        f'[s3]\nendpoint_url = "{s3.endpoint_url}"\npart_size = "5MiB"\n{s3_settings}\n'
+        f'[[routes]]\npath = "/u"\nbucket = "{bucket}"\nprefix = "{prefix}"\nplugins = ["checksum"]\n'
+    )
+    log = tmp_path / f"server-{port}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aiouploader", "serve", "--config", str(config)], stdout=out, stderr=out, env=env
+        )
+    try:
+        wait_for_port(port, process, "aiouploader")
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return Served(f"http://127.0.0.1:{port}", process, log)

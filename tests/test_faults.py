@@ -1,0 +1,261 @@
+"""A fault matrix on both hops (client → aiouploader → S3), against moto and rclone.
+
+Every fault hits an upload at its start, middle or end. After each case the
+contract must hold: the object is absent or byte-identical to what the client
+sent, and no multipart upload is left behind. A few cases also check that the
+in-process proxy is back to its baseline of open files and asyncio tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from aiouploader.handlers import SERVICE
+from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port
+
+from .relay import Relay
+
+KiB = 1024
+MiB = 1024**2
+PART = 5 * MiB
+SIZE = 2 * PART + MiB  # three parts: 5MiB, 5MiB, 1MiB
+S3_SETTINGS = {"part_size": "5MiB", "parts_in_flight": 2, "max_attempts": 2, "read_timeout": 2}
+POSITIONS = ["start", "middle", "end"]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def proxy_for(
+    make_proxy: MakeProxy, bucket: str, endpoint_url: str | None = None, s3: dict[str, Any] | None = None
+) -> Proxy:
+    s3 = {**S3_SETTINGS, **(s3 or {})}
+    if endpoint_url is not None:
+        s3["endpoint_url"] = endpoint_url
+    return await make_proxy(
+        routes=[{"path": "/u", "bucket": bucket, "plugins": ["checksum"]}],
+        s3=s3,
+        upload={"block_size": "256KiB"},
+        server={"body_idle_timeout": 1},
+    )
+
+
+async def put(proxy: Proxy, key: str, body: Any) -> tuple[int, dict[str, Any]]:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with proxy.session.put(proxy(f"/u/{key}"), data=body, timeout=timeout) as response:
+        return response.status, await response.json()
+
+
+def assert_contract(s3_server: S3Server, bucket: str, key: str, body: bytes, *, stored: bool | None) -> None:
+    """The object is absent or identical (``stored`` says which, ``None``: either); no multipart upload."""
+    keys = s3_server.keys(bucket)
+    assert set(keys) <= {key}, keys
+    if keys:
+        assert stored is not False, f"{key} is visible after a failure"
+        assert sha256(s3_server.get(bucket, key)) == sha256(body)
+    else:
+        assert stored is not True, f"{key} is missing after a success"
+    assert s3_server.multipart_uploads(bucket) == []
+
+
+def fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def tasks() -> int:
+    return len(asyncio.all_tasks())
+
+
+async def back_to(baseline: tuple[int, int], slack_fds: int = 0, settle: float = 10.0) -> tuple[int, int]:
+    """Wait until tasks and open files are back to ``baseline``; the last counts seen."""
+    deadline = time.monotonic() + settle
+    while True:
+        now = (tasks(), fds())
+        if (now[0] <= baseline[0] and now[1] <= baseline[1] + slack_fds) or time.monotonic() > deadline:
+            return now
+        await asyncio.sleep(0.1)
+
+
+async def warm_up(proxy: Proxy, s3_server: S3Server, bucket: str) -> tuple[int, int]:
+    """One successful upload, so connection pools are open, then the baseline of (tasks, fds)."""
+    status, _ = await put(proxy, "warm-up", os.urandom(SIZE))
+    assert status == 201
+    s3_server.client.delete_object(Bucket=bucket, Key="warm-up")
+    await proxy.session.close()  # the test's own client connections are not the proxy's
+    proxy.session = aiohttp.ClientSession()
+    await asyncio.sleep(0.2)
+    return tasks(), fds()
+
+
+# -- the S3 hop ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("position, close_after", [("start", 64 * KiB), ("middle", PART // 2), ("end", PART - KiB)])
+async def test_s3_connections_closed_early_are_retried(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, position: str, close_after: int
+) -> None:
+    body = os.urandom(SIZE)
+    async with Relay.to_url(s3_server.endpoint_url, close_after=close_after, faulty_connections=2) as relay:
+        proxy = await proxy_for(make_proxy, bucket, relay.url)
+        status, result = await put(proxy, "obj", body)
+        assert status == 201, result
+        assert relay.faults >= 1
+    assert result["checksums"]["sha256"] == sha256(body)
+    assert_contract(s3_server, bucket, "obj", body, stored=True)
+
+
+STALL_AT = {"start": 64 * KiB, "middle": SIZE // 2, "end": SIZE - 64 * KiB}
+
+
+@pytest.mark.parametrize(
+    "position, how",
+    [*((position, "drops") for position in POSITIONS), ("start", "stops-reading"), ("end", "stops-reading")],
+)
+async def test_s3_stalling_is_a_504_and_the_upload_is_aborted(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, position: str, how: str
+) -> None:
+    """S3 takes the bytes and never answers (``drops``), or stops taking them (``stops-reading``)."""
+    body = os.urandom(SIZE)
+    async with Relay.to_url(s3_server.endpoint_url) as relay:
+        # read_timeout 1: each of botocore's attempts (max_attempts 2: three in all) waits that long.
+        proxy = await proxy_for(make_proxy, bucket, relay.url, s3={"read_timeout": 1})
+        check_resources = position == "middle"
+        baseline = await warm_up(proxy, s3_server, bucket) if check_resources else (0, 0)
+        if how == "drops":
+            relay.stall_after = relay.bytes_up + STALL_AT[position]
+        else:
+            relay.hold_after = relay.bytes_up + STALL_AT[position]
+
+        service = proxy.app[SERVICE]
+        abort = service.s3.abort
+
+        async def heal_then_abort(bucket: str, key: str, upload_id: str) -> None:
+            """S3 stalls until the proxy gives up on the upload, then answers again (for the abort)."""
+            relay.stall_after = relay.hold_after = None
+            await abort(bucket, key, upload_id)
+
+        service.s3.abort = heal_then_abort
+        started = time.monotonic()
+        status, result = await put(proxy, "obj", body)
+        assert relay.stalled >= 1
+        assert status == 504, result
+        assert result["error"]["code"] == "upstream_timeout"
+        assert time.monotonic() - started < 30
+        assert_contract(s3_server, bucket, "obj", body, stored=False)
+        if check_resources:
+            await proxy.session.close()
+    if check_resources:
+        # The relay is gone, so the proxy's pooled connections to it may linger until reused: some slack.
+        now = await back_to(baseline, slack_fds=4)
+        assert now[0] <= baseline[0], f"asyncio tasks: {baseline[0]} before, {now[0]} after"
+        assert now[1] <= baseline[1] + 4, f"open files: {baseline[1]} before, {now[1]} after"
+
+
+async def test_s3_unreachable_is_a_502_and_not_ready(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    proxy = await proxy_for(make_proxy, bucket, f"http://127.0.0.1:{free_port()}")
+    for size in (1000, SIZE):
+        status, result = await put(proxy, "obj", os.urandom(size))
+        assert status == 502, result
+        assert result["error"]["code"] == "upstream_error"
+    async with proxy.session.get(proxy("/readyz")) as response:
+        assert response.status == 503
+        assert response.headers["Retry-After"]
+    assert_contract(s3_server, bucket, "obj", b"", stored=False)
+
+
+FLIP_AT = {"start": 100, "middle": PART // 2, "end": PART - 1}
+
+
+# moto (5.2) verifies neither Content-MD5 nor the additional checksum of an UploadPart: only rclone can catch it.
+@pytest.mark.parametrize("s3_server", ["rclone"], indirect=True)
+@pytest.mark.parametrize("position", POSITIONS)
+async def test_a_byte_flipped_towards_s3_is_detected_and_aborted(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, position: str
+) -> None:
+    body = os.urandom(SIZE)
+    async with Relay.to_url(s3_server.endpoint_url, flip_body_at=FLIP_AT[position]) as relay:
+        proxy = await proxy_for(make_proxy, bucket, relay.url)
+        status, result = await put(proxy, "obj", body)
+        assert relay.flipped >= 1
+        assert status == 502, result
+        assert result["error"]["code"] == "upstream_error"
+    assert_contract(s3_server, bucket, "obj", body, stored=False)
+
+
+# -- the client hop -----------------------------------------------------------
+
+RESET_AT = {"start": 2 * KiB, "middle": SIZE // 2, "end": SIZE - 1}
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+async def test_a_client_reset_mid_body_aborts_the_upload(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, position: str
+) -> None:
+    body = os.urandom(SIZE)
+    proxy = await proxy_for(make_proxy, bucket)
+    check_resources = position != "start"
+    baseline = await warm_up(proxy, s3_server, bucket) if check_resources else (tasks(), 10**9)
+    async with Relay.to_url(proxy.url, reset_after=RESET_AT[position]) as relay:
+        with pytest.raises(aiohttp.ClientError):
+            await put(Proxy(relay.url, proxy.session, proxy.config, proxy.app), "obj", body)
+        assert relay.faults >= 1
+    await proxy.session.close()
+    now = await back_to(baseline)
+    assert_contract(s3_server, bucket, "obj", body, stored=False)
+    assert now[0] <= baseline[0], f"asyncio tasks: {baseline[0]} before, {now[0]} after"
+    assert now[1] <= baseline[1], f"open files: {baseline[1]} before, {now[1]} after"
+
+
+STALL_CLIENT_AT = {"start": 0, "middle": SIZE // 2, "end": SIZE - 1}
+
+
+async def raw_put(proxy: Proxy, key: str, head_body: bytes, size: int, wait: float) -> tuple[int, dict[str, Any]]:
+    """Send a PUT's head and the first bytes of its ``size``-byte body, then stall; the response."""
+    host, port = proxy.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            f"PUT /u/{key} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {size}\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n".encode()
+        )
+        writer.write(head_body)
+        await writer.drain()
+        async with asyncio.timeout(wait):
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            length = next(int(line.split(":")[1]) for line in lines if line.lower().startswith("content-length:"))
+            payload = await reader.readexactly(length)
+        return int(lines[0].split()[1]), json.loads(payload)
+    finally:
+        writer.transport.abort()
+        writer.close()
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+async def test_a_client_stalling_mid_body_gets_408_and_the_upload_is_aborted(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, position: str
+) -> None:
+    body = os.urandom(SIZE)
+    proxy = await proxy_for(make_proxy, bucket)
+    check_resources = position == "middle"
+    baseline = await warm_up(proxy, s3_server, bucket) if check_resources else (tasks(), 10**9)
+    await proxy.session.close()
+    sent = body[: STALL_CLIENT_AT[position]]
+    started = time.monotonic()
+    status, result = await raw_put(proxy, "obj", sent, SIZE, wait=30)
+    assert status == 408, result
+    assert result["error"]["code"] == "request_timeout"
+    assert time.monotonic() - started < 20
+    now = await back_to(baseline)
+    assert_contract(s3_server, bucket, "obj", body, stored=False)
+    assert now[0] <= baseline[0], f"asyncio tasks: {baseline[0]} before, {now[0]} after"
+    assert now[1] <= baseline[1], f"open files: {baseline[1]} before, {now[1]} after"

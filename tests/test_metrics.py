@@ -1,0 +1,103 @@
+"""``GET /metrics``: Prometheus text that moves with uploads, failures, plugin stages and S3 calls."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from aiouploader.testing import MakeProxy, Proxy, S3Server
+
+MiB = 1024**2
+
+
+async def proxy_for(make_proxy: MakeProxy, bucket: str) -> Proxy:
+    route = {
+        "path": "/u",
+        "bucket": bucket,
+        "plugins": ["size_limit", "checksum"],
+        "plugin_settings": {"size_limit": {"max_size": "8MiB"}},
+    }
+    return await make_proxy(routes=[route], s3={"part_size": "5MiB", "parts_in_flight": 2})
+
+
+async def scrape(proxy: Proxy) -> str:
+    async with proxy.session.get(proxy("/metrics")) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return await response.text()
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` whose labels include ``labels``."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+async def test_metrics_parse_and_count_created_uploads_and_bytes(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await proxy_for(make_proxy, bucket)
+    before = await scrape(proxy)
+    assert value(before, "aiouploader_uploads_total") == 0
+    body = os.urandom(6 * MiB)
+    async with proxy.session.put(proxy("/u/a.bin"), data=body) as response:
+        assert response.status == 201
+    text = await scrape(proxy)
+    assert value(text, "aiouploader_uploads_total", route="/u", outcome="created") == 1
+    assert value(text, "aiouploader_received_bytes_total", route="/u") == len(body)
+    assert value(text, "aiouploader_stored_bytes_total", route="/u") == len(body)
+    assert value(text, "aiouploader_upload_duration_seconds_count", route="/u", outcome="created") == 1
+    assert value(text, "aiouploader_uploads_in_flight") == 0
+    assert value(text, "aiouploader_part_bytes_in_flight") == 0
+    assert value(text, "aiouploader_plugin_stage_seconds_count", route="/u", plugin="checksum") >= 1
+    assert value(text, "aiouploader_s3_request_seconds_count", operation="create_multipart_upload") == 1
+    assert value(text, "aiouploader_s3_request_seconds_count", operation="upload_part") == 2
+    assert value(text, "aiouploader_s3_request_seconds_count", operation="complete_multipart_upload") == 1
+
+
+async def test_failed_uploads_count_by_error_code_and_aborts(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await proxy_for(make_proxy, bucket)
+
+    async def too_large() -> AsyncIterator[bytes]:
+        for _ in range(12):
+            yield os.urandom(MiB)
+
+    async with proxy.session.put(proxy("/u/big.bin"), data=too_large()) as response:
+        assert response.status == 413
+    async with proxy.session.put(proxy("/u/declared.bin"), data=b"x", headers={"Content-Length": "1"}) as response:
+        assert response.status == 201
+    async with proxy.session.get(proxy("/u/missing")) as response:
+        assert response.status == 404
+    text = await scrape(proxy)
+    assert value(text, "aiouploader_uploads_total", route="/u", outcome="payload_too_large") == 1
+    assert value(text, "aiouploader_uploads_total", route="/u", outcome="created") == 1
+    assert value(text, "aiouploader_uploads_total", outcome="not_found") == 0
+    assert value(text, "aiouploader_multipart_aborts_total") >= 1
+    assert value(text, "aiouploader_received_bytes_total", route="/u") > 8 * MiB
+    assert value(text, "aiouploader_stored_bytes_total", route="/u") == 1
+    assert s3_server.multipart_uploads(bucket) == []
+
+
+async def test_s3_errors_are_counted_by_operation_and_code(make_proxy: MakeProxy, s3_server: S3Server) -> None:
+    proxy = await make_proxy(routes=[{"path": "/u", "bucket": "no-such-bucket-here", "plugins": []}])
+    async with proxy.session.put(proxy("/u/x"), data=b"hello") as response:
+        assert response.status == 502
+    text = await scrape(proxy)
+    assert value(text, "aiouploader_s3_errors_total", operation="put_object") == 1
+    assert value(text, "aiouploader_uploads_total", route="/u", outcome="upstream_error") == 1
+
+
+async def test_each_app_has_its_own_registry(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    first, second = await proxy_for(make_proxy, bucket), await proxy_for(make_proxy, bucket)
+    async with first.session.put(first("/u/one"), data=b"1") as response:
+        assert response.status == 201
+    assert value(await scrape(first), "aiouploader_uploads_total") == 1
+    assert value(await scrape(second), "aiouploader_uploads_total") == 0

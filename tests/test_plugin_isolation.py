@@ -1,0 +1,190 @@
+"""A plugin that fails or hangs costs its own upload only: 500 ``plugin_error``, nothing stored, logged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import pytest
+
+from aiouploader import Download, DownloadStage, Upload, UploadStage, hookimpl
+from aiouploader.config import ConfigError, validate
+from aiouploader.hookspecs import Fetch
+from aiouploader.plugin_manager import make_plugin_manager
+from aiouploader.testing import MakeProxy, Proxy, S3Server
+
+from .plugins_for_tests import Boom
+
+MiB = 1024**2
+SMALL_PARTS = {"part_size": "5MiB", "parts_in_flight": 2}
+
+
+class _SlowStage(UploadStage):
+    def __init__(self, where: str, seconds: float) -> None:
+        self._where = where
+        self._seconds = seconds
+
+    async def feed(self, block: bytes) -> bytes:
+        if self._where == "feed":
+            await asyncio.sleep(self._seconds)
+        if self._where == "raise":
+            raise TimeoutError("the plugin's own timeout")
+        return block
+
+    async def finish(self) -> bytes:
+        if self._where == "finish":
+            await asyncio.sleep(self._seconds)
+        return b""
+
+
+class _SlowOpen(DownloadStage):
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self._seconds = seconds
+
+    async def open(self, fetch: Fetch, size: int) -> int:
+        await asyncio.sleep(self._seconds)
+        return await super().open(fetch, size)
+
+
+class Slow:
+    """Sleeps ``seconds`` in the stage call named by ``in``: ``feed``, ``finish``, (download) ``open``.
+
+    ``in = "raise"``: ``feed`` raises a ``TimeoutError`` of its own at once.
+    """
+
+    @hookimpl
+    def aiouploader_configure(self, settings: dict[str, Any]) -> tuple[str, float]:
+        return str(settings.get("in", "feed")), float(settings.get("seconds", 3600))
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, settings: tuple[str, float]) -> UploadStage:
+        return _SlowStage(*settings)
+
+    @hookimpl
+    def aiouploader_download_stage(self, download: Download, settings: tuple[str, float]) -> DownloadStage | None:
+        where, seconds = settings
+        return _SlowOpen(seconds) if where == "open" else None
+
+
+async def slow_proxy(make_proxy: MakeProxy, bucket: str, where: str, plugin_timeout: float = 0.5) -> Proxy:
+    pm = make_plugin_manager()
+    pm.register(Slow(), name="slow")
+    pm.register(Boom(), name="boom")
+    route = {"bucket": bucket, "plugin_timeout": plugin_timeout}
+    return await make_proxy(
+        routes=[
+            {**route, "path": "/slow", "plugins": ["checksum", "slow"], "plugin_settings": {"slow": {"in": where}}},
+            {**route, "path": "/fast", "plugins": ["checksum"]},
+            {**route, "path": "/boom", "plugins": ["boom"]},
+        ],
+        pm=pm,
+        s3=SMALL_PARTS,
+        upload={"block_size": "256KiB"},
+    )
+
+
+def records_of(caplog: pytest.LogCaptureFixture, request_id: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "request_id", None) == request_id]
+
+
+def assert_nothing_left(s3_server: S3Server, bucket: str) -> None:
+    assert s3_server.keys(bucket) == []
+    assert s3_server.multipart_uploads(bucket) == []
+
+
+@pytest.mark.parametrize("where", ["feed", "finish"])
+async def test_a_stage_call_past_the_plugin_timeout_is_a_plugin_error(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    proxy = await slow_proxy(make_proxy, bucket, where)
+    started = time.monotonic()
+    headers = {"X-Request-ID": f"slow-{where}"}
+    async with proxy.session.put(proxy("/slow/k"), data=os.urandom(12 * MiB), headers=headers) as response:
+        assert response.status == 500
+        error = (await response.json())["error"]
+    assert time.monotonic() - started < 30
+    assert error["code"] == "plugin_error"
+    assert "'slow'" in error["message"] and "timed out after 0.5 seconds" in error["message"]
+    assert_nothing_left(s3_server, bucket)
+    [record] = records_of(caplog, f"slow-{where}")
+    assert f"slow-{where}" in record.getMessage() and f"{where}()" in record.getMessage()
+
+
+async def test_other_uploads_go_on_while_a_plugin_hangs(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await slow_proxy(make_proxy, bucket, "feed", plugin_timeout=2)
+    bodies = {f"f{i}": os.urandom(MiB + i) for i in range(6)}
+
+    async def put(path: str, body: bytes) -> int:
+        async with proxy.session.put(proxy(path), data=body) as response:
+            await response.read()
+            return response.status
+
+    statuses = await asyncio.gather(
+        put("/slow/hangs", os.urandom(MiB)),
+        put("/boom/fails", os.urandom(MiB)),
+        *(put(f"/fast/{key}", body) for key, body in bodies.items()),
+    )
+    assert statuses == [500, 500] + [201] * len(bodies)
+    assert s3_server.keys(bucket) == sorted(bodies)
+    for key, body in bodies.items():
+        assert s3_server.get(bucket, key) == body
+    assert s3_server.multipart_uploads(bucket) == []
+
+
+async def test_a_download_open_past_the_plugin_timeout_is_a_plugin_error(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await slow_proxy(make_proxy, bucket, "open")
+    async with proxy.session.put(proxy("/slow/k"), data=b"stored") as response:
+        assert response.status == 201
+    for method in ("GET", "HEAD"):
+        headers = {"X-Request-ID": f"open-{method}"}
+        async with proxy.session.request(method, proxy("/slow/k"), headers=headers) as response:
+            assert response.status == 500
+            assert response.headers["X-Request-ID"] == f"open-{method}"
+            if method == "GET":
+                error = (await response.json())["error"]
+                assert error["code"] == "plugin_error" and "timed out" in error["message"]
+        assert records_of(caplog, f"open-{method}")
+    async with proxy.session.get(proxy("/fast/k")) as response:
+        assert response.status == 200 and await response.read() == b"stored"
+
+
+async def test_a_plugin_exception_is_logged_with_the_request_id(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await slow_proxy(make_proxy, bucket, "feed")
+    async with proxy.session.put(proxy("/boom/k"), data=b"x" * 1000, headers={"X-Request-ID": "boom-1"}) as response:
+        assert response.status == 500
+        error = (await response.json())["error"]
+    assert error["code"] == "plugin_error" and "'boom'" in error["message"]
+    assert "timed out" not in error["message"]
+    [record] = records_of(caplog, "boom-1")
+    assert "boom-1" in record.getMessage() and "boom" in record.getMessage()
+    assert record.exc_info is not None and "secret internal detail" in str(record.exc_info[1])
+    assert_nothing_left(s3_server, bucket)
+
+
+async def test_a_plugins_own_timeout_error_is_a_failure_not_a_plugin_timeout(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await slow_proxy(make_proxy, bucket, "raise", plugin_timeout=60)
+    async with proxy.session.put(proxy("/slow/k"), data=b"x" * 1000, headers={"X-Request-ID": "own-1"}) as response:
+        assert response.status == 500
+        error = (await response.json())["error"]
+    assert error["code"] == "plugin_error" and "timed out" not in error["message"]
+    [record] = records_of(caplog, "own-1")
+    assert record.exc_info is not None and isinstance(record.exc_info[1], TimeoutError)
+    assert_nothing_left(s3_server, bucket)
+
+
+@pytest.mark.parametrize("value", [0, -1, "soon"])
+def test_plugin_timeout_must_be_a_positive_number(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"routes\[0\]\.plugin_timeout"):
+        validate({"routes": [{"path": "/u", "bucket": "bucket", "plugin_timeout": value}]})
