@@ -33,6 +33,7 @@ class Grant:
 
     who: str
     key_prefix: str = ""
+    max_uploads: int | None = None
     """Keys must start with this; a generated key is put under it."""
     max_size: int | None = None
     content_type: str | None = None
@@ -159,7 +160,7 @@ class Authorizer:
             raise Forbidden(f"The token {found.name!r} does not allow {method}.")
         if key is not None and not key.startswith(found.prefix):
             raise Forbidden(f"The token {found.name!r} only covers keys under {found.prefix!r}.")
-        return Grant(f"token:{found.name}", found.prefix)
+        return Grant(f"token:{found.name}", found.prefix, found.max_uploads)
 
     def _check_signed(
         self, method: str, route: str, key: str | None, query: Mapping[str, str], content_length: int | None, now: float
@@ -184,4 +185,4 @@ class Authorizer:
         size = int(max_size) if max_size.isdigit() else None
         if size is not None and content_length is not None and content_length > size:
             raise PayloadTooLarge(f"The upload is larger than the {size} bytes the signed URL allows.")
-        return Grant(f"signed:{query['key_id']}", query.get("prefix", ""), size, content_type or None)
+        return Grant(f"signed:{query['key_id']}", query.get("prefix", ""), None, size, content_type or None)

@@ -36,6 +36,8 @@ class ServerConfig(Settings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     body_idle_timeout: float = Field(60.0, gt=0)
     shutdown_grace: float = Field(30.0, ge=0)
+    max_uploads: int = Field(64, ge=1)
+    """Uploads handled at once; more get 503 ``overloaded`` with Retry-After."""
 
 
 class S3Config(Settings):
@@ -85,6 +87,8 @@ class TokenConfig(Settings):
     methods: list[Method] = list(ALL_METHODS)
     prefix: str = ""
     """Keys (under the route) the token may touch start with this; generated keys go under it."""
+    max_uploads: int | None = Field(None, ge=1)
+    """Uploads this token may have in progress at once."""
 
 
 class AuthConfig(Settings):

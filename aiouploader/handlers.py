@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from .errors import (
     Forbidden,
     MethodNotAllowed,
     NotReady,
+    Overloaded,
     RangeNotSatisfiable,
     UploadError,
 )
@@ -50,21 +52,35 @@ class Service:
     _ready_at: float = field(default=-1e9)
     _ready_error: str | None = None
     authorizer: Authorizer = field(init=False)
+    _by_client: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.authorizer = Authorizer(self.config.auth)
 
+    def admit(self, grant: Grant | None) -> None:
+        """Refuse an upload beyond the limits of the server or of the client's credentials."""
+        if self.draining:
+            raise Draining("The server is shutting down; retry on another instance.")
+        if len(self.uploads) >= self.config.server.max_uploads:
+            raise Overloaded("The server is handling as many uploads as it may; retry shortly.", retry_after=1)
+        if grant and grant.max_uploads is not None and self._by_client[grant.who] >= grant.max_uploads:
+            raise Overloaded(f"{grant.who} has {grant.max_uploads} uploads in progress already.", retry_after=1)
+
     @contextlib.contextmanager
-    def in_flight(self) -> Iterator[None]:
-        """Mark the current task as an upload that :meth:`drain` waits for."""
+    def in_flight(self, grant: Grant | None = None) -> Iterator[None]:
+        """Count the current task as an upload: for the limits, and for :meth:`drain` to wait for."""
+        self.admit(grant)
         task = asyncio.current_task()
         assert task is not None
         self.uploads.add(task)
+        who = grant.who if grant else ""
+        self._by_client[who] += 1
         self._idle.clear()
         try:
             yield
         finally:
             self.uploads.discard(task)
+            self._by_client[who] -= 1
             if not self.uploads:
                 self._idle.set()
 
@@ -176,9 +192,6 @@ def _key_prefix(request: web.Request) -> str:
 
 def _prepare_upload(request: web.Request) -> Upload | None:
     """Check what can be checked before the body is read; the upload for PUT and raw POST."""
-    service = request.app[SERVICE]
-    if service.draining:
-        raise Draining("The server is shutting down; retry on another instance.")
     route, raw_key = _target(request)
     grant = _authorize(request)
     if request.method == "PUT":
@@ -206,7 +219,8 @@ async def expect_handler(request: web.Request) -> web.StreamResponse | None:
     try:
         if request.headers.get("Expect", "").lower() != "100-continue":
             raise ExpectationFailed("Only 'Expect: 100-continue' is understood.")
-        _authorize(request)
+        if request.method in ("PUT", "POST"):
+            request.app[SERVICE].admit(_authorize(request))
         if (upload := _prepare_upload(request)) is not None:
             chain = _target(request)[0].chain
             try:
@@ -277,7 +291,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
 async def _handle_upload(request: web.Request, route: Route, raw_key: str | None) -> web.StreamResponse:
     if request.method == "POST" and raw_key is not None:
         raise MethodNotAllowed(f"POST goes to the route itself: {route.path}/.", headers={"Allow": "GET, HEAD, PUT"})
-    with request.app[SERVICE].in_flight():
+    with request.app[SERVICE].in_flight(_authorize(request)):
         return await _handle_upload_in_flight(request, route)
 
 

@@ -192,3 +192,44 @@ def test_the_sign_command_prints_a_url_the_server_accepts(tmp_path: Path) -> Non
     expires = int(url.split("expires=")[1].split("&")[0])
     assert time.time() + 250 < expires <= time.time() + 301
     assert "max_size=1048576" in url and "signature=" in url
+
+
+async def slow_body(release: asyncio.Event) -> AsyncIterator[bytes]:
+    yield b"first"
+    await release.wait()
+    yield b"last"
+
+
+async def test_uploads_beyond_the_limits_are_overloaded(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await make_proxy(
+        routes=[{"path": "/uploads", "bucket": bucket, "auth": ["token"]}],
+        server={"max_uploads": 2},
+        auth={
+            "tokens": [
+                {"name": "one", "sha256": hash_token("one"), "max_uploads": 1},
+                {"name": "two", "sha256": hash_token("two")},
+            ]
+        },
+    )
+    release = asyncio.Event()
+
+    async def put(key: str, token: str, body: object) -> tuple[int, dict[str, str]]:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with proxy.session.put(proxy(f"/uploads/{key}"), data=body, headers=headers) as response:
+            await response.read()
+            return response.status, dict(response.headers)
+
+    slow = asyncio.create_task(put("slow", "one", slow_body(release)))
+    await asyncio.sleep(0.3)
+    status, headers = await put("same-token", "one", b"x")
+    assert status == 503 and headers["Retry-After"]
+    other = asyncio.create_task(put("other", "two", slow_body(release)))
+    await asyncio.sleep(0.3)
+    status, _ = await put("third", "two", b"x")
+    assert status == 503
+    release.set()
+    assert (await slow)[0] == 201 and (await other)[0] == 201
+    assert (await put("after", "one", b"x"))[0] == 201
+    assert s3_server.keys(bucket) == ["after", "other", "slow"]
