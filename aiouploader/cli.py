@@ -9,11 +9,12 @@ import json
 import logging
 import re
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiohttp import web
+from aiohttp import http_parser, web
 
 from . import __version__, auth, logs
 from .app import build_routes, make_app
@@ -93,6 +94,12 @@ def serve(args: argparse.Namespace) -> int:
     if overrides:
         config = config.model_copy(update={"server": config.server.model_copy(update=overrides)})
     logs.configure(config.server.log_level)
+    if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
+        log.warning(
+            "aiohttp's C HTTP parser is not in use (AIOHTTP_NO_EXTENSIONS is set or the extension is missing); "
+            "several request-smuggling advisories affect only the pure-Python parser"
+        )
+    ssl_context = _tls(config)
     pm = make_plugin_manager()
     build_routes(config, pm)
     _tune_allocator()
@@ -104,18 +111,33 @@ def serve(args: argparse.Namespace) -> int:
     host, port = config.server.host, config.server.port
     route = config.routes[0].path
 
+    scheme = "https" if ssl_context else "http"
+
     def announce() -> None:
-        print(f"aiouploader {__version__} listening on http://{host}:{port}", flush=True)
+        print(f"aiouploader {__version__} listening on {scheme}://{host}:{port}", flush=True)
         if dev_server is not None:
             print(f"embedded S3 at {config.s3.endpoint_url}; try:", flush=True)
             print(f"  curl -T README.md http://{host}:{port}{route}/hello.txt", flush=True)
             print(f"  curl http://{host}:{port}{route}/hello.txt", flush=True)
 
-    asyncio.run(_run(make_app(config, pm), config, announce))
+    asyncio.run(_run(make_app(config, pm), config, announce, ssl_context))
     return 0
 
 
-async def _run(app: web.Application, config: Config, announce: Callable[[], None]) -> None:
+def _tls(config: Config) -> ssl.SSLContext | None:
+    if config.server.tls_cert is None or config.server.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.server.tls_cert, config.server.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"server.tls_cert / server.tls_key: cannot load them ({exc})") from None
+    return context
+
+
+async def _run(
+    app: web.Application, config: Config, announce: Callable[[], None], ssl_context: ssl.SSLContext | None = None
+) -> None:
     """Serve until SIGTERM or SIGINT, then drain.
 
     Draining turns ``/readyz`` and new uploads into 503 ``draining`` while the
@@ -133,7 +155,7 @@ async def _run(app: web.Application, config: Config, announce: Callable[[], None
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, config.server.host, config.server.port).start()
+        await web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context).start()
         announce()
         stop, hurry = asyncio.Event(), asyncio.Event()
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .sizes import parse_size
 
@@ -38,6 +38,15 @@ class ServerConfig(Settings):
     shutdown_grace: float = Field(30.0, ge=0)
     max_uploads: int = Field(64, ge=1)
     """Uploads handled at once; more get 503 ``overloaded`` with Retry-After."""
+    tls_cert: str | None = None
+    """PEM certificate chain: serve HTTPS (with ``tls_key``)."""
+    tls_key: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
 
 
 class S3Config(Settings):
