@@ -35,6 +35,8 @@ class ServerConfig(Settings):
     port: int = Field(8080, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     body_idle_timeout: float = Field(60.0, gt=0)
+    body_timeout: float = Field(3600.0, gt=0)
+    """Seconds a client gets to send a whole body (408 after), against slow trickles."""
     shutdown_grace: float = Field(30.0, ge=0)
     max_uploads: int = Field(64, ge=1)
     """Uploads handled at once; more get 503 ``overloaded`` with Retry-After."""

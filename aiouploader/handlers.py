@@ -257,6 +257,7 @@ async def _store(request: web.Request, route: Route, upload: Upload, read: Read)
         read,
         block_size=service.config.upload.block_size,
         idle_timeout=service.config.server.body_idle_timeout,
+        total_timeout=service.config.server.body_timeout,
         started=request.get(STARTED, False),
         if_none_match=route.config.if_none_match,
         max_size=grant.max_size if (grant := _authorize(request)) else None,

@@ -53,7 +53,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.writer.output_size:
             log.warning("request %s: response cut mid-stream: %s", rid, exc)
             raise
-        return _error_for(request, exc)
+        response = _error_for(request, exc)
+        if request.body_exists and not request.content.at_eof():
+            response.force_close()  # "Connection: close": the rest of the body is read and dropped
+        return response
     if not response.prepared:
         response.headers[REQUEST_ID] = rid
     return response

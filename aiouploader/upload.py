@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -19,15 +20,27 @@ Read = Callable[[], Awaitable[bytes]]
 """Returns the next piece of the body, ``b""`` at its end."""
 
 
-async def blocks(read: Read, block_size: int, idle_timeout: float) -> AsyncIterator[bytes]:
-    """The body in blocks of at least ``block_size`` bytes (the last may be shorter)."""
+async def blocks(
+    read: Read, block_size: int, idle_timeout: float, total_timeout: float = math.inf
+) -> AsyncIterator[bytes]:
+    """The body in blocks of at least ``block_size`` bytes (the last may be shorter).
+
+    Raises :class:`RequestTimeout` when the client sends nothing for
+    ``idle_timeout`` seconds, or has not sent it all after ``total_timeout``.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + total_timeout
     chunks: list[bytes] = []
     size = 0
     while True:
         try:
-            async with asyncio.timeout(idle_timeout):
+            async with asyncio.timeout(min(idle_timeout, deadline - loop.time())):
                 chunk = await read()
         except TimeoutError:
+            if loop.time() >= deadline:
+                raise RequestTimeout(
+                    f"The client did not send the whole body within {total_timeout:g} seconds; the upload was aborted."
+                ) from None
             raise RequestTimeout(
                 f"The client sent no body bytes for {idle_timeout:g} seconds; the upload was aborted."
             ) from None
@@ -66,6 +79,7 @@ async def store(
     *,
     block_size: int,
     idle_timeout: float,
+    total_timeout: float = math.inf,
     started: bool = False,
     if_none_match: bool = False,
     max_size: int | None = None,
@@ -94,7 +108,7 @@ async def store(
         if_none_match=if_none_match,
     )
     try:
-        async for block in blocks(read, block_size, idle_timeout):
+        async for block in blocks(read, block_size, idle_timeout, total_timeout):
             upload.size += len(block)
             if max_size is not None and upload.size > max_size:
                 raise PayloadTooLarge(f"The upload is larger than the {max_size} bytes its credentials allow.")
