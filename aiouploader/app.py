@@ -14,6 +14,7 @@ from aiohttp import web
 from . import handlers
 from .chain import Chain
 from .config import Config, S3Config
+from .cors import cors
 from .logs import access
 from .metrics import METRICS, InstrumentedClient, Metrics, handle_metrics
 from .middlewares import errors
@@ -43,7 +44,7 @@ def client_config(config: S3Config) -> AioConfig:
 
 def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:
     routes = build_routes(config, pm or make_plugin_manager())
-    app = web.Application(middlewares=[access, errors])
+    app = web.Application(middlewares=[cors, access, errors])
     metrics = app[METRICS] = Metrics()
     for route in routes:
         route.chain.observe = metrics.observe_stage(route.path)

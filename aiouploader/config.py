@@ -116,6 +116,15 @@ class AuthConfig(Settings):
         return value
 
 
+class CorsConfig(Settings):
+    allow_origins: list[str] = Field(min_length=1)
+    """Origins whose pages may call the route, e.g. "https://app.example"; "*" for any."""
+    allow_methods: list[Method] = ["PUT", "POST", "GET", "HEAD"]
+    allow_headers: list[str] = ["Content-Type", "Authorization", "Content-MD5", "Content-Digest", "X-Request-ID"]
+    expose_headers: list[str] = ["Location", "ETag", "X-Request-ID"]
+    max_age: int = Field(600, ge=0)
+
+
 class RouteConfig(Settings):
     path: str
     bucket: str = Field(min_length=3, max_length=63)
@@ -128,6 +137,8 @@ class RouteConfig(Settings):
     """Write only where no object exists yet (S3 conditional write); else 412 ``precondition_failed``."""
     plugin_timeout: float = Field(30.0, gt=0)
     auth: list[Literal["token", "signed"]] = []
+    cors: CorsConfig | None = None
+    """Let pages from other origins use the route (preflights answered, headers exposed)."""
     """How clients prove they may use the route; empty: anyone who reaches it."""
 
     @field_validator("path")
