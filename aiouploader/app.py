@@ -32,6 +32,7 @@ def build_routes(config: Config, pm: pluggy.PluginManager) -> list[Route]:
 def client_config(config: S3Config) -> AioConfig:
     return AioConfig(
         region_name=config.region,
+        signature_version="s3v4",
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
         retries={"mode": "standard", "max_attempts": config.max_attempts},

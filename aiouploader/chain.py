@@ -85,6 +85,13 @@ class Chain:
                 raise ConfigError(
                     f"routes {route.path}: unknown plugin {name!r}; installed: {', '.join(installed(pm))}"
                 )
+            if route.direct_upload and any(
+                caller.name == "aiouploader_upload_stage" for caller in pm.get_hookcallers(pm.get_plugin(name)) or []
+            ):
+                raise ConfigError(
+                    f"routes {route.path}: direct_upload sends bytes straight to S3, "
+                    f"but the plugin {name!r} must see them; remove one or the other"
+                )
             hooks.setdefault(name, PluginHooks(pm, name))
             try:
                 settings = hooks[name].configure(config.plugin_settings(route, name))

@@ -137,6 +137,9 @@ class RouteConfig(Settings):
     """Write only where no object exists yet (S3 conditional write); else 412 ``precondition_failed``."""
     plugin_timeout: float = Field(30.0, gt=0)
     auth: list[Literal["token", "signed"]] = []
+    direct_upload: bool = False
+    """Answer PUT with a 307 to a presigned S3 URL: bytes skip the proxy (no plugin may need them)."""
+    direct_upload_expires: int = Field(300, ge=1, le=604800)
     cors: CorsConfig | None = None
     """Let pages from other origins use the route (preflights answered, headers exposed)."""
     """How clients prove they may use the route; empty: anyone who reaches it."""

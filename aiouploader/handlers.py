@@ -229,6 +229,9 @@ async def expect_handler(request: web.Request) -> web.StreamResponse | None:
                 chain.failed(upload, exc)
                 raise
             request[STARTED] = True
+            route = _target(request)[0]
+            if route.config.direct_upload and request.method == "PUT":
+                return await _redirect_to_s3(request, route, upload)
     except UploadError as exc:
         response = error_response(request, exc)
         response.force_close()
@@ -300,12 +303,27 @@ async def _handle_upload_in_flight(request: web.Request, route: Route) -> web.St
     upload = request.get(UPLOAD) or _prepare_upload(request)
     if upload is None:
         return await _handle_form(request, route)
+    if route.config.direct_upload and request.method == "PUT":
+        return await _redirect_to_s3(request, route, upload)
     result = await _store(request, route, upload, request.content.readany)
     return web.json_response(
         result,
         status=201,
         headers={"Location": _location(route, upload.key), "ETag": result["etag"]},
     )
+
+
+async def _redirect_to_s3(request: web.Request, route: Route, upload: Upload) -> web.StreamResponse:
+    """``307`` to a presigned PutObject URL for this key, once credentials and lifecycle hooks agree."""
+    if not request.get(STARTED, False):
+        route.chain.started(upload)
+    params = {"Bucket": upload.bucket, "Key": upload.s3_key}
+    if request.headers.get("Content-Type"):
+        params["ContentType"] = upload.content_type
+    url = await request.app[SERVICE].s3.client.generate_presigned_url(
+        ClientMethod="put_object", Params=params, ExpiresIn=route.config.direct_upload_expires
+    )
+    return web.Response(status=307, headers={"Location": url})
 
 
 async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse:

@@ -85,7 +85,11 @@ class InstrumentedClient:
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._client, name)
-        if name.startswith("_") or not callable(method) or name in ("close", "get_paginator", "can_paginate"):
+        if (
+            name.startswith("_")
+            or not callable(method)
+            or name in ("close", "get_paginator", "can_paginate", "generate_presigned_url")
+        ):
             return method
         return self._timed(name, method)
 

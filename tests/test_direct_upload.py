@@ -1,0 +1,44 @@
+"""Direct-to-S3 routes: PUT answers 307 to a presigned URL, for routes whose plugins need no bytes."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from aiouploader.app import make_app
+from aiouploader.auth import hash_token
+from aiouploader.config import ConfigError
+from aiouploader.testing import MakeProxy, S3Server, proxy_config
+
+
+async def test_put_is_redirected_to_a_presigned_url_that_stores_the_object(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await make_proxy(
+        routes=[{"path": "/direct", "bucket": bucket, "prefix": "d/", "direct_upload": True, "auth": ["token"]}],
+        auth={"tokens": [{"name": "t", "sha256": hash_token("t")}]},
+    )
+    headers = {"Authorization": "Bearer t", "Content-Type": "text/plain"}
+    async with proxy.session.put(proxy("/direct/a.txt"), data=b"hello", headers=headers, allow_redirects=False) as r:
+        assert r.status == 307
+        location = r.headers["Location"]
+    assert (location.startswith(s3_server.endpoint_url) and "Signature" in location) or "X-Amz-Signature" in location
+    async with (
+        aiohttp.ClientSession() as direct,
+        direct.put(URL(location, encoded=True), data=b"hello", headers={"Content-Type": "text/plain"}) as r,
+    ):
+        assert r.status == 200
+    assert s3_server.get(bucket, "d/a.txt") == b"hello"
+    async with proxy.session.put(proxy("/direct/b.txt"), data=b"x", allow_redirects=False) as r:
+        assert r.status == 401
+    assert s3_server.keys(bucket) == ["d/a.txt"]
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_a_direct_route_with_plugins_that_need_the_bytes_is_refused(s3_server: S3Server) -> None:
+    config = proxy_config(
+        s3_server.endpoint_url, [{"path": "/d", "bucket": "bucket", "direct_upload": True, "plugins": ["checksum"]}]
+    )
+    with pytest.raises(ConfigError, match=r"direct_upload .* 'checksum' must see them"):
+        make_app(config)
