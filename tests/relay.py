@@ -223,15 +223,20 @@ class Relay:
     async def _relay(
         self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter, faulty: bool
     ) -> None:
+        connecting = asyncio.ensure_future(asyncio.open_connection(*self.target))
         try:
-            server_reader, server_writer = await asyncio.open_connection(*self.target)
+            server_reader, server_writer = await asyncio.shield(connecting)
         except OSError:
             client_writer.transport.abort()
             client_writer.close()
             return
-        except asyncio.CancelledError:  # the relay closes meanwhile
+        except asyncio.CancelledError:  # the relay closes meanwhile: close what the connecting made
             client_writer.transport.abort()
             client_writer.close()
+            with contextlib.suppress(Exception):
+                _, made = await connecting
+                made.transport.abort()
+                made.close()
             raise
         writers = (client_writer, server_writer)
         stalled = asyncio.Event()
