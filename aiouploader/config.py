@@ -40,6 +40,8 @@ class ServerConfig(Settings):
     shutdown_grace: float = Field(30.0, ge=0)
     max_uploads: int = Field(64, ge=1)
     """Uploads handled at once; more get 503 ``overloaded`` with Retry-After."""
+    max_buffered: Size = 2 * 1024**3
+    """Memory all uploads together may hold; each reserves its bound when it starts (503 beyond)."""
     tls_cert: str | None = None
     """PEM certificate chain: serve HTTPS (with ``tls_key``)."""
     tls_key: str | None = None

@@ -53,11 +53,18 @@ class Service:
     _ready_error: str | None = None
     authorizer: Authorizer = field(init=False)
     _by_client: Counter[str] = field(default_factory=Counter)
+    _reserved: int = 0
 
     def __post_init__(self) -> None:
         self.authorizer = Authorizer(self.config.auth)
 
-    def admit(self, grant: Grant | None) -> None:
+    def buffer_need(self, content_length: int | None) -> int:
+        """The most an upload of ``content_length`` bytes (``None``: unknown) may hold in memory."""
+        s3 = self.config.s3
+        bound = s3.part_size * (s3.parts_in_flight + 1) + self.config.upload.block_size
+        return bound if content_length is None else min(bound, content_length + self.config.upload.block_size)
+
+    def admit(self, grant: Grant | None, content_length: int | None = None) -> None:
         """Refuse an upload beyond the limits of the server or of the client's credentials."""
         if self.draining:
             raise Draining("The server is shutting down; retry on another instance.")
@@ -65,22 +72,27 @@ class Service:
             raise Overloaded("The server is handling as many uploads as it may; retry shortly.", retry_after=1)
         if grant and grant.max_uploads is not None and self._by_client[grant.who] >= grant.max_uploads:
             raise Overloaded(f"{grant.who} has {grant.max_uploads} uploads in progress already.", retry_after=1)
+        if self._reserved + self.buffer_need(content_length) > self.config.server.max_buffered:
+            raise Overloaded("The server's memory for uploads is taken; retry shortly.", retry_after=1)
 
     @contextlib.contextmanager
-    def in_flight(self, grant: Grant | None = None) -> Iterator[None]:
+    def in_flight(self, grant: Grant | None = None, content_length: int | None = None) -> Iterator[None]:
         """Count the current task as an upload: for the limits, and for :meth:`drain` to wait for."""
-        self.admit(grant)
+        self.admit(grant, content_length)
         task = asyncio.current_task()
         assert task is not None
         self.uploads.add(task)
         who = grant.who if grant else ""
+        need = self.buffer_need(content_length)
         self._by_client[who] += 1
+        self._reserved += need
         self._idle.clear()
         try:
             yield
         finally:
             self.uploads.discard(task)
             self._by_client[who] -= 1
+            self._reserved -= need
             if not self.uploads:
                 self._idle.set()
 
@@ -220,7 +232,7 @@ async def expect_handler(request: web.Request) -> web.StreamResponse | None:
         if request.headers.get("Expect", "").lower() != "100-continue":
             raise ExpectationFailed("Only 'Expect: 100-continue' is understood.")
         if request.method in ("PUT", "POST"):
-            request.app[SERVICE].admit(_authorize(request))
+            request.app[SERVICE].admit(_authorize(request), request.content_length)
         if (upload := _prepare_upload(request)) is not None:
             chain = _target(request)[0].chain
             try:
@@ -295,7 +307,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
 async def _handle_upload(request: web.Request, route: Route, raw_key: str | None) -> web.StreamResponse:
     if request.method == "POST" and raw_key is not None:
         raise MethodNotAllowed(f"POST goes to the route itself: {route.path}/.", headers={"Allow": "GET, HEAD, PUT"})
-    with request.app[SERVICE].in_flight(_authorize(request)):
+    with request.app[SERVICE].in_flight(_authorize(request), request.content_length):
         return await _handle_upload_in_flight(request, route)
 
 
