@@ -98,7 +98,7 @@ def test_tokens_are_not_accepted_where_only_signed_urls_are() -> None:
 
 def test_a_signed_url_grants_its_key_limits_and_type() -> None:
     grant = check(query=signed(max_size=100, content_type="application/pdf"))
-    assert grant == Grant("signed:k1", "", 100, "application/pdf")
+    assert grant == Grant("signed:k1", "", max_size=100, content_type="application/pdf")
 
 
 def test_a_signed_prefix_covers_keys_under_it_and_generated_keys() -> None:
