@@ -139,9 +139,9 @@ def start_moto() -> S3Server:
     return S3Server("moto", f"http://127.0.0.1:{port}", process)
 
 
-def start_rclone(root: Path | None = None) -> S3Server:
+def start_rclone(root: Path | None = None, port: int | None = None) -> S3Server:
     root = root or Path(tempfile.mkdtemp(prefix="aiouploader-rclone-"))
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [
             _bin("rclone"),

@@ -1,0 +1,43 @@
+"""/readyz follows S3: 503 while the S3 server is down, 200 again once it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import aiohttp
+
+from aiouploader.handlers import READY_CACHE_SECONDS
+from aiouploader.testing import start_rclone
+
+from .serving import serve
+
+
+async def status(url: str) -> int:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status
+
+
+async def test_readiness_flips_when_the_s3_server_stops_and_starts(tmp_path: Path) -> None:
+    root = tmp_path / "s3"
+    root.mkdir()
+    s3 = start_rclone(root)
+    port = int(s3.endpoint_url.rsplit(":", 1)[1])
+    bucket = s3.create_bucket()
+    served = serve(tmp_path, s3, bucket)
+    try:
+        assert await status(served.url + "/readyz") == 200
+        s3.process.terminate()
+        s3.process.wait(10)
+        await asyncio.sleep(READY_CACHE_SECONDS + 0.5)
+        assert await status(served.url + "/readyz") == 503
+        assert await status(served.url + "/healthz") == 200
+        s3 = start_rclone(root, port)
+        await asyncio.sleep(READY_CACHE_SECONDS + 0.5)
+        assert await status(served.url + "/readyz") == 200
+    finally:
+        served.stop()
+        s3.process.terminate()
+        s3.process.wait(10)
+        shutil.rmtree(root, ignore_errors=True)
