@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aioboto3
 import pluggy
@@ -41,6 +42,15 @@ def client_config(config: S3Config) -> AioConfig:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
+
+
+def server_options(config: Config) -> dict[str, Any]:
+    """How aiohttp's server reads requests: bodies as sent, in block-sized pieces, no slow headers."""
+    return {
+        "auto_decompress": False,
+        "read_bufsize": config.upload.block_size,
+        "keepalive_timeout": config.server.keepalive_timeout,
+    }
 
 
 def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:

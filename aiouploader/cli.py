@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import http_parser, web
 
 from . import __version__, auth, logs
-from .app import build_routes, make_app
+from .app import build_routes, make_app, server_options
 from .builtin import encryption
 from .config import Config, ConfigError, load, validate
 from .handlers import SERVICE
@@ -150,8 +150,7 @@ async def _run(
         app,
         access_log=None,
         shutdown_timeout=grace,
-        auto_decompress=False,
-        read_bufsize=config.upload.block_size,
+        **server_options(config),
     )
     await runner.setup()
     try:

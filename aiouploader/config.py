@@ -35,6 +35,8 @@ class ServerConfig(Settings):
     port: int = Field(8080, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     body_idle_timeout: float = Field(60.0, gt=0)
+    keepalive_timeout: float = Field(75.0, gt=0)
+    """Seconds an idle connection stays open; also the most a client may take to send request headers."""
     body_timeout: float = Field(3600.0, gt=0)
     """Seconds a client gets to send a whole body (408 after), against slow trickles."""
     shutdown_grace: float = Field(30.0, ge=0)

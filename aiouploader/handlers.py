@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import BodyPartReader, HttpVersion10, HttpVersion11, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .auth import Authorizer, Grant
@@ -37,7 +37,7 @@ from .upload import Read, store
 
 READY_CACHE_SECONDS = 3.0
 ABORT_WAIT_SECONDS = 60.0
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 
 
 @dataclass
@@ -282,6 +282,10 @@ async def _store(request: web.Request, route: Route, upload: Upload, read: Read)
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
+    if request.version not in (HttpVersion10, HttpVersion11):
+        raise BadRequest("Only HTTP/1.0 and HTTP/1.1 requests are served here.")
+    if request.headers.get("Transfer-Encoding", "chunked").replace(" ", "").lower() != "chunked":
+        raise BadRequest("Only the chunked transfer coding is understood; send the body as it is, or chunked.")
     route, raw_key = _target(request)
     _authorize(request)
     method = request.method
@@ -350,15 +354,15 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
         while True:
             try:
                 part = await reader.next()
+                if part is not None and not isinstance(part, MultipartReader) and part.filename is None:
+                    await part.release()
+                    continue
             except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
                 raise BadRequest(f"The multipart/form-data body is malformed ({exc}).") from None
             if part is None:
                 break
             if isinstance(part, MultipartReader):
                 raise BadRequest("Nested multipart bodies are not accepted.")
-            if part.filename is None:
-                await part.release()
-                continue
             key = _key_prefix(request) + key_for_file(part.filename, route.config.form_keys)
             upload = _upload_for(request, route, key, part.headers.get("Content-Type"))
             upload.content_length = None
@@ -386,6 +390,11 @@ def _part_reader(part: BodyPartReader, size: int) -> Read:
     return read
 
 
+def _position(digits: str) -> int:
+    """A range bound; past S3's largest object every bound is the same."""
+    return int(digits) if len(digits) <= 19 else 10**19
+
+
 def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """``[start, end)`` of a single ``bytes=`` range, ``None`` for the whole object."""
     match = _RANGE.fullmatch(header.strip()) if header else None
@@ -393,14 +402,14 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first, last = match.group(1), match.group(2)
     if first == "":
-        start, end = max(0, size - int(last)), size
+        start, end = max(0, size - _position(last)), size
     else:
-        start, end = int(first), size if last == "" else min(size, int(last) + 1)
-        if last != "" and int(last) < start:
+        start, end = _position(first), size if last == "" else min(size, _position(last) + 1)
+        if last != "" and _position(last) < start:
             return None
     if start >= size or start >= end:
         raise RangeNotSatisfiable(
-            f"The range {header} lies outside the object's {size} bytes.", headers={"Content-Range": f"bytes */{size}"}
+            f"The range lies outside the object's {size} bytes.", headers={"Content-Range": f"bytes */{size}"}
         )
     return start, end
 

@@ -12,15 +12,19 @@ from .errors import InvalidKey
 MAX_KEY_BYTES = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _UNSAFE_NAME = re.compile(r"[^\w.\-]+")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def key_from_path(raw: str, prefix: str) -> str:
     """Decode the percent-encoded key part of a request path and check it.
 
-    Refuses an empty key, empty, ``.`` or ``..`` segments, control characters
+    Refuses malformed percent escapes, an empty key, empty, ``.`` or ``..``
+    segments (``\\`` counting as a separator for the dot segments), control characters
     (NUL included), invalid UTF-8, and keys whose full S3 key (with the route
     prefix) passes S3's limit of 1,024 bytes.
     """
+    if _BAD_ESCAPE.search(raw):
+        raise InvalidKey("The key has a '%' that is not followed by two hex digits; encode it as %25.")
     try:
         key = unquote(raw, errors="strict")
     except UnicodeDecodeError:
@@ -34,7 +38,7 @@ def check_key(key: str, prefix: str) -> None:
         raise InvalidKey("The key is empty: name the object after the route, e.g. /uploads/report.pdf.")
     if _CONTROL.search(key):
         raise InvalidKey("The key contains a control character (NUL, newline, ...).")
-    if any(segment in ("", ".", "..") for segment in key.split("/")):
+    if "" in key.split("/") or any(segment in (".", "..") for segment in re.split(r"[/\\]", key)):
         raise InvalidKey("The key has an empty, '.' or '..' segment; use plain names separated by single '/'.")
     if len((prefix + key).encode()) > MAX_KEY_BYTES:
         raise InvalidKey(f"The key is too long: S3 keys are at most {MAX_KEY_BYTES} bytes with the route prefix.")

@@ -34,7 +34,7 @@ from aiohttp.test_utils import TestServer
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from .app import make_app
+from .app import make_app, server_options
 from .config import Config, validate
 from .plugin_manager import make_plugin_manager
 
@@ -230,7 +230,7 @@ async def make_proxy(s3_server: S3Server) -> AsyncIterator[MakeProxy]:
         config = proxy_config(s3_server.endpoint_url, routes, **sections)
         app = make_app(config, pm or make_plugin_manager())
         server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
+        await server.start_server(**server_options(config))
         session = aiohttp.ClientSession(auto_decompress=False)
         started.append((server, session))
         return Proxy(str(server.make_url("")).rstrip("/"), session, config, app)
