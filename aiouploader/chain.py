@@ -116,26 +116,22 @@ class Chain:
         return Pipeline(stages, self.observe, request_id=upload.request_id, timeout=self.timeout)
 
     def completed(self, upload: Upload, result: dict[str, Any]) -> None:
-        for plugin in self.plugins:
-            try:
-                plugin.hooks.upload_completed(upload, result, plugin.settings)
-            except Exception:
-                log.exception(
-                    "request %s: plugin %s failed in upload_completed",
-                    upload.request_id,
-                    plugin.name,
-                    extra={"request_id": upload.request_id},
-                )
+        self._notify(upload, "upload_completed", lambda p: p.hooks.upload_completed(upload, result, p.settings))
 
     def failed(self, upload: Upload, error: UploadError) -> None:
+        self._notify(upload, "upload_failed", lambda p: p.hooks.upload_failed(upload, error, p.settings))
+
+    def _notify(self, upload: Upload, hook: str, call: Callable[[BoundPlugin], None]) -> None:
+        """Tell every plugin; one that fails is logged, and the others are still told."""
         for plugin in self.plugins:
             try:
-                plugin.hooks.upload_failed(upload, error, plugin.settings)
+                call(plugin)
             except Exception:
                 log.exception(
-                    "request %s: plugin %s failed in upload_failed",
+                    "request %s: plugin %s failed in %s",
                     upload.request_id,
                     plugin.name,
+                    hook,
                     extra={"request_id": upload.request_id},
                 )
 
