@@ -384,6 +384,8 @@ class ObjectWriter:
             if not task.done():
                 task.cancel()
                 await asyncio.wait({task})
+            if not task.cancelled():
+                task.exception()  # seen: when the caller was cancelled it has no use for this outcome
 
     async def _upload_part(self, part: dict[str, Any], body: bytearray) -> None:
         checksums = await self._s3._checksum_args(body)
