@@ -11,6 +11,14 @@ from pathlib import Path
 from aiouploader.testing import S3Server, free_port, wait_for_port
 
 
+def rss(pid: int) -> int:
+    """The resident memory of process ``pid``, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise LookupError("VmRSS")
+
+
 @dataclass
 class Served:
     url: str

@@ -18,6 +18,8 @@ import pytest
 
 from aiouploader.testing import MakeProxy, S3Server, free_port, wait_for_port
 
+from .serving import rss
+
 MiB = 1024**2
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _watching: list[list[str]] = []
@@ -77,13 +79,6 @@ async def test_serving_uploads_opens_no_file_for_writing(
     assert writes == []
 
 
-def _rss(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise LookupError(field)
-
-
 @pytest.fixture
 def server_process(rclone_server: S3Server, tmp_path: Path) -> Iterator[tuple[str, int, str]]:
     """aiouploader in its own process with the default part size and parts in flight."""
@@ -115,7 +110,7 @@ async def test_memory_stays_bounded_over_a_1gib_stream(
             assert response.status == 200
         async with session.put(url + "/u/warm-up", data=os.urandom(3 * part_size)) as response:
             assert response.status == 201
-        baseline = _rss(pid)
+        baseline = rss(pid)
         peak = baseline
         sent = hashlib.sha256()
 
@@ -127,7 +122,7 @@ async def test_memory_stays_bounded_over_a_1gib_stream(
         async def sample() -> None:
             nonlocal peak
             while True:
-                peak = max(peak, _rss(pid))
+                peak = max(peak, rss(pid))
                 await asyncio.sleep(0.05)
 
         sampler = asyncio.create_task(sample())

@@ -20,16 +20,11 @@ import requests
 
 from aiouploader.testing import S3Server, free_port, wait_for_port
 
+from .serving import rss
+
 MiB = 1024**2
 SECONDS = float(os.environ.get("AIOUPLOADER_SOAK_SECONDS", "15"))
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise LookupError("VmRSS")
 
 
 @pytest.fixture
