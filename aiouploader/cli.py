@@ -36,7 +36,10 @@ DEV_CONFIG = {
         }
     ]
 }
+M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+HEAP_LIMIT = 4 * 1024 * 1024
 _SECRET = re.compile(r"secret|token|password|signing_key|credential", re.I)
 
 
@@ -173,15 +176,20 @@ async def _run(
 
 
 def _tune_allocator() -> None:
-    """Keep glibc from holding on to freed part buffers.
+    """Keep glibc from holding on to freed part buffers, without faulting in fresh pages for every read.
 
     glibc raises its mmap threshold to the size of the largest block freed,
-    after which freed multi-megabyte buffers stay in the heap: RSS then grows
-    to about twice the live part buffers. A fixed threshold returns them.
+    after which freed part buffers stay in the heap: RSS then grows to about
+    twice the live part buffers. A fixed threshold below the smallest part
+    (5 MiB) returns them, and everything smaller is reused from the heap. One
+    arena: blocks hashed or encrypted in worker threads otherwise come from
+    per-thread heaps that are trimmed and faulted in again block after block.
     """
     try:
         libc = ctypes.CDLL(None)
-        libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024)
+        libc.mallopt(M_ARENA_MAX, 1)
+        libc.mallopt(M_MMAP_THRESHOLD, HEAP_LIMIT)
+        libc.mallopt(M_TRIM_THRESHOLD, HEAP_LIMIT)
     except (OSError, AttributeError):
         pass
 
