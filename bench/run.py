@@ -9,14 +9,17 @@ One run, one S3 server (``rclone serve s3`` on a tmpfs directory), these configu
   (d) baseline  Starlette + uvicorn → queue → boto3 upload_fileobj in a thread (bench/baseline_app.py)
   (e), (f), (g) aiouploader with one plugin each: size_limit, virus_scan (stub), encryption
                 (with (b), each built-in plugin's throughput on its own; not run by default)
+  (h) checksum  as (b), with s3.content_md5 = false: what Content-MD5 on every part costs
 
 Single uploads alternate a, b, c, d, a, b, c, d, ... with a fresh server (or
 (a) process) per configuration per round, so its VmHWM is that round's peak
 RSS. Then, per configuration, one fresh server takes N concurrent uploads and
-then a bounded number of small uploads from 16 concurrent clients.
+then a bounded number of small uploads from 16 concurrent clients. Last, per
+configuration, fresh servers take one upload of each --flat size (peak RSS by
+object size).
 
-    /tmp/venv/bin/python bench/run.py --size 256MiB --rounds 3 --markdown
-    /tmp/venv/bin/python bench/run.py --quick        # smoke test, < 60 s
+    python bench/run.py --size 256MiB --rounds 3 --markdown
+    python bench/run.py --quick        # smoke test, < 60 s
 
 See bench/README.md for what is measured and how.
 """
@@ -48,9 +51,10 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 import urllib.request  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import AsyncIterator, Callable, Iterator  # noqa: E402
 from contextlib import contextmanager, suppress  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -74,6 +78,7 @@ CONFIGS = {
     "e": "aiouploader: size_limit",
     "f": "aiouploader: virus_scan (stub)",
     "g": "aiouploader: encryption",
+    "h": "aiouploader: checksum, s3.content_md5 = false",
 }
 CHAINS = {
     "b": ["checksum"],
@@ -81,7 +86,9 @@ CHAINS = {
     "e": ["size_limit"],
     "f": ["virus_scan"],
     "g": ["encryption"],
+    "h": ["checksum"],
 }
+SETTINGS: dict[str, dict[str, dict[str, Any]]] = {"h": {"s3": {"content_md5": False}}}
 
 
 class BenchError(Exception):
@@ -346,6 +353,7 @@ class Results:
     singles: dict[str, dict[int, Single]] = field(default_factory=lambda: {k: {} for k in CONFIGS})
     concurrent: dict[str, dict[str, float]] = field(default_factory=dict)
     small: dict[str, dict[str, float]] = field(default_factory=dict)
+    flat: dict[str, dict[int, int]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     notes: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in CONFIGS})
 
@@ -572,6 +580,8 @@ class Bench:
             sections["plugins.virus_scan"] = {"backend": "stub"}
         if "encryption" in CHAINS[config]:
             sections["plugins.encryption"] = {"recipients": [self.recipient_for_c()]}
+        for name, values in SETTINGS.get(config, {}).items():
+            sections.setdefault(name, {}).update(values)
         for name, key, value in self.args.set:
             sections.setdefault(name, {})[key] = value
         sections["[routes]"] = {"path": ROUTE, "bucket": BUCKET, "plugins": CHAINS[config]}
@@ -637,6 +647,38 @@ class Bench:
         if errors:
             raise BenchError("; ".join(errors[:3]) + f"\n{log_tail(target.log)}")
         return answers
+
+    def flat(self, config: str) -> None:
+        """One fresh server per --flat size takes one upload of that size: is peak RSS flat in object size?"""
+        for size in self.args.flat:
+            key = f"flat-{config}-{fmt_size(size)}-{uuid.uuid4().hex[:8]}"
+            with Target(self, config) as target:
+                target.warm_up()
+                asyncio.run(self._stream(target.url_for(key), size))
+                self.results.flat.setdefault(config, {})[size] = target.rss()
+            self.check_stored(config, [key], size)
+
+    async def _stream(self, url: str, size: int) -> None:
+        """PUT ``size`` bytes with a Content-Length, as ``curl -T`` does, made as they are sent (no file)."""
+        import aiohttp
+
+        block = os.urandom(MiB)
+
+        async def body() -> AsyncIterator[bytes]:
+            left = size
+            while left:
+                yield block[: min(left, MiB)]
+                left -= min(left, MiB)
+
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        timeout = aiohttp.ClientTimeout(total=60 + size / (2 * MiB))
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.put(url, data=body(), headers=headers) as response,
+        ):
+            text = await response.read()
+        if response.status != 201:
+            raise BenchError(f"HTTP {response.status} for {fmt_size(size)}: {text[:300]!r}")
 
     async def _small_http(self, target: Target, prefix: str, count: int) -> float:
         import aiohttp
@@ -760,9 +802,12 @@ class Bench:
         progress(f"bench: workspace {self.work}; S3 at {self.s3_url}; configurations {','.join(only)}")
         for round_ in range(1, self.args.rounds + 1):
             for config in only:
-                self.attempt(f"round {round_} ({config})", lambda c=config, r=round_: self._record(c, r))
+                self.attempt(f"round {round_} ({config})", partial(self._record, config, round_))
         for config in only:
-            self.attempt(f"concurrent/small ({config})", lambda c=config: self._concurrent(c))
+            self.attempt(f"concurrent/small ({config})", partial(self._concurrent, config))
+        for config in only:
+            if config != "a" and self.args.flat:
+                self.attempt(f"peak RSS by size ({config})", partial(self._flat, config))
 
     def _record(self, config: str, round_: int) -> None:
         result = self.single(config, round_)
@@ -785,6 +830,12 @@ class Bench:
             s = self.results.small[config]
             line += f"; {fmt_size(self.args.small_size)}: {s['per_s']:7.1f}/s  {s['cpu_ms']:.2f} ms CPU each"
         progress(line)
+
+    def _flat(self, config: str) -> None:
+        self.flat(config)
+        sizes = self.results.flat[config]
+        peaks = ", ".join(f"{fmt_size(n)} {rss / MiB:.1f} MiB" for n, rss in sizes.items())
+        progress(f"  peak RSS by size ({config}): {peaks}")
 
     def attempt(self, what: str, func: Callable[[], None]) -> None:
         try:
@@ -847,6 +898,24 @@ def summary_rows(bench: Bench) -> tuple[list[str], list[list[str]]]:
                 num(small.get("cpu_ms"), 2),
             ]
         )
+    return header, rows
+
+
+def flat_rows(bench: Bench) -> tuple[list[str], list[list[str]]]:
+    sizes, flat = bench.args.flat, bench.results.flat
+    header = ["configuration", *(f"{fmt_size(n)}: peak RSS MiB" for n in sizes)]
+    if len(sizes) > 1:
+        header.append(f"{fmt_size(sizes[-1])} minus {fmt_size(sizes[0])} MiB")
+    rows = []
+    for config in bench.args.only:
+        if config not in flat:
+            continue
+        peaks = [flat[config].get(n) for n in sizes]
+        row = [f"({config}) {CONFIGS[config]}", *("-" if p is None else f"{p / MiB:.0f}" for p in peaks)]
+        if len(sizes) > 1:
+            first, last = peaks[0], peaks[-1]
+            row.append("-" if first is None or last is None else f"{(last - first) / MiB:+.1f}")
+        rows.append(row)
     return header, rows
 
 
@@ -945,11 +1014,18 @@ def report(bench: Bench, elapsed: float) -> None:
         f"{fmt_size(args.small_size)} from {args.clients} concurrent clients ((a): PutObject via aioboto3; "
         "others: an aiohttp client in the bench process), same server after the concurrent test.",
         "(d) sends one part at a time (TransferConfig(use_threads=False)); (a) and (d) compute no digests, "
-        "(b) and (c) compute SHA-256 of the body plus Content-MD5 and CRC32C of every part.",
+        "(b) and (c) compute SHA-256 of the body plus Content-MD5 and CRC32C of every part, (h) the same "
+        "without Content-MD5.",
         "All processes (rclone, servers, curl, the bench) share the same CPUs.",
     ]
     loads = [r.others for rounds in res.singles.values() for r in rounds.values()]
     loads += [c["others"] for c in res.concurrent.values()]
+    if args.flat:
+        notes.append(
+            "Peak RSS by size: per configuration and size, a fresh server, one 4KiB warm-up, then one upload of "
+            "that size streamed by an aiohttp client in the bench process (with Content-Length, no file); VmHWM "
+            "at the end, start-up included."
+        )
     if loads:
         notes.append(
             f"Load from processes outside the bench while measuring: median {statistics.median(loads):.2f}, "
@@ -966,8 +1042,12 @@ def report(bench: Bench, elapsed: float) -> None:
     for config in args.only:
         for note in res.notes[config]:
             notes.append(f"({config}) {note}")
+    flat_header, flat = flat_rows(bench)
     print()
     print(plain_table(header, rows))
+    if flat:
+        print()
+        print(plain_table(flat_header, flat))
     print()
     for note in notes:
         print(f"- {note}")
@@ -978,6 +1058,9 @@ def report(bench: Bench, elapsed: float) -> None:
         print()
         print(markdown_table(header, rows))
         print()
+        if flat:
+            print(markdown_table(flat_header, flat))
+            print()
         for note in notes:
             print(f"- {note}")
     if res.failures:
@@ -995,13 +1078,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=parse_size, help="size of the single uploads (default 256MiB; --quick 16MiB)")
     parser.add_argument("--rounds", type=int, help="rounds of single uploads (default 3; --quick 1)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one round: a smoke test, < 60 s")
-    parser.add_argument("--only", default="a,b,c,d", help="configurations to run, e.g. a,b (default a,b,c,d)")
+    parser.add_argument("--only", default="a,b,c,d,h", help="configurations to run, e.g. a,b (default a,b,c,d,h)")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table with the machine")
     parser.add_argument("--concurrent", type=int, default=16, help="concurrent uploads (default 16)")
     parser.add_argument("--concurrent-size", type=parse_size, help="size of each (default 64MiB; --quick 9MiB)")
     parser.add_argument("--small-count", type=int, help="small uploads, 0 for none (default 2000; --quick 200)")
     parser.add_argument("--small-size", type=parse_size, default=4 * KiB, help="size of each (default 4KiB)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients for small uploads (default 16)")
+    parser.add_argument(
+        "--flat",
+        metavar="SIZES",
+        help="sizes for peak RSS by object size, comma-separated, or none "
+        "(default 256MiB,1GiB,4GiB; --quick 1MiB,16MiB)",
+    )
     parser.add_argument(
         "--timeout", type=float, help="stop everything after this many seconds (default 3600; --quick 300)"
     )
@@ -1029,6 +1118,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.concurrent_size = args.concurrent_size or (9 * MiB if quick else 64 * MiB)
     args.small_count = args.small_count if args.small_count is not None else (200 if quick else 2000)
     args.timeout = args.timeout or (300 if quick else 3600)
+    flat = args.flat or ("1MiB,16MiB" if quick else "256MiB,1GiB,4GiB")
+    try:
+        args.flat = [] if flat == "none" else [parse_size(n) for n in flat.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"--flat: {exc}")
     args.only = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = [c for c in args.only if c not in CONFIGS]
     if unknown or not args.only:
