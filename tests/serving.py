@@ -19,6 +19,12 @@ def rss(pid: int) -> int:
     raise LookupError("VmRSS")
 
 
+def minor_faults(pid: int) -> int:
+    """Page faults process ``pid`` has taken without I/O: mostly fresh pages it touched (proc(5), minflt)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[7])
+
+
 @dataclass
 class Served:
     url: str
