@@ -1100,7 +1100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="a setting for aiouploader's config in (b) and (c) (repeat for more), "
+        help="a setting for the config of every aiouploader server, (b), (c) and (e)-(h) (repeat for more), "
         "e.g. --set s3.content_md5=false --set upload.block_size=4MiB (a bare word is a string)",
     )
     parser.add_argument("--rclone", help="the rclone binary (default: next to this Python, then $PATH)")
