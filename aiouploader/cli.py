@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import json
 import logging
 import re
@@ -16,7 +15,7 @@ from typing import Any
 
 from aiohttp import http_parser, web
 
-from . import __version__, auth, logs
+from . import __version__, allocator, auth, logs
 from .app import build_routes, make_app, server_options
 from .builtin import encryption
 from .config import Config, ConfigError, load, validate
@@ -36,10 +35,6 @@ DEV_CONFIG = {
         }
     ]
 }
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
-M_ARENA_MAX = -8
-HEAP_LIMIT = 4 * 1024 * 1024
 _SECRET = re.compile(r"secret|token|password|signing_key|credential", re.I)
 
 
@@ -105,7 +100,7 @@ def serve(args: argparse.Namespace) -> int:
     ssl_context = _tls(config)
     pm = make_plugin_manager()
     build_routes(config, pm)
-    _tune_allocator()
+    allocator.tune()
     dev_server = None
     if args.dev:
         from . import devserver
@@ -173,25 +168,6 @@ async def _run(
         log.info("drained: %d uploads cancelled", cancelled)
     finally:
         await runner.cleanup()
-
-
-def _tune_allocator() -> None:
-    """Keep glibc from holding on to freed part buffers, without faulting in fresh pages for every read.
-
-    glibc raises its mmap threshold to the size of the largest block freed,
-    after which freed part buffers stay in the heap: RSS then grows to about
-    twice the live part buffers. A fixed threshold below the smallest part
-    (5 MiB) returns them, and everything smaller is reused from the heap. One
-    arena: blocks hashed or encrypted in worker threads otherwise come from
-    per-thread heaps that are trimmed and faulted in again block after block.
-    """
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt(M_ARENA_MAX, 1)
-        libc.mallopt(M_MMAP_THRESHOLD, HEAP_LIMIT)
-        libc.mallopt(M_TRIM_THRESHOLD, HEAP_LIMIT)
-    except (OSError, AttributeError):
-        pass
 
 
 def check_config(args: argparse.Namespace) -> int:

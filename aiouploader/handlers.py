@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote
 from aiohttp import BodyPartReader, HttpVersion10, HttpVersion11, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from . import allocator
 from .auth import Authorizer, Grant
 from .config import Config
 from .errors import (
@@ -37,6 +38,8 @@ from .upload import Read, store
 
 READY_CACHE_SECONDS = 3.0
 ABORT_WAIT_SECONDS = 60.0
+IDLE_BEFORE_GIVING_BACK = 0.2
+"""Seconds without uploads after which freed memory goes back to the system."""
 _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 
 
@@ -54,6 +57,7 @@ class Service:
     authorizer: Authorizer = field(init=False)
     _by_client: Counter[str] = field(default_factory=Counter)
     _reserved: int = 0
+    _give_back: asyncio.TimerHandle | None = None
 
     def __post_init__(self) -> None:
         self.authorizer = Authorizer(self.config.auth)
@@ -87,6 +91,8 @@ class Service:
         self._by_client[who] += 1
         self._reserved += need
         self._idle.clear()
+        if self._give_back is not None:
+            self._give_back.cancel()
         try:
             yield
         finally:
@@ -95,6 +101,7 @@ class Service:
             self._reserved -= need
             if not self.uploads:
                 self._idle.set()
+                self._give_back = asyncio.get_running_loop().call_later(IDLE_BEFORE_GIVING_BACK, allocator.give_back)
 
     async def _until_idle(self, seconds: float, hurry: asyncio.Event | None = None) -> None:
         if not self.uploads:
