@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def serve(
     server: str = "",
     s3_settings: str = "",
     prefix: str = "",
+    plugins: Sequence[str] = ("checksum",),
+    part_size: str = "5MiB",
     env: Mapping[str, str] | None = None,
 ) -> Served:
     """Start ``aiouploader serve`` with one route ``/u`` on ``bucket``; extra TOML lines per section."""
@@ -52,8 +55,8 @@ def serve(
     config = tmp_path / f"config-{port}.toml"
     config.write_text(
         f"[server]\nport = {port}\n{server}\n"
-        f'[s3]\nendpoint_url = "{s3.endpoint_url}"\npart_size = "5MiB"\n{s3_settings}\n'
-        f'[[routes]]\npath = "/u"\nbucket = "{bucket}"\nprefix = "{prefix}"\nplugins = ["checksum"]\n'
+        f'[s3]\nendpoint_url = "{s3.endpoint_url}"\npart_size = "{part_size}"\n{s3_settings}\n'
+        f'[[routes]]\npath = "/u"\nbucket = "{bucket}"\nprefix = "{prefix}"\nplugins = {json.dumps(list(plugins))}\n'
     )
     log = tmp_path / f"server-{port}.log"
     with open(log, "wb") as out:

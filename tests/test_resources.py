@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -17,9 +16,9 @@ import aiohttp
 import pytest
 
 from aiouploader.handlers import IDLE_BEFORE_GIVING_BACK
-from aiouploader.testing import MakeProxy, S3Server, free_port, wait_for_port
+from aiouploader.testing import MakeProxy, S3Server
 
-from .serving import minor_faults, rss
+from .serving import minor_faults, rss, serve
 
 MiB = 1024**2
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -84,19 +83,11 @@ async def test_serving_uploads_opens_no_file_for_writing(
 def server_process(rclone_server: S3Server, tmp_path: Path) -> Iterator[tuple[str, int, str]]:
     """aiouploader in its own process with the default part size and parts in flight."""
     bucket = rclone_server.create_bucket()
-    port = free_port()
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[server]\nport = {port}\n[s3]\nendpoint_url = "{rclone_server.endpoint_url}"\n'
-        f'[[routes]]\npath = "/u"\nbucket = "{bucket}"\nplugins = ["size_limit", "checksum"]\n'
-    )
-    process = subprocess.Popen([sys.executable, "-m", "aiouploader", "serve", "--config", str(config)])
+    served = serve(tmp_path, rclone_server, bucket, plugins=("size_limit", "checksum"), part_size="8MiB")
     try:
-        wait_for_port(port, process, "aiouploader")
-        yield f"http://127.0.0.1:{port}", process.pid, bucket
+        yield served.url, served.process.pid, bucket
     finally:
-        process.terminate()
-        process.wait(10)
+        served.stop()
 
 
 async def test_memory_stays_bounded_over_a_1gib_stream(

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from aiouploader.testing import S3Server, free_port, wait_for_port
+from aiouploader.testing import S3Server
 
-from .serving import rss
+from .serving import rss, serve
 
 MiB = 1024**2
 SECONDS = float(os.environ.get("AIOUPLOADER_SOAK_SECONDS", "15"))
@@ -30,28 +30,18 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def server(rclone_server: S3Server, tmp_path: Path) -> Iterator[tuple[str, int, str]]:
     bucket = rclone_server.create_bucket()
-    port = free_port()
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[server]\nport = {port}\nlog_level = "warning"\nbody_idle_timeout = 5\n'
-        f'[s3]\nendpoint_url = "{rclone_server.endpoint_url}"\npart_size = "5MiB"\nparts_in_flight = 2\n'
-        f'[[routes]]\npath = "/u"\nbucket = "{bucket}"\nplugins = ["size_limit", "checksum"]\n'
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aiouploader", "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    served = serve(
+        tmp_path,
+        rclone_server,
+        bucket,
+        server='log_level = "warning"\nbody_idle_timeout = 5',
+        s3_settings="parts_in_flight = 2",
+        plugins=("size_limit", "checksum"),
     )
     try:
-        wait_for_port(port, process, "aiouploader")
-        yield f"http://127.0.0.1:{port}", process.pid, bucket
+        yield served.url, served.process.pid, bucket
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        served.stop()
 
 
 def load(url: str, seconds: float, count: int, seed: int) -> dict[str, object]:
