@@ -26,6 +26,12 @@ def minor_faults(pid: int) -> int:
     return int(fields[7])
 
 
+def mapped_files(pid: int) -> set[str]:
+    """The files mapped into process ``pid``'s memory: its executable, shared libraries, extension modules."""
+    lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return {fields[5] for fields in (line.split(maxsplit=5) for line in lines) if len(fields) == 6}
+
+
 @dataclass
 class Served:
     url: str

@@ -15,10 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from aiouploader.age import generate_identity
 from aiouploader.handlers import IDLE_BEFORE_GIVING_BACK
 from aiouploader.testing import MakeProxy, S3Server
 
-from .serving import minor_faults, rss, serve
+from .serving import mapped_files, minor_faults, rss, serve
 
 MiB = 1024**2
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -167,3 +168,22 @@ async def test_socket_reads_reuse_memory_instead_of_faulting_in_fresh_pages(
     per_page = (minor_faults(pid) - before) / (total / os.sysconf("SC_PAGE_SIZE"))
     print(f"{per_page:.2f} page faults per page of body")
     assert per_page < 1
+
+
+@pytest.mark.parametrize("plugins", [("size_limit", "checksum", "virus_scan"), ("checksum", "encryption")])
+async def test_cryptography_is_loaded_only_by_a_server_that_encrypts(
+    rclone_server: S3Server, tmp_path: Path, plugins: tuple[str, ...]
+) -> None:
+    """cryptography (about 7 MiB of a server's memory) is mapped into the process only when a route encrypts."""
+    env = {
+        **os.environ,
+        "AIOUPLOADER_PLUGINS__ENCRYPTION__RECIPIENTS": f'["{generate_identity()[1]}"]',
+    }
+    served = serve(tmp_path, rclone_server, rclone_server.create_bucket(), plugins=plugins, env=env)
+    try:
+        async with aiohttp.ClientSession() as session, session.put(served.url + "/u/k", data=os.urandom(6 * MiB)) as r:
+            assert r.status == 201, await r.text()
+        mapped = mapped_files(served.process.pid)
+    finally:
+        served.stop()
+    assert any("/cryptography/" in path for path in mapped) == ("encryption" in plugins)

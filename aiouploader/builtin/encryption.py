@@ -8,21 +8,17 @@ before the route encrypted) are served as they are.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from pydantic import Field, field_validator
 
-from .. import age
 from ..config import RouteConfig, Settings, parse_settings
-from ..errors import UpstreamError
-from ..hookspecs import Download, DownloadStage, Fetch, Upload, UploadStage, hookimpl
+from ..hookspecs import Download, DownloadStage, Upload, UploadStage, hookimpl
 
-THREAD_THRESHOLD = 256 * 1024
-MAGIC = b"age-encryption.org/v1\n"
+if TYPE_CHECKING:
+    from .encryption_stages import Keys
+
+# The stages and age (cryptography: ~7 MiB of memory) are imported when a route encrypts, not before.
 
 
 class EncryptionSettings(Settings):
@@ -32,105 +28,11 @@ class EncryptionSettings(Settings):
     @field_validator("recipients")
     @classmethod
     def _recipients(cls, value: list[str]) -> list[str]:
+        from ..age import parse_recipient
+
         for recipient in value:
-            age.parse_recipient(recipient)
+            parse_recipient(recipient)
         return value
-
-
-@dataclass(frozen=True)
-class Keys:
-    recipients: Sequence[X25519PublicKey]
-    identities: Sequence[X25519PrivateKey]
-
-
-def _undecryptable(exc: Exception) -> UpstreamError:
-    return UpstreamError(f"The stored object cannot be decrypted ({exc}); it may be damaged or for another key.")
-
-
-async def _off_loop(func: Any, data: bytes | bytearray | memoryview) -> bytes:
-    if len(data) >= THREAD_THRESHOLD:
-        result: bytes = await asyncio.to_thread(func, data)
-        return result
-    result = func(data)
-    return result
-
-
-class EncryptStage(UploadStage):
-    def __init__(self, upload: Upload, keys: Keys) -> None:
-        self._upload = upload
-        self._encryptor = age.Encryptor(keys.recipients)
-        self._recipients = len(keys.recipients)
-
-    async def feed(self, block: bytes) -> bytes:
-        return await _off_loop(self._encryptor.update, block)
-
-    async def finish(self) -> bytes:
-        self._upload.reports["encryption"] = {"format": "age-v1", "recipients": self._recipients}
-        return self._encryptor.finalize()
-
-
-class DecryptStage(DownloadStage):
-    def __init__(self, identities: Sequence[X25519PrivateKey]) -> None:
-        super().__init__()
-        self._identities = identities
-        self._decryptor: age.ChunkDecryptor | None = None
-        self._header_size = 0
-        self._stored_size = 0
-
-    async def open(self, fetch: Fetch, size: int) -> int:
-        await super().open(fetch, size)
-        prefix = await self._collect(0, min(size, 4096))
-        if not prefix.startswith(MAGIC[: len(prefix)]) or len(prefix) < len(MAGIC):
-            return size
-        try:
-            header = age.parse_header(prefix, self._identities, eof=len(prefix) == size)
-            if header is None:
-                limit = min(size, age.MAX_HEADER_SIZE + age.NONCE_SIZE)
-                prefix = await self._collect(0, limit)
-                header = age.parse_header(prefix, self._identities, eof=True)
-            assert header is not None
-            self._decryptor = age.ChunkDecryptor(header, size)
-        except age.AgeError as exc:
-            raise _undecryptable(exc) from exc
-        self._header_size, self._stored_size = header.size, size
-        return self._decryptor.plaintext_size
-
-    async def _collect(self, start: int, end: int) -> bytes:
-        assert self._fetch is not None
-        return b"".join([chunk async for chunk in self._fetch(start, end)])
-
-    async def read(self, start: int, end: int) -> AsyncIterator[bytes]:
-        if self._decryptor is None:
-            async for chunk in super().read(start, end):
-                yield chunk
-            return
-        assert self._fetch is not None
-        lo, hi, index = age.chunk_span(start, end, self._header_size, self._stored_size)
-        skip, left = start - index * age.CHUNK_SIZE, end - start
-        pending = bytearray()
-        async for data in self._fetch(lo, hi):
-            pending += data
-            while len(pending) >= age.STORED_CHUNK_SIZE:
-                plain = self._decrypt(index, pending[: age.STORED_CHUNK_SIZE])
-                del pending[: age.STORED_CHUNK_SIZE]
-                index += 1
-                out, skip = plain[skip : skip + left], 0
-                left -= len(out)
-                if out:
-                    yield out
-        if pending or left:
-            out = self._decrypt(index, pending)[skip : skip + left]
-            if len(out) != left:
-                raise _undecryptable(age.AgeError("the object ended early"))
-            if out:
-                yield out
-
-    def _decrypt(self, index: int, chunk: bytearray) -> bytes:
-        assert self._decryptor is not None
-        try:
-            return self._decryptor.decrypt(index, chunk)
-        except (age.AgeError, ValueError) as exc:
-            raise _undecryptable(exc) from exc
 
 
 def chain_warnings(route: RouteConfig) -> list[str]:
@@ -147,24 +49,21 @@ def chain_warnings(route: RouteConfig) -> list[str]:
 
 @hookimpl
 def aiouploader_configure(settings: dict[str, Any]) -> Keys:
+    from .encryption_stages import load_keys
+
     parsed = parse_settings(EncryptionSettings, settings)
-    identities: list[X25519PrivateKey] = []
-    if parsed.identity_file:
-        try:
-            with open(parsed.identity_file, encoding="utf-8") as file:
-                identities = age.parse_identities(file.read())
-        except OSError as exc:
-            raise ValueError(f"identity_file: cannot read {parsed.identity_file} ({exc.strerror})") from None
-        except ValueError as exc:
-            raise ValueError(f"identity_file: {exc}") from None
-    return Keys([age.parse_recipient(r) for r in parsed.recipients], identities)
+    return load_keys(parsed.recipients, parsed.identity_file)
 
 
 @hookimpl
 def aiouploader_upload_stage(upload: Upload, settings: Keys) -> UploadStage:
+    from .encryption_stages import EncryptStage
+
     return EncryptStage(upload, settings)
 
 
 @hookimpl
 def aiouploader_download_stage(download: Download, settings: Keys) -> DownloadStage | None:
+    from .encryption_stages import DecryptStage
+
     return DecryptStage(settings.identities) if settings.identities else None
