@@ -174,7 +174,7 @@ async def test_socket_reads_reuse_memory_instead_of_faulting_in_fresh_pages(
 async def test_cryptography_is_loaded_only_by_a_server_that_encrypts(
     rclone_server: S3Server, tmp_path: Path, plugins: tuple[str, ...]
 ) -> None:
-    """cryptography (about 7 MiB of a server's memory) is mapped into the process only when a route encrypts."""
+    """cryptography (about 6 MiB of a server's memory) is mapped into the process only when a route encrypts."""
     env = {
         **os.environ,
         "AIOUPLOADER_PLUGINS__ENCRYPTION__RECIPIENTS": f'["{generate_identity()[1]}"]',

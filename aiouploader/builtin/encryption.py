@@ -18,7 +18,7 @@ from ..hookspecs import Download, DownloadStage, Upload, UploadStage, hookimpl
 if TYPE_CHECKING:
     from .encryption_stages import Keys
 
-# The stages and age (cryptography: ~7 MiB of memory) are imported when a route encrypts, not before.
+# The stages and age (cryptography: ~6 MiB of memory) are imported when a route encrypts, not before.
 
 
 class EncryptionSettings(Settings):
