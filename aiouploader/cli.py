@@ -21,6 +21,7 @@ from .builtin import encryption
 from .config import Config, ConfigError, load, validate
 from .handlers import SERVICE
 from .plugin_manager import make_plugin_manager
+from .runner import Runner
 from .sizes import parse_size
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ async def _run(
     second signal ends the grace at once.
     """
     grace = config.server.shutdown_grace
-    runner = web.AppRunner(
+    runner = Runner(
         app,
         access_log=None,
         shutdown_timeout=grace,

@@ -30,13 +30,14 @@ import aiohttp
 import boto3
 import pluggy
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp import web
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from .app import make_app, server_options
 from .config import Config, validate
 from .plugin_manager import make_plugin_manager
+from .runner import Runner
 
 ACCESS_KEY = "aiouploader-test"
 SECRET_KEY = "aiouploader-test-secret"
@@ -224,18 +225,20 @@ def proxy_config(endpoint_url: str, routes: list[dict[str, Any]], **sections: An
 @pytest.fixture
 async def make_proxy(s3_server: S3Server) -> AsyncIterator[MakeProxy]:
     """``await make_proxy(routes=[...], plugins={...}, s3={...}, pm=None)`` starts aiouploader."""
-    started: list[tuple[TestServer, aiohttp.ClientSession]] = []
+    started: list[tuple[Runner, aiohttp.ClientSession]] = []
 
     async def make(routes: list[dict[str, Any]], pm: pluggy.PluginManager | None = None, **sections: Any) -> Proxy:
         config = proxy_config(s3_server.endpoint_url, routes, **sections)
         app = make_app(config, pm or make_plugin_manager())
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server(**server_options(config))
+        runner = Runner(app, access_log=None, handler_cancellation=True, **server_options(config))
+        await runner.setup()
         session = aiohttp.ClientSession(auto_decompress=False)
-        started.append((server, session))
-        return Proxy(str(server.make_url("")).rstrip("/"), session, config, app)
+        started.append((runner, session))
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        return Proxy(f"http://{host}:{port}", session, config, app)
 
     yield make
-    for server, session in started:
+    for runner, session in started:
         await session.close()
-        await server.close()
+        await runner.cleanup()
