@@ -185,7 +185,9 @@ def _upload_for(request: web.Request, route: Route, key: str, content_type: str 
 
 
 def _target(request: web.Request) -> tuple[Route, str | None]:
-    return resolve(request.app[SERVICE].routes, request.raw_path.split("?", 1)[0])
+    target = request.raw_path
+    path = target.split("?", 1)[0] if target.startswith("/") else request.rel_url.raw_path  # absolute-form
+    return resolve(request.app[SERVICE].routes, path)
 
 
 def _authorize(request: web.Request) -> Grant | None:

@@ -392,8 +392,16 @@ CASES: list[Case] = [
     parser_error("line-tabs", put("/uploads/v").replace(b" ", b"\t", 2)),
     parser_error("line-tls-hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64), half_close=True),
     parser_error("line-binary-garbage", bytes(range(256)) * 4, half_close=True),
-    Case("line-absolute-form", put("http://test/uploads/v"), 404, "not_found"),
-    Case("line-absolute-form-traversal", put("http://test/uploads/%2e%2e/x"), (400, 404)),
+    Case("line-absolute-form", put("http://test/uploads/v"), 201, check=stored_one(last_segment("v"), b"hello")),
+    Case(
+        "line-absolute-form-query",
+        put("http://other.example:8080/uploads/q%20r?x=1"),
+        201,
+        check=stored_one(last_segment("q r"), b"hello"),
+    ),
+    Case("line-absolute-form-no-route", put("http://test/elsewhere/v"), 404, "not_found"),
+    Case("line-absolute-form-traversal", put("http://test/uploads/%2e%2e/x"), 400, "invalid_key"),
+    Case("line-absolute-form-dot-segments", put("http://test/uploads/../x"), 400, "invalid_key"),
     Case("line-asterisk-put", put("*"), (400, 404)),
     Case("line-target-without-slash", put("uploads/v"), (400, 404)),
     # chunked bodies
