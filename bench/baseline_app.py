@@ -1,4 +1,4 @@
-"""Configuration (d) of the benchmark: the usual workaround, for comparison.
+"""Configurations (d) and (i) of the benchmark: the usual workaround, for comparison.
 
 A Starlette app under uvicorn: ``request.stream()`` → a bounded queue → a
 thread running boto3's ``upload_fileobj`` with ``TransferConfig(use_threads=False)``
@@ -11,8 +11,9 @@ Run by ``bench/run.py``::
         python -m uvicorn baseline_app:app --app-dir bench --port 8000
 
 ``PUT /uploads/<key>`` stores the body at ``<key>`` and answers 201 with
-``{"key", "size"}``. The boto3 client has the same S3 settings as aiouploader's
-(path addressing, no payload signing, checksums only where S3 requires them).
+``{"key", "size"}``. For (d) the boto3 client has the same S3 settings as
+aiouploader's (path addressing, no payload signing, checksums only where S3
+requires them); for (i), ``BENCH_BOTO_DEFAULTS=1``, it has boto3's defaults.
 """
 
 from __future__ import annotations
@@ -38,17 +39,21 @@ BLOCK_SIZE = 1024**2
 QUEUE_BLOCKS = 8
 """The queue holds at most this many blocks of ``BLOCK_SIZE``: the request's back-pressure."""
 
+TUNED = Config(
+    s3={"addressing_style": "path", "payload_signing_enabled": False},
+    request_checksum_calculation="when_required",
+    response_checksum_validation="when_required",
+    max_pool_connections=64,
+    retries={"mode": "standard", "max_attempts": 5},
+)
+DEFAULTS = Config(s3={"addressing_style": "path"}, max_pool_connections=64)
+"""boto3's defaults, as the workaround is usually written (path addressing for a local S3 server,
+and a pool for the 16 concurrent uploads): payload signing over http, CRC32 where S3 supports it."""
 client = boto3.client(
     "s3",
     endpoint_url=ENDPOINT,
     region_name="us-east-1",
-    config=Config(
-        s3={"addressing_style": "path", "payload_signing_enabled": False},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        max_pool_connections=64,
-        retries={"mode": "standard", "max_attempts": 5},
-    ),
+    config=DEFAULTS if os.environ.get("BENCH_BOTO_DEFAULTS") else TUNED,
 )
 transfer_config = TransferConfig(use_threads=False, multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE)
 _EOF = object()

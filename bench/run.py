@@ -10,8 +10,9 @@ One run, one S3 server (``rclone serve s3`` on a tmpfs directory), these configu
   (e), (f), (g) aiouploader with one plugin each: size_limit, virus_scan (stub), encryption
                 (with (b), each built-in plugin's throughput on its own; not run by default)
   (h) checksum  as (b), with s3.content_md5 = false: what Content-MD5 on every part costs
+  (i) baseline  as (d), with boto3's default client settings, as the workaround is usually written
 
-Single uploads alternate a, b, c, d, a, b, c, d, ... with a fresh server (or
+Single uploads alternate a, b, c, d, h, i, a, b, ... with a fresh server (or
 (a) process) per configuration per round, so its VmHWM is that round's peak
 RSS. Then, per configuration, one fresh server takes N concurrent uploads and
 then a bounded number of small uploads from 16 concurrent clients. Last, per
@@ -63,6 +64,7 @@ PYTHON = sys.executable
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 PART_SIZE = 8 * MiB
 PARTS_IN_FLIGHT = 4
+"""aiouploader's defaults; --part-size and --parts-in-flight change them for every configuration."""
 ACCESS_KEY = "aiouploader-bench"
 SECRET_KEY = "aiouploader-bench-secret-key"
 BUCKET = "bench"
@@ -79,6 +81,7 @@ CONFIGS = {
     "f": "aiouploader: virus_scan (stub)",
     "g": "aiouploader: encryption",
     "h": "aiouploader: checksum, s3.content_md5 = false",
+    "i": "baseline as usually written: (d) with boto3's default client",
 }
 CHAINS = {
     "b": ["checksum"],
@@ -382,9 +385,9 @@ class Target:
                     "--bucket",
                     BUCKET,
                     "--part-size",
-                    str(PART_SIZE),
+                    str(b.args.part_size),
                     "--parts-in-flight",
-                    str(PARTS_IN_FLIGHT),
+                    str(b.args.parts_in_flight),
                 ],
                 log=self.log,
                 pipes=True,
@@ -421,7 +424,12 @@ class Target:
                     "warning",
                 ],
                 log=self.log,
-                env={"BENCH_S3_ENDPOINT": b.s3_url, "BENCH_BUCKET": BUCKET, "BENCH_PART_SIZE": str(PART_SIZE)},
+                env={
+                    "BENCH_S3_ENDPOINT": b.s3_url,
+                    "BENCH_BUCKET": BUCKET,
+                    "BENCH_PART_SIZE": str(b.args.part_size),
+                    "BENCH_BOTO_DEFAULTS": "1" if self.config == "i" else "",
+                },
             )
             wait_for_http(self.url + "/healthz", self.proc, "the baseline (uvicorn)")
         return self
@@ -574,7 +582,11 @@ class Bench:
     def write_aiouploader_config(self, config: str, port: int) -> Path:
         sections: dict[str, dict[str, Any]] = {
             "server": {"host": "127.0.0.1", "port": port, "log_level": "warning"},
-            "s3": {"endpoint_url": self.s3_url, "part_size": PART_SIZE, "parts_in_flight": PARTS_IN_FLIGHT},
+            "s3": {
+                "endpoint_url": self.s3_url,
+                "part_size": self.args.part_size,
+                "parts_in_flight": self.args.parts_in_flight,
+            },
         }
         if "virus_scan" in CHAINS[config]:
             sections["plugins.virus_scan"] = {"backend": "stub"}
@@ -1001,7 +1013,7 @@ def report(bench: Bench, elapsed: float) -> None:
     header, rows = summary_rows(bench)
     notes = [
         f"Single uploads: {fmt_size(args.size)}, {args.rounds} round(s) alternating {','.join(args.only)}; "
-        f"part size {fmt_size(PART_SIZE)}, {PARTS_IN_FLIGHT} parts in flight; "
+        f"part size {fmt_size(args.part_size)}, {args.parts_in_flight} parts in flight; "
         "(b)-(d) via `curl -T` from /dev/shm, (a) from memory.",
         "MiB/s and CPU s/GiB are medians over rounds; the ratio is the median of per-round ratios to (a).",
         "CPU: user+sys of the server process tree (of (a)'s process) from /proc/PID/stat, read before and after "
@@ -1013,9 +1025,9 @@ def report(bench: Bench, elapsed: float) -> None:
         f"(one fresh server; aggregate MiB/s over the wall time). Small: {args.small_count} uploads of "
         f"{fmt_size(args.small_size)} from {args.clients} concurrent clients ((a): PutObject via aioboto3; "
         "others: an aiohttp client in the bench process), same server after the concurrent test.",
-        "(d) sends one part at a time (TransferConfig(use_threads=False)); (a) and (d) compute no digests, "
-        "(b) and (c) compute SHA-256 of the body plus Content-MD5 and CRC32C of every part, (h) the same "
-        "without Content-MD5.",
+        "(d) and (i) send one part at a time (TransferConfig(use_threads=False)); (a) and (d) compute no "
+        "digests, (i) (boto3's defaults) the SHA-256 of every part for its signature and a CRC32; (b) and (c) "
+        "compute SHA-256 of the body plus Content-MD5 and CRC32C of every part, (h) the same without Content-MD5.",
         "All processes (rclone, servers, curl, the bench) share the same CPUs.",
     ]
     loads = [r.others for rounds in res.singles.values() for r in rounds.values()]
@@ -1078,10 +1090,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=parse_size, help="size of the single uploads (default 256MiB; --quick 16MiB)")
     parser.add_argument("--rounds", type=int, help="rounds of single uploads (default 3; --quick 1)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one round: a smoke test, < 60 s")
-    parser.add_argument("--only", default="a,b,c,d,h", help="configurations to run, e.g. a,b (default a,b,c,d,h)")
+    parser.add_argument("--only", default="a,b,c,d,h,i", help="configurations to run, e.g. a,b (default a,b,c,d,h,i)")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table with the machine")
     parser.add_argument("--concurrent", type=int, default=16, help="concurrent uploads (default 16)")
     parser.add_argument("--concurrent-size", type=parse_size, help="size of each (default 64MiB; --quick 9MiB)")
+    parser.add_argument(
+        "--part-size",
+        type=parse_size,
+        default=PART_SIZE,
+        help="part size of every configuration: (a), the servers, (d) and (i) (default 8MiB, aiouploader's)",
+    )
+    parser.add_argument(
+        "--parts-in-flight",
+        type=int,
+        default=PARTS_IN_FLIGHT,
+        help="parts uploading at once per upload, for (a) and the servers (default 4, aiouploader's)",
+    )
     parser.add_argument("--small-count", type=int, help="small uploads, 0 for none (default 2000; --quick 200)")
     parser.add_argument("--small-size", type=parse_size, default=4 * KiB, help="size of each (default 4KiB)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients for small uploads (default 16)")
@@ -1130,6 +1154,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.only = sorted(set(args.only))
     if min(args.size, args.concurrent_size, args.small_size) < 1 or args.rounds < 1 or args.concurrent < 1:
         parser.error("sizes, --rounds and --concurrent must be positive")
+    if not 5 * MiB <= args.part_size <= 5 * GiB or not 1 <= args.parts_in_flight <= 64:
+        parser.error("--part-size must be within 5MiB-5GiB and --parts-in-flight within 1-64 (aiouploader's bounds)")
+    if any(f"{section}.{key}" in ("s3.part_size", "s3.parts_in_flight") for section, key, _ in args.set):
+        parser.error("--part-size and --parts-in-flight set these for every configuration, (a) included; not --set")
     if args.clients < 1 or args.small_count < 0:
         parser.error("--clients must be positive and --small-count not negative")
     return args
@@ -1164,8 +1192,9 @@ def deadline(seconds: float) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if "d" in args.only and not (importlib.util.find_spec("starlette") and importlib.util.find_spec("uvicorn")):
-        raise SystemExit("bench: (d) needs starlette and uvicorn: pip install -r bench/requirements.txt")
+    needs_starlette = {"d", "i"} & set(args.only)
+    if needs_starlette and not (importlib.util.find_spec("starlette") and importlib.util.find_spec("uvicorn")):
+        raise SystemExit("bench: (d) and (i) need starlette and uvicorn: pip install -r bench/requirements.txt")
     if shutil.which("curl") is None:
         raise SystemExit("bench: curl is needed for (b), (c) and (d)")
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
