@@ -21,6 +21,9 @@ every chunk):
 * ``reset_after``: pass on this many bytes, then reset both sides (RST, through
   ``SO_LINGER`` 0) instead of closing them;
 * ``bandwidth``: at most this many bytes per second, in each direction of each connection;
+* ``lose_response_to``: a test of a request line (e.g. ``lambda line: line.startswith("POST ")``):
+  the first request that passes it goes through, and its response does not: the connection
+  is cut when the response starts, then the fault is off;
 * ``faulty_connections``: apply the faults to the first N connections only (``None``: all),
   e.g. to let a client's retry on a new connection succeed.
 
@@ -34,6 +37,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Callable
 from types import TracebackType
 
 HEADERS_END = b"\r\n\r\n"
@@ -63,6 +67,8 @@ class _RequestBodies:
         self._remaining = 0
         self._position = 0
         self._lost = False
+        self.line = ""
+        """The request line of the latest request."""
 
     def feed(self, data: bytearray, offset: int | None) -> int:
         """Follow ``data``; flip the byte at ``offset`` of each body in it (if given); return how many."""
@@ -93,6 +99,7 @@ class _RequestBodies:
 
     def _start_body(self, head: bytes) -> None:
         self._heads.append(head.decode("latin-1"))
+        self.line = self._heads[-1].split("\r\n", 1)[0]
         self._position = 0
         self._remaining = 0
         for line in head.split(b"\r\n")[1:]:
@@ -121,8 +128,10 @@ class Relay:
         reset_after: int | None = None,
         bandwidth: float | None = None,
         hold_after: int | None = None,
+        lose_response_to: Callable[[str], bool] | None = None,
     ) -> None:
         self.target = (target_host, target_port)
+        self.lose_response_to = lose_response_to
         self.stall_after = stall_after
         self.hold_after = hold_after
         self.reset_after = reset_after
@@ -240,11 +249,12 @@ class Relay:
             raise
         writers = (client_writer, server_writer)
         stalled = asyncio.Event()
+        bodies = _RequestBodies(self.requests)
         up = asyncio.create_task(
-            self._pump(client_reader, server_writer, writers, upstream=True, faulty=faulty, stalled=stalled)
+            self._pump(client_reader, server_writer, writers, bodies, upstream=True, faulty=faulty, stalled=stalled)
         )
         down = asyncio.create_task(
-            self._pump(server_reader, client_writer, writers, upstream=False, faulty=faulty, stalled=stalled)
+            self._pump(server_reader, client_writer, writers, bodies, upstream=False, faulty=faulty, stalled=stalled)
         )
         try:
             await asyncio.gather(up, down)
@@ -265,12 +275,12 @@ class Relay:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         both: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
+        bodies: _RequestBodies,
         *,
         upstream: bool,
         faulty: bool,
         stalled: asyncio.Event,
     ) -> None:
-        bodies = _RequestBodies(self.requests)
         passed = 0
         try:
             while True:
@@ -330,6 +340,13 @@ class Relay:
                         return
                     self.bytes_up += len(data)
                 else:
+                    lose = self.lose_response_to
+                    if faulty and lose is not None and lose(bodies.line):
+                        self.lose_response_to = None
+                        self.faults += 1
+                        for side in both:
+                            side.transport.abort()
+                        return
                     self.bytes_down += len(data)
                 passed += len(data)
                 writer.write(bytes(data))

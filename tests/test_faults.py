@@ -121,6 +121,24 @@ async def test_s3_connections_closed_early_are_retried(
     assert_contract(s3_server, bucket, "obj", body, stored=True)
 
 
+# Like AWS S3, moto answers a repeated complete as the first; rclone answers NoSuchUpload (docs/operations.md).
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_lost_answer_to_the_completion_is_retried_and_the_upload_succeeds(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    body = os.urandom(SIZE)
+    async with Relay.to_url(s3_server.endpoint_url) as relay:
+        relay.lose_response_to = lambda line: line.startswith("POST ") and "uploadId=" in line
+        proxy = await proxy_for(make_proxy, bucket, relay.url)
+        status, result = await put(proxy, "obj", body)
+        assert relay.faults == 1
+        completes = [head for head in relay.requests if head.startswith("POST ") and "uploadId=" in head]
+    assert len(completes) == 2, completes  # botocore sent it again
+    assert status == 201, result
+    assert result["etag"] == s3_server.client.head_object(Bucket=bucket, Key="obj")["ETag"]
+    assert_contract(s3_server, bucket, "obj", body, stored=True)
+
+
 STALL_AT = {"start": 64 * KiB, "middle": SIZE // 2, "end": SIZE - 64 * KiB}
 
 
