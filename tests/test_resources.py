@@ -140,8 +140,10 @@ async def test_memory_stays_bounded_over_a_1gib_stream(
     # Flat: the last 768 MiB add no more than the heap's fluctuation (a few blocks).
     assert peak - early_peak < 10 * MiB, f"grew by {(peak - early_peak) / MiB:.1f} MiB after the first 256 MiB"
     # Bounded: the upload's buffers, part_size x (in_flight + 1) + a block, plus the process's working set for
-    # receiving and sending (read buffers, heap), which the idle server gives back.
-    assert peak - baseline < part_size * (in_flight + 3), f"grew by {(peak - baseline) / MiB:.0f} MiB"
+    # receiving and sending (read buffers, heap, the interpreter's arenas), which the idle server gives back:
+    # 9 to 16 MiB in runs on the 2-core development machine.
+    buffers = part_size * (in_flight + 1) + MiB
+    assert peak - baseline < buffers + 20 * MiB, f"grew by {(peak - baseline) / MiB:.0f} MiB"
 
 
 async def test_socket_reads_reuse_memory_instead_of_faulting_in_fresh_pages(
