@@ -1014,7 +1014,7 @@ def report(bench: Bench, elapsed: float) -> None:
     notes = [
         f"Single uploads: {fmt_size(args.size)}, {args.rounds} round(s) alternating {','.join(args.only)}; "
         f"part size {fmt_size(args.part_size)}, {args.parts_in_flight} parts in flight; "
-        "(b)-(d) via `curl -T` from /dev/shm, (a) from memory.",
+        "all but (a) via `curl -T` from /dev/shm, (a) from memory.",
         "MiB/s and CPU s/GiB are medians over rounds; the ratio is the median of per-round ratios to (a).",
         "CPU: user+sys of the server process tree (of (a)'s process) from /proc/PID/stat, read before and after "
         "the upload. Peak RSS: VmHWM of a fresh server (fresh (a) process) per configuration per round "
