@@ -45,8 +45,12 @@ def client_config(config: S3Config) -> AioConfig:
 
 
 def server_options(config: Config) -> dict[str, Any]:
-    """How aiohttp's server reads requests: bodies as sent, in block-sized pieces, no slow headers."""
+    """How aiohttp's server reads requests: bodies as sent, in block-sized pieces, no slow headers.
+
+    No aiohttp access log: the ``access`` middleware logs every request.
+    """
     return {
+        "access_log": None,
         "auto_decompress": False,
         "read_bufsize": config.upload.block_size,
         "keepalive_timeout": config.server.keepalive_timeout,

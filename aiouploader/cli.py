@@ -147,7 +147,6 @@ async def _run(
     grace = config.server.shutdown_grace
     runner = Runner(
         app,
-        access_log=None,
         shutdown_timeout=grace,
         **server_options(config),
     )
