@@ -194,6 +194,7 @@ class Snapshot:
             "wall": wall,
             "target": later.target - self.target,
             "s3": later.s3 - self.s3,
+            "all": later.machine - self.machine,
             "others": max(0.0, others) / wall if wall > 0 else 0.0,
         }
 
@@ -348,6 +349,7 @@ class Single:
     cpu_per_gib: float
     rss: int
     s3_cpu_per_gib: float
+    all_cpu_per_gib: float
     others: float
 
 
@@ -764,7 +766,13 @@ class Bench:
         self.check_stored(config, [key], size)
         gib = size / GiB
         return Single(
-            used["wall"], size / MiB / used["wall"], used["target"] / gib, rss, used["s3"] / gib, used["others"]
+            used["wall"],
+            size / MiB / used["wall"],
+            used["target"] / gib,
+            rss,
+            used["s3"] / gib,
+            used["all"] / gib,
+            used["others"],
         )
 
     def concurrent_and_small(self, config: str) -> None:
@@ -826,7 +834,8 @@ class Bench:
         self.results.singles[config][round_] = result
         progress(
             f"  round {round_} ({config}): {result.mibps:8.1f} MiB/s  {result.seconds:6.2f} s  "
-            f"CPU {result.cpu_per_gib:5.2f} s/GiB (S3 server {result.s3_cpu_per_gib:5.2f})  "
+            f"CPU {result.cpu_per_gib:5.2f} s/GiB (S3 server {result.s3_cpu_per_gib:5.2f}, "
+            f"all processes {result.all_cpu_per_gib:5.2f})  "
             f"peak RSS {result.rss / MiB:6.1f} MiB  other load {result.others:4.2f} CPUs"
         )
 
@@ -880,6 +889,7 @@ def summary_rows(bench: Bench) -> tuple[list[str], list[list[str]]]:
         "ratio to (a)",
         "CPU s/GiB",
         "S3 server CPU s/GiB",
+        "all processes CPU s/GiB",
         "peak RSS MiB",
         f"{n}x{csize} MiB/s",
         f"{n}x{csize} peak RSS MiB",
@@ -903,6 +913,7 @@ def summary_rows(bench: Bench) -> tuple[list[str], list[list[str]]]:
                 num(median(ratios), 2) if config != "a" else ("1.00" if singles else "-"),
                 num(median([s.cpu_per_gib for s in singles.values()]), 2),
                 num(median([s.s3_cpu_per_gib for s in singles.values()]), 2),
+                num(median([s.all_cpu_per_gib for s in singles.values()]), 2),
                 num(rss, 0),
                 num(conc.get("mibps")),
                 num(conc["rss"] / MiB if conc else None, 0),
@@ -1017,8 +1028,9 @@ def report(bench: Bench, elapsed: float) -> None:
         "all but (a) via `curl -T` from /dev/shm, (a) from memory.",
         "MiB/s and CPU s/GiB are medians over rounds; the ratio is the median of per-round ratios to (a).",
         "CPU: user+sys of the server process tree (of (a)'s process) from /proc/PID/stat, read before and after "
-        "the upload. Peak RSS: VmHWM of a fresh server (fresh (a) process) per configuration per round "
-        "(median over rounds); it includes one warm-up upload and start-up.",
+        "the upload. All processes: the CPU the whole machine spent meanwhile (/proc/stat: the client or curl, "
+        "the server, the S3 server, the bench). Peak RSS: VmHWM of a fresh server (fresh (a) process) "
+        "per configuration per round (median over rounds); it includes one warm-up upload and start-up.",
         f"(a)'s RSS includes the payload it holds in memory ({fmt_size(args.size)}; "
         f"{fmt_size(args.concurrent_size)} in the concurrent test).",
         f"Concurrent: {args.concurrent} simultaneous uploads of {fmt_size(args.concurrent_size)} "
