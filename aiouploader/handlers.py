@@ -34,7 +34,7 @@ from .keys import generated_key, key_for_file, key_from_path
 from .middlewares import REQUEST_ID, error_response, request_id
 from .routes import Route, resolve
 from .s3 import S3, translate
-from .upload import Read, store
+from .upload import Read, Staged, stage
 
 READY_CACHE_SECONDS = 3.0
 ABORT_WAIT_SECONDS = 60.0
@@ -270,11 +270,10 @@ def _location(route: Route, key: str) -> str:
     return f"{route.path}/{quote(key, safe='/')}"
 
 
-async def _store(request: web.Request, route: Route, upload: Upload, read: Read) -> dict[str, Any]:
+async def _stage(request: web.Request, route: Route, upload: Upload, read: Read, send_all: bool = False) -> Staged:
     service = request.app[SERVICE]
-    tried = attempts(request)
-    tried.uploads.append(upload)
-    result = await store(
+    attempts(request).uploads.append(upload)
+    return await stage(
         service.s3,
         route.chain,
         upload,
@@ -285,9 +284,8 @@ async def _store(request: web.Request, route: Route, upload: Upload, read: Read)
         started=request.get(STARTED, False),
         if_none_match=route.config.if_none_match,
         max_size=grant.max_size if (grant := _authorize(request)) else None,
+        send_all=send_all,
     )
-    tried.results.append(result)
-    return result
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -330,7 +328,8 @@ async def _handle_upload_in_flight(request: web.Request, route: Route) -> web.St
         return await _handle_form(request, route)
     if route.config.direct_upload and request.method == "PUT":
         return await _redirect_to_s3(request, route, upload)
-    result = await _store(request, route, upload, request.content.readany)
+    result = await (await _stage(request, route, upload, request.content.readany)).commit()
+    attempts(request).results.append(result)
     return web.json_response(
         result,
         status=201,
@@ -352,12 +351,17 @@ async def _redirect_to_s3(request: web.Request, route: Route, upload: Upload) ->
 
 
 async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse:
-    """Each file field of a multipart/form-data body streamed into its own object."""
+    """Each file field of a multipart/form-data body streamed into its own object.
+
+    The objects show only once every file is in S3, so a form that fails
+    part-way leaves the keys as they were.
+    """
     service = request.app[SERVICE]
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError) as exc:
         raise BadRequest(f"The multipart/form-data body is malformed ({exc}).") from None
+    staged: list[Staged] = []
     results: list[dict[str, Any]] = []
     try:
         while True:
@@ -373,16 +377,24 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
             if isinstance(part, MultipartReader):
                 raise BadRequest("Nested multipart bodies are not accepted.")
             key = _key_prefix(request) + key_for_file(part.filename, route.config.form_keys)
+            if any(earlier.upload.key == key for earlier in staged):
+                raise BadRequest(f"The form holds two files for the key {key!r}; give each file its own name.")
             upload = _upload_for(request, route, key, part.headers.get("Content-Type"))
             upload.content_length = None
             upload.form_field = part.name or ""
-            results.append(await _store(request, route, upload, _part_reader(part, service.config.upload.block_size)))
+            read = _part_reader(part, service.config.upload.block_size)
+            staged.append(await _stage(request, route, upload, read, send_all=True))
+        if not staged:
+            raise BadRequest("The form has no file field.")
+        while staged:
+            results.append(await staged.pop(0).commit())
     except BaseException:
+        for pending in staged:
+            await pending.discard(UploadError("Another file of the form failed; none of its files was stored."))
         for result in results:
-            await asyncio.shield(service.s3.delete(result["bucket"], result["key"]))
+            await asyncio.shield(service.s3.delete(result["bucket"], result["key"], result["version_id"]))
         raise
-    if not results:
-        raise BadRequest("The form has no file field.")
+    attempts(request).results.extend(results)
     headers = {}
     if len(results) == 1:
         headers = {

@@ -226,9 +226,10 @@ class S3:
         except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
             raise translate(exc, "reading the object") from exc
 
-    async def delete(self, bucket: str, key: str) -> None:
+    async def delete(self, bucket: str, key: str, version_id: str | None = None) -> None:
+        """Delete the object at ``key``; given ``version_id``, only that version (an older one shows again)."""
         try:
-            await self.client.delete_object(Bucket=bucket, Key=key)
+            await self.client.delete_object(Bucket=bucket, Key=key, **({"VersionId": version_id} if version_id else {}))
         except Exception as exc:
             raise translate(exc, "deleting the object") from exc
 
@@ -410,15 +411,31 @@ class ObjectWriter:
         part["ETag"] = response["ETag"]
         self._spare.append(body)
 
-    async def complete(self) -> Stored:
-        """Send what is left and make the object visible; raises if anything failed."""
+    async def send_all(self) -> None:
+        """Send what is left as parts of a multipart upload; the object shows only once :meth:`complete` runs.
+
+        An empty object has no part to send: :meth:`complete` stores it.
+        """
+        if not self.stored_size:
+            return
         if self._upload_id is None:
-            return await self._put(self._take(self._pending_size))
+            await self._create()
+        await self._send_rest()
+        self._spare.clear()
+
+    async def _send_rest(self) -> None:
+        """Send the pending bytes as the last part, and wait for every part; raises if one failed."""
         if self._pending_size:
             await self._send_part(self._pending_size)
         if self._tasks:
             await asyncio.wait(set(self._tasks))
         self._raise_failure()
+
+    async def complete(self) -> Stored:
+        """Send what is left and make the object visible; raises if anything failed."""
+        if self._upload_id is None:
+            return await self._put(self._take(self._pending_size))
+        await self._send_rest()
         parts = self._parts
         args: dict[str, Any] = {}
         if self._if_none_match:

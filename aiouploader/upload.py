@@ -6,13 +6,14 @@ import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .chain import Chain
 from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UploadError
 from .hookspecs import Upload
 from .keys import check_key
-from .s3 import S3
+from .s3 import S3, ObjectWriter
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,60 @@ async def _cleanup(awaitable: Awaitable[None]) -> None:
         raise
 
 
-async def store(
+def _failure(chain: Chain, upload: Upload, exc: BaseException) -> UploadError | None:
+    """Tell the plugins why ``upload`` failed; the error to answer with, ``None`` when it was cancelled."""
+    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+        chain.failed(upload, UploadError("The upload was cancelled."))
+        return None
+    if isinstance(exc, UploadError):
+        error = exc
+    else:
+        log.exception("upload %s failed", upload.request_id, exc_info=exc)
+        error = UploadError("The upload failed inside the server; nothing was stored.")
+    chain.failed(upload, error)
+    return error
+
+
+@dataclass
+class Staged:
+    """An upload whose bytes S3 holds but does not show at its key until :meth:`commit`."""
+
+    chain: Chain
+    upload: Upload
+    writer: ObjectWriter
+
+    async def commit(self) -> dict[str, Any]:
+        """Make the object visible; the upload result. On failure nothing is at the key."""
+        try:
+            stored = await self.writer.complete()
+        except BaseException as exc:
+            await _cleanup(self.writer.abort())
+            if (error := _failure(self.chain, self.upload, exc)) is None:
+                raise
+            raise error from exc
+        upload = self.upload
+        result: dict[str, Any] = {
+            "bucket": upload.bucket,
+            "key": upload.s3_key,
+            "size": upload.size,
+            "stored_size": stored.stored_size,
+            "etag": stored.etag,
+            "version_id": stored.version_id,
+            "content_type": upload.content_type,
+            "checksums": upload.checksums,
+            "stored_checksums": stored.checksum,
+            "plugins": upload.reports,
+        }
+        self.chain.completed(upload, result)
+        return result
+
+    async def discard(self, error: UploadError) -> None:
+        """Forget the upload: S3 drops its bytes, the plugins hear ``error``."""
+        await _cleanup(self.writer.abort())
+        self.chain.failed(self.upload, error)
+
+
+async def stage(
     s3: S3,
     chain: Chain,
     upload: Upload,
@@ -83,13 +137,14 @@ async def store(
     started: bool = False,
     if_none_match: bool = False,
     max_size: int | None = None,
-) -> dict[str, Any]:
-    """Stream the body through ``chain`` into S3; return the upload result.
+    send_all: bool = False,
+) -> Staged:
+    """Stream the body through ``chain`` into S3, all but the step that makes it visible.
 
     On any failure the S3 upload is aborted before the error propagates, so
-    nothing becomes visible at the key and no multipart upload is left.
-    ``started`` says the ``upload_started`` hooks already ran (for
-    ``Expect: 100-continue``).
+    no multipart upload is left. ``started`` says the ``upload_started``
+    hooks already ran (for ``Expect: 100-continue``). With ``send_all`` every
+    byte is in S3 on return, none held in memory until the commit.
     """
     try:
         if not started:
@@ -114,32 +169,13 @@ async def store(
                 raise PayloadTooLarge(f"The upload is larger than the {max_size} bytes its credentials allow.")
             await writer.write(await pipeline.feed(block))
         await writer.write(await pipeline.finish())
-        stored = await writer.complete()
+        if send_all:
+            await writer.send_all()
     except BaseException as exc:
         await _cleanup(writer.abort())
-        if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
-            chain.failed(upload, UploadError("The upload was cancelled."))
+        if (error := _failure(chain, upload, exc)) is None:
             raise
-        if isinstance(exc, UploadError):
-            error = exc
-        else:
-            log.exception("upload %s failed", upload.request_id)
-            error = UploadError("The upload failed inside the server; nothing was stored.")
-        chain.failed(upload, error)
         raise error from exc
     finally:
         await _cleanup(pipeline.close())
-    result: dict[str, Any] = {
-        "bucket": upload.bucket,
-        "key": upload.s3_key,
-        "size": upload.size,
-        "stored_size": stored.stored_size,
-        "etag": stored.etag,
-        "version_id": stored.version_id,
-        "content_type": upload.content_type,
-        "checksums": upload.checksums,
-        "stored_checksums": stored.checksum,
-        "plugins": upload.reports,
-    }
-    chain.completed(upload, result)
-    return result
+    return Staged(chain, upload, writer)

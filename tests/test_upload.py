@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
+from aiouploader.eicar import EICAR
 from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
@@ -175,6 +176,125 @@ async def test_form_failure_removes_the_files_already_stored(
     async with proxy.session.post(proxy("/uploads/"), data=form) as response:
         assert response.status == 403
     assert_nothing_left(s3_server, bucket)
+
+
+def form_of(first: bytes, second: bytes, *, closed: bool) -> bytes:
+    """A form of two files, ``keep.txt`` then ``other.bin``; not ``closed``, it ends inside the second."""
+    head = 'Content-Disposition: form-data; name="{}"; filename="{}"\r\n\r\n'
+    return (
+        b"--XX\r\n"
+        + head.format("a", "keep.txt").encode()
+        + first
+        + b"\r\n--XX\r\n"
+        + head.format("b", "other.bin").encode()
+        + second
+        + (b"\r\n--XX--\r\n" if closed else b"")
+    )
+
+
+def cut_form(first: bytes) -> bytes:
+    return form_of(first, b"the body ends here", closed=False)
+
+
+def infected_form(first: bytes) -> bytes:
+    return form_of(first, EICAR, closed=True)
+
+
+@pytest.mark.parametrize("first_size", [3000, PART + 10], ids=["one-part", "multipart"])
+@pytest.mark.parametrize(("make_form", "status"), [(cut_form, 400), (infected_form, 422)], ids=["cut", "infected"])
+async def test_form_failure_leaves_existing_objects_as_they_were(
+    make_proxy: MakeProxy,
+    s3_server: S3Server,
+    bucket: str,
+    first_size: int,
+    make_form: Callable[[bytes], bytes],
+    status: int,
+) -> None:
+    proxy = await make_proxy(
+        routes=[{"path": "/uploads", "bucket": bucket, "plugins": ["virus_scan"], "form_keys": "filename"}],
+        plugins={"virus_scan": {"backend": "stub"}},
+        s3=SMALL_PARTS,
+    )
+    assert (await put(proxy, "keep.txt", b"the original"))[0] == 201
+    body = make_form(os.urandom(first_size))
+    headers = {"Content-Type": "multipart/form-data; boundary=XX"}
+    async with proxy.session.post(proxy("/uploads/"), data=body, headers=headers) as response:
+        assert response.status == status
+    assert s3_server.keys(bucket) == ["keep.txt"]
+    assert s3_server.get(bucket, "keep.txt") == b"the original"
+    assert s3_server.multipart_uploads(bucket) == []
+
+
+async def test_form_with_two_files_for_one_key_is_refused(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    import aiohttp
+
+    proxy = await proxy_for(make_proxy, bucket, form_keys="filename")
+    form = aiohttp.FormData()
+    form.add_field("a", os.urandom(PART + 10), filename="same.txt")
+    form.add_field("b", b"second", filename="same.txt")
+    async with proxy.session.post(proxy("/uploads/"), data=form) as response:
+        assert response.status == 400
+        assert "two files for the key 'same.txt'" in (await response.json())["error"]["message"]
+    assert_nothing_left(s3_server, bucket)
+
+
+async def test_form_stores_an_empty_file_beside_others(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    import aiohttp
+
+    proxy = await proxy_for(make_proxy, bucket, form_keys="filename")
+    second = os.urandom(PART + 10)
+    form = aiohttp.FormData()
+    form.add_field("a", b"", filename="empty.txt")
+    form.add_field("b", second, filename="full.bin")
+    async with proxy.session.post(proxy("/uploads/"), data=form) as response:
+        assert response.status == 201
+        assert [u["size"] for u in (await response.json())["uploads"]] == [0, len(second)]
+    assert s3_server.get(bucket, "empty.txt") == b""
+    assert s3_server.get(bucket, "full.bin") == second
+    assert s3_server.multipart_uploads(bucket) == []
+
+
+async def test_a_forms_files_in_s3_hold_no_memory_until_the_form_ends(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    import tracemalloc
+
+    proxy = await proxy_for(make_proxy, bucket)
+    file, count = os.urandom(3 * PART), 6
+    last_file_started, go_on = asyncio.Event(), asyncio.Event()
+
+    async def form() -> AsyncIterator[bytes]:
+        for i in range(count + 1):
+            yield f'--XX\r\nContent-Disposition: form-data; name="f"; filename="{i}"\r\n\r\n'.encode()
+            if i < count:
+                yield file
+                yield b"\r\n"
+        yield b"the last file starts"
+        last_file_started.set()
+        await go_on.wait()
+        yield b"\r\n--XX--\r\n"
+
+    tracemalloc.start()
+    try:
+        headers = {"Content-Type": "multipart/form-data; boundary=XX"}
+        posting = asyncio.ensure_future(proxy.session.post(proxy("/uploads/"), data=form(), headers=headers))
+        await last_file_started.wait()
+        for _ in range(300):  # each file waits in S3 as a multipart upload
+            if len(await asyncio.to_thread(s3_server.multipart_uploads, bucket)) >= count:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        go_on.set()
+    async with await posting as response:
+        assert response.status == 201
+        assert len((await response.json())["uploads"]) == count + 1
+    assert held < len(file), f"{held / MiB:.1f} MiB held while {count} files of {len(file) / MiB:.0f} MiB wait"
+    assert s3_server.multipart_uploads(bucket) == []
 
 
 async def test_range_requests(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
