@@ -16,9 +16,12 @@ def start(config: Config) -> tuple[Config, object]:
     Returns the config pointed at it, and the server (``.stop()`` it).
     """
     try:
+        from moto.moto_server.werkzeug_app import BackendRequest
         from moto.server import ThreadedMotoServer
     except ImportError:
         raise SystemExit("aiouploader: --dev needs moto's server: pip install 'aiouploader[dev]'") from None
+    # moto reads a PUT body typed as a form (curl -d's default) as form fields: the object came out empty.
+    BackendRequest.want_form_data_parsed = property(lambda request: request.method != "PUT")  # type: ignore[method-assign,assignment]
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(name, "dev")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
