@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
+from wsgiref.handlers import format_date_time
 
 from aiohttp import BodyPartReader, HttpVersion10, HttpVersion11, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from . import allocator
+from . import allocator, conditions
 from .auth import Authorizer, Grant
 from .config import Config
 from .errors import (
@@ -26,6 +27,7 @@ from .errors import (
     MethodNotAllowed,
     NotReady,
     Overloaded,
+    PreconditionFailed,
     RangeNotSatisfiable,
     UploadError,
 )
@@ -41,6 +43,8 @@ ABORT_WAIT_SECONDS = 60.0
 IDLE_BEFORE_GIVING_BACK = 0.2
 """Seconds without uploads after which freed memory goes back to the system."""
 _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+"""Uploaded files are served as data: a browser neither guesses their type nor runs their scripts."""
 
 
 @dataclass
@@ -171,6 +175,12 @@ def attempts(request: web.Request) -> Attempts:
     return request[ATTEMPTS]
 
 
+def _content_type(request: web.Request) -> str:
+    """The request's Content-Type as sent, parameters (such as charset) included, when it is plain ASCII."""
+    sent = request.headers.get("Content-Type", "").strip()
+    return sent if sent and sent.isascii() and sent.isprintable() else request.content_type
+
+
 def _upload_for(request: web.Request, route: Route, key: str, content_type: str | None) -> Upload:
     return Upload(
         request_id=request_id(request),
@@ -215,13 +225,14 @@ def _prepare_upload(request: web.Request) -> Upload | None:
     """Check what can be checked before the body is read; the upload for PUT and raw POST."""
     route, raw_key = _target(request)
     grant = _authorize(request)
+    conditions.only_if_absent(request.headers)
     if request.method == "PUT":
         key = key_from_path(raw_key or "", route.config.prefix)
-        upload = _upload_for(request, route, key, request.content_type)
+        upload = _upload_for(request, route, key, _content_type(request))
     elif request.method == "POST" and raw_key is None:
         if request.content_type == "multipart/form-data":
             return None
-        upload = _upload_for(request, route, _key_prefix(request) + generated_key(), request.content_type)
+        upload = _upload_for(request, route, _key_prefix(request) + generated_key(), _content_type(request))
     else:
         return None
     if grant and grant.content_type and request.content_type != grant.content_type:
@@ -282,7 +293,7 @@ async def _stage(request: web.Request, route: Route, upload: Upload, read: Read,
         idle_timeout=service.config.server.body_idle_timeout,
         total_timeout=service.config.server.body_timeout,
         started=request.get(STARTED, False),
-        if_none_match=route.config.if_none_match,
+        if_none_match=route.config.if_none_match or conditions.only_if_absent(request.headers),
         max_size=grant.max_size if (grant := _authorize(request)) else None,
         send_all=send_all,
     )
@@ -309,7 +320,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 f"The route {route.path} does not allow DELETE.", headers={"Allow": "GET, HEAD, PUT"}
             )
         service = request.app[SERVICE]
-        await service.s3.head(route.config.bucket, route.config.prefix + key)
+        info = await service.s3.head(route.config.bucket, route.config.prefix + key)
+        if conditions.status(request.headers, method, info.etag, info.last_modified):
+            raise PreconditionFailed("The object does not meet the request's If-Match or If-Unmodified-Since.")
         await service.s3.delete(route.config.bucket, route.config.prefix + key)
         return web.Response(status=204)
     raise MethodNotAllowed(f"{method} is not supported.", headers={"Allow": "GET, HEAD, PUT, POST, DELETE"})
@@ -443,14 +456,25 @@ async def _handle_get(request: web.Request, route: Route, key: str) -> web.Strea
     def fetch(start: int, end: int) -> Any:
         return service.s3.read(bucket, s3_key, start, end)
 
+    validators = {"ETag": info.etag}
+    if info.last_modified is not None:
+        validators["Last-Modified"] = format_date_time(info.last_modified.timestamp())
+    answer = conditions.status(request.headers, request.method, info.etag, info.last_modified)
+    if answer == 304:
+        return web.Response(status=304, headers=validators)
+    if answer == 412:
+        raise PreconditionFailed("The object does not meet the request's If-Match or If-Unmodified-Since.")
     download = Download(request_id(request), route.path, bucket, s3_key, info.metadata)
     read, size = await route.chain.open_download(download, fetch, info.size)
-    span = _parse_range(request.headers.get("Range"), size)
+    span = None
+    if conditions.range_applies(request.headers, info.etag, info.last_modified):
+        span = _parse_range(request.headers.get("Range"), size)
     start, end = span or (0, size)
     response = web.StreamResponse(status=206 if span else 200)
-    response.content_type = info.content_type
+    response.headers["Content-Type"] = info.content_type
     response.content_length = end - start
-    response.headers.update({"ETag": info.etag, "Accept-Ranges": "bytes", REQUEST_ID: request_id(request)})
+    response.headers.update(validators)
+    response.headers.update({"Accept-Ranges": "bytes", REQUEST_ID: request_id(request), **DOWNLOAD_HEADERS})
     if span:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     if request.method == "HEAD":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
 import hashlib
 import logging
 import math
@@ -142,6 +143,7 @@ class ObjectInfo:
     content_type: str
     metadata: Mapping[str, str]
     version_id: str | None
+    last_modified: datetime.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ class S3:
             content_type=head.get("ContentType", "application/octet-stream"),
             metadata=head.get("Metadata", {}),
             version_id=_version(head),
+            last_modified=head.get("LastModified"),
         )
 
     async def read(self, bucket: str, key: str, start: int, end: int) -> AsyncIterator[bytes]:

@@ -113,3 +113,33 @@ async def test_without_if_none_match_a_write_replaces_the_object(
     for body in (b"first", b"second"):
         assert (await put(proxy, "k", body))[0] == 201
     assert s3_server.get(bucket, "k") == b"second"
+
+
+@pytest.mark.parametrize(
+    "size", [pytest.param(100_000, id="single-put"), pytest.param(2 * PART + 4321, id="multipart")]
+)
+async def test_a_clients_if_none_match_star_refuses_to_overwrite(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, size: int
+) -> None:
+    skip_unless_conditional(s3_server, bucket)
+    proxy = await proxy_for(make_proxy, bucket)
+    first = os.urandom(size)
+    assert (await put(proxy, "once", first))[0] == 201
+    async with proxy.session.put(proxy("/u/once"), data=os.urandom(size), headers={"If-None-Match": "*"}) as r:
+        assert r.status == 412
+        assert (await r.json())["error"]["code"] == "precondition_failed"
+    assert sha256(s3_server.get(bucket, "once")) == sha256(first)
+    async with proxy.session.put(proxy("/u/new"), data=first, headers={"If-None-Match": "*"}) as r:
+        assert r.status == 201
+    assert s3_server.multipart_uploads(bucket) == []
+
+
+@pytest.mark.parametrize("header", [{"If-Match": '"abc"'}, {"If-None-Match": '"abc"'}, {"If-Match": "*"}])
+async def test_upload_conditions_s3_cannot_make_are_refused(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, header: dict[str, str]
+) -> None:
+    proxy = await proxy_for(make_proxy, bucket)
+    async with proxy.session.put(proxy("/u/k"), data=b"body", headers=header) as response:
+        assert response.status == 400
+        assert "If-None-Match: *" in (await response.json())["error"]["message"]
+    assert s3_server.keys(bucket) == []

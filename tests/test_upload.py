@@ -314,6 +314,49 @@ async def test_range_requests(make_proxy: MakeProxy, s3_server: S3Server, bucket
         assert (await response.json())["error"]["code"] == "range_not_satisfiable"
 
 
+async def test_conditional_get_head_and_delete(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    proxy = await proxy_for(make_proxy, bucket, allow_delete=True)
+    body = os.urandom(10_000)
+    await put(proxy, "c", body)
+    async with proxy.session.get(proxy("/uploads/c")) as response:
+        etag, modified = response.headers["ETag"], response.headers["Last-Modified"]
+
+    async def status(method: str = "GET", **headers: str) -> tuple[int, bytes]:
+        async with proxy.session.request(method, proxy("/uploads/c"), headers=headers) as response:
+            return response.status, await response.read()
+
+    assert await status(**{"If-None-Match": etag}) == (304, b"")
+    assert await status("HEAD", **{"If-None-Match": f'"other", {etag}'}) == (304, b"")
+    assert await status(**{"If-None-Match": "W/" + etag}) == (304, b"")
+    assert await status(**{"If-Modified-Since": modified}) == (304, b"")
+    assert await status(**{"If-None-Match": '"other"', "If-Modified-Since": modified}) == (200, body)
+    assert await status(**{"If-Match": etag}) == (200, body)
+    assert (await status(**{"If-Match": '"other"'}))[0] == 412
+    assert (await status(**{"If-Unmodified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}))[0] == 412
+    assert await status(**{"Range": "bytes=0-9", "If-Range": etag}) == (206, body[:10])
+    assert await status(**{"Range": "bytes=0-9", "If-Range": modified}) == (206, body[:10])
+    assert await status(**{"Range": "bytes=0-9", "If-Range": '"other"'}) == (200, body)
+    assert await status(**{"Range": "bytes=0-9", "If-Range": "Mon, 01 Jan 2001 00:00:00 GMT"}) == (200, body)
+    assert (await status("DELETE", **{"If-Match": '"other"'}))[0] == 412
+    assert s3_server.get(bucket, "c") == body
+    assert (await status("DELETE", **{"If-Match": etag}))[0] == 204
+    assert s3_server.keys(bucket) == []
+
+
+async def test_downloads_keep_their_content_type_and_are_not_run_by_browsers(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await proxy_for(make_proxy, bucket)
+    _, result, _ = await put(
+        proxy, "page.html", b"<script>alert(1)</script>", **{"Content-Type": "text/html; charset=utf-8"}
+    )
+    assert result["content_type"] == "text/html; charset=utf-8"
+    async with proxy.session.get(proxy("/uploads/page.html")) as response:
+        assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Content-Security-Policy"] == "sandbox"
+
+
 async def test_head_has_the_headers_of_get(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     proxy = await proxy_for(make_proxy, bucket)
     _, result, _ = await put(proxy, "h", b"12345", **{"Content-Type": "text/plain"})
