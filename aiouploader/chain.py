@@ -38,14 +38,39 @@ class BoundPlugin:
 
 @contextmanager
 def _blame(name: str, request_id: str) -> Iterator[None]:
-    """Let a plugin's :class:`UploadError` through; turn anything else into ``plugin_error``."""
+    """Let a plugin's :class:`UploadError` through; turn anything else into ``plugin_error``.
+
+    That includes ``SystemExit`` and a ``CancelledError`` the plugin raised
+    itself (the task is not being cancelled): they would end the server or
+    drop the connection without an answer.
+    """
     try:
         yield
     except UploadError:
         raise
-    except Exception as exc:
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise
+        log.error("request %s: plugin %s raised CancelledError", request_id, name, extra={"request_id": request_id})
+        raise PluginError(name) from None
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
         log.exception("request %s: plugin %s failed", request_id, name, extra={"request_id": request_id})
         raise PluginError(name) from exc
+
+
+def _output(name: str, request_id: str, data: object) -> bytes:
+    """A stage's output, which must be bytes: anything else is the plugin's error, not the next one's."""
+    if isinstance(data, bytes):
+        return data
+    log.error(
+        "request %s: plugin %s returned %s from its stage instead of bytes",
+        request_id,
+        name,
+        type(data).__name__,
+        extra={"request_id": request_id},
+    )
+    raise PluginError(name)
 
 
 async def _within(name: str, request_id: str, limit: float, call: str, awaitable: Awaitable[T]) -> T:
@@ -167,7 +192,9 @@ class Pipeline:
             if not block:
                 break
             started = time.perf_counter()
-            block = await _within(name, self._request_id, self._timeout, "feed", stage.feed(block))
+            block = _output(
+                name, self._request_id, await _within(name, self._request_id, self._timeout, "feed", stage.feed(block))
+            )
             if self._observe is not None:
                 self._observe(name, time.perf_counter() - started)
         return block
@@ -177,7 +204,9 @@ class Pipeline:
         tail = bytearray()
         for i, (name, stage) in enumerate(self._stages):
             started = time.perf_counter()
-            trailing = await _within(name, self._request_id, self._timeout, "finish", stage.finish())
+            trailing = _output(
+                name, self._request_id, await _within(name, self._request_id, self._timeout, "finish", stage.finish())
+            )
             if self._observe is not None:
                 self._observe(name, time.perf_counter() - started)
             if trailing:

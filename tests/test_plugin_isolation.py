@@ -188,3 +188,64 @@ async def test_a_plugins_own_timeout_error_is_a_failure_not_a_plugin_timeout(
 def test_plugin_timeout_must_be_a_positive_number(value: object) -> None:
     with pytest.raises(ConfigError, match=r"routes\[0\]\.plugin_timeout"):
         validate({"routes": [{"path": "/u", "bucket": "bucket", "plugin_timeout": value}]})
+
+
+class _WrongStage(UploadStage):
+    def __init__(self, where: str, what: str) -> None:
+        self._where, self._what = where, what
+
+    def _wrong(self) -> Any:
+        if self._what == "cancel":
+            raise asyncio.CancelledError
+        if self._what == "exit":
+            raise SystemExit(3)
+        return None if self._what == "none" else "text"
+
+    async def feed(self, block: bytes) -> bytes:
+        return self._wrong() if self._where == "feed" else block
+
+    async def finish(self) -> bytes:
+        return self._wrong() if self._where == "finish" else b""
+
+
+class Wrong:
+    """A stage that breaks its contract in ``feed`` or ``finish``: returns None or a str, or raises
+    CancelledError or SystemExit."""
+
+    @hookimpl
+    def aiouploader_configure(self, settings: dict[str, Any]) -> tuple[str, str]:
+        return str(settings["in"]), str(settings["does"])
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, settings: tuple[str, str]) -> UploadStage:
+        return _WrongStage(*settings)
+
+
+@pytest.mark.parametrize("does", ["none", "text", "cancel", "exit"])
+@pytest.mark.parametrize("where", ["feed", "finish"])
+async def test_a_stage_breaking_its_contract_is_that_plugins_error(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, where: str, does: str
+) -> None:
+    pm = make_plugin_manager()
+    pm.register(Wrong(), name="wrong")
+    proxy = await make_proxy(
+        routes=[
+            {
+                "path": "/u",
+                "bucket": bucket,
+                "plugins": ["wrong", "checksum"],
+                "plugin_settings": {"wrong": {"in": where, "does": does}},
+            },
+            {"path": "/fast", "bucket": bucket, "plugins": ["checksum"]},
+        ],
+        pm=pm,
+        s3=SMALL_PARTS,
+        upload={"block_size": "256KiB"},
+    )
+    async with proxy.session.put(proxy("/u/k"), data=os.urandom(6 * MiB)) as response:
+        assert response.status == 500
+        error = (await response.json())["error"]
+    assert error["code"] == "plugin_error" and "'wrong'" in error["message"]
+    assert_nothing_left(s3_server, bucket)
+    async with proxy.session.put(proxy("/fast/after"), data=b"still serving") as response:
+        assert response.status == 201
