@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import pluggy
 
+from .builtin.checksum import ChecksumStage, expected_digests, lowercased
 from .config import Config, ConfigError, RouteConfig
 from .errors import PluginError, UploadError
 from .hookspecs import Download, DownloadStage, Fetch, Upload, UploadStage
@@ -132,7 +133,13 @@ class Chain:
                 plugin.hooks.upload_started(upload, plugin.settings)
 
     def pipeline(self, upload: Upload) -> Pipeline:
-        stages = []
+        """The upload's stages, in chain order; without the ``checksum`` plugin, the client's digests still
+        get checked, by a stage of it that goes first."""
+        stages: list[tuple[str, UploadStage]] = []
+        if upload.form_field is None and all(plugin.name != "checksum" for plugin in self.plugins):
+            with _blame("checksum", upload.request_id):
+                if expected_digests(lowercased(upload.headers)):
+                    stages.append(("checksum", ChecksumStage(upload)))
         for plugin in self.plugins:
             with _blame(plugin.name, upload.request_id):
                 stage = plugin.hooks.upload_stage(upload, plugin.settings)

@@ -34,7 +34,7 @@ from .errors import (
 from .hookspecs import Download, Upload
 from .keys import generated_key, key_for_file, key_from_path
 from .middlewares import REQUEST_ID, error_response, request_id
-from .routes import Route, resolve
+from .routes import PROBES, Route, resolve
 from .s3 import S3, translate
 from .upload import Read, Staged, stage
 
@@ -304,6 +304,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         raise BadRequest("Only HTTP/1.0 and HTTP/1.1 requests are served here.")
     if request.headers.get("Transfer-Encoding", "chunked").replace(" ", "").lower() != "chunked":
         raise BadRequest("Only the chunked transfer coding is understood; send the body as it is, or chunked.")
+    if request.path in PROBES:
+        raise MethodNotAllowed(f"{request.path} answers GET and HEAD.", headers={"Allow": "GET, HEAD"})
     route, raw_key = _target(request)
     _authorize(request)
     method = request.method
@@ -316,21 +318,24 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return await _handle_get(request, route, key)
     if method == "DELETE":
         if not route.config.allow_delete:
-            raise MethodNotAllowed(
-                f"The route {route.path} does not allow DELETE.", headers={"Allow": "GET, HEAD, PUT"}
-            )
+            raise MethodNotAllowed(f"The route {route.path} does not allow DELETE.", headers={"Allow": _allowed(route)})
         service = request.app[SERVICE]
         info = await service.s3.head(route.config.bucket, route.config.prefix + key)
         if conditions.status(request.headers, method, info.etag, info.last_modified):
             raise PreconditionFailed("The object does not meet the request's If-Match or If-Unmodified-Since.")
         await service.s3.delete(route.config.bucket, route.config.prefix + key)
         return web.Response(status=204)
-    raise MethodNotAllowed(f"{method} is not supported.", headers={"Allow": "GET, HEAD, PUT, POST, DELETE"})
+    raise MethodNotAllowed(f"{method} is not supported on a key.", headers={"Allow": _allowed(route)})
+
+
+def _allowed(route: Route) -> str:
+    """The methods a key of ``route`` answers."""
+    return "GET, HEAD, PUT, DELETE" if route.config.allow_delete else "GET, HEAD, PUT"
 
 
 async def _handle_upload(request: web.Request, route: Route, raw_key: str | None) -> web.StreamResponse:
     if request.method == "POST" and raw_key is not None:
-        raise MethodNotAllowed(f"POST goes to the route itself: {route.path}/.", headers={"Allow": "GET, HEAD, PUT"})
+        raise MethodNotAllowed(f"POST goes to the route itself: {route.path}/.", headers={"Allow": _allowed(route)})
     with request.app[SERVICE].in_flight(_authorize(request), request.content_length):
         return await _handle_upload_in_flight(request, route)
 

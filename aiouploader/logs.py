@@ -23,10 +23,9 @@ from .errors import UploadError
 from .handlers import ATTEMPTS, SERVICE, UPLOAD
 from .metrics import METRICS
 from .middlewares import ERROR, request_id
-from .routes import resolve
+from .routes import PROBES, resolve
 
 access_log = logging.getLogger("aiouploader.access")
-PROBES = ("/healthz", "/readyz", "/metrics")
 NOISY = ("botocore", "aiobotocore", "boto3", "urllib3", "s3transfer")
 _SECRETS = re.compile(
     r"""(?ix)

@@ -8,6 +8,9 @@ from .chain import Chain
 from .config import RouteConfig
 from .errors import NotFound
 
+PROBES = ("/healthz", "/readyz", "/metrics")
+"""The service's own paths, answered beside the configured routes (GET and HEAD)."""
+
 
 @dataclass(frozen=True)
 class Route:

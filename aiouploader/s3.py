@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import logging
 import math
+import re
 import time
 import zlib
 from collections import deque
@@ -69,6 +70,27 @@ def translate(exc: BaseException, doing: str) -> UploadError:
     if isinstance(exc, BotoCoreError | OSError):
         return UpstreamError(f"S3 failed while {doing}: {exc}.")
     return UpstreamError(f"S3 failed while {doing}.")
+
+
+def _outcome_unknown(exc: BaseException) -> bool:
+    """Whether S3 may have done the request although it failed: no answer came, or a retry found it done."""
+    if isinstance(exc, ClientError):
+        return bool(exc.response.get("Error", {}).get("Code") == "NoSuchUpload")
+    return not isinstance(exc, UploadError)
+
+
+def _maybe_stored(exc: BaseException, doing: str) -> UploadError:
+    """The error for a write S3 may have made: its usual one, without the claim that nothing was stored."""
+    error = translate(exc, doing)
+    return type(error)(
+        f"S3 did not confirm {doing}, and the object now at the key cannot be told apart from another: "
+        "this upload may have been stored."
+    )
+
+
+def _md5_etag(digest: bytes, parts: int | None = None) -> str:
+    """The ETag S3 gives an object it stored unencrypted: the MD5 of the body, or of the parts' MD5s and their count."""
+    return f'"{digest.hex()}"' if parts is None else f'"{hashlib.md5(digest).hexdigest()}-{parts}"'
 
 
 def _version(response: Mapping[str, Any]) -> str | None:
@@ -452,7 +474,9 @@ class ObjectWriter:
                 **args,
             )
         except Exception as exc:
-            raise translate(exc, "completing the multipart upload") from exc
+            if not _outcome_unknown(exc):
+                raise translate(exc, "completing the multipart upload") from exc
+            response = await self._settle_complete(exc)
         self._s3.in_progress.discard(self._upload_id)
         checksum = {}
         if self._s3._algorithm:
@@ -461,6 +485,45 @@ class ObjectWriter:
             ours = f"{_b64(self._s3._algorithm[1](composite))}-{len(parts)}"
             checksum[name.lower()] = response.get(f"Checksum{name}") or ours
         return Stored(response["ETag"], _version(response), self.stored_size, checksum)
+
+    async def _settle_complete(self, exc: Exception) -> dict[str, Any]:
+        """After a complete S3 did not answer: what S3 made of it, as a complete's answer, or the error.
+
+        An abort that finds the upload proves it was not completed. One that no
+        longer finds it means the complete (or someone's abort) went through:
+        the object at the key is this upload when its ETag is the one S3
+        derives from these parts.
+        """
+        doing = "completing the multipart upload"
+        try:
+            await self._s3.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
+        except ClientError as abort_error:
+            if abort_error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise _maybe_stored(exc, doing) from exc
+        except Exception:
+            raise _maybe_stored(exc, doing) from exc
+        else:
+            raise translate(exc, doing) from exc
+        etags = [str(part["ETag"]).strip('"') for part in self._parts]
+        if not all(re.fullmatch(r"[0-9a-f]{32}", etag) for etag in etags):
+            raise _maybe_stored(exc, doing) from exc
+        expected = _md5_etag(b"".join(bytes.fromhex(etag) for etag in etags), len(etags))
+        return await self._head_if(expected, exc, doing)
+
+    async def _head_if(self, etag: str, exc: Exception, doing: str) -> dict[str, Any]:
+        """The object's headers when its ETag is ``etag`` (this upload's); else raise for ``exc``."""
+        try:
+            head = await self._s3.client.head_object(Bucket=self.bucket, Key=self.key)
+        except ClientError as head_error:
+            if head_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                raise translate(exc, doing) from exc
+            raise _maybe_stored(exc, doing) from exc
+        except Exception:
+            raise _maybe_stored(exc, doing) from exc
+        if head.get("ETag") != etag:
+            raise _maybe_stored(exc, doing) from exc
+        log.warning("S3 did not answer %s of %s/%s, but stored it", doing, self.bucket, self.key)
+        return dict(head)
 
     async def _put(self, body: bytearray) -> Stored:
         checksums = await self._s3._checksum_args(body)
@@ -482,7 +545,11 @@ class ObjectWriter:
                 watched,
             )
         except Exception as exc:
-            raise translate(exc, "storing the object") from exc
+            if not (_outcome_unknown(exc) and "ContentMD5" in checksums):
+                raise translate(exc, "storing the object") from exc
+            response = await self._head_if(
+                _md5_etag(base64.b64decode(checksums["ContentMD5"])), exc, "storing the object"
+            )
         checksum = {
             name.removeprefix("Checksum").lower(): response.get(name, value)
             for name, value in checksums.items()

@@ -24,6 +24,8 @@ every chunk):
 * ``lose_response_to``: a test of a request line (e.g. ``lambda line: line.startswith("POST ")``):
   the first request that passes it goes through, and its response does not: the connection
   is cut when the response starts, then the fault is off;
+* ``hold_response_to``: a test of a request line: every request that passes it goes through,
+  and its response never comes: the connection stalls as with ``stall_after``;
 * ``faulty_connections``: apply the faults to the first N connections only (``None``: all),
   e.g. to let a client's retry on a new connection succeed.
 
@@ -129,9 +131,11 @@ class Relay:
         bandwidth: float | None = None,
         hold_after: int | None = None,
         lose_response_to: Callable[[str], bool] | None = None,
+        hold_response_to: Callable[[str], bool] | None = None,
     ) -> None:
         self.target = (target_host, target_port)
         self.lose_response_to = lose_response_to
+        self.hold_response_to = hold_response_to
         self.stall_after = stall_after
         self.hold_after = hold_after
         self.reset_after = reset_after
@@ -347,6 +351,12 @@ class Relay:
                         for side in both:
                             side.transport.abort()
                         return
+                    hold = self.hold_response_to
+                    if faulty and hold is not None and hold(bodies.line):
+                        stalled.set()
+                        self.stalled += 1
+                        self.faults += 1
+                        continue
                     self.bytes_down += len(data)
                 passed += len(data)
                 writer.write(bytes(data))

@@ -22,6 +22,7 @@ PART = 5 * MiB
 SMALL_PARTS = {"part_size": "5MiB", "parts_in_flight": 2}
 DIGESTS: dict[str, Callable[[bytes], bytes]] = {
     "md5": lambda data: hashlib.md5(data).digest(),
+    "sha1": lambda data: hashlib.sha1(data).digest(),
     "sha256": lambda data: hashlib.sha256(data).digest(),
     "sha512": lambda data: hashlib.sha512(data).digest(),
     "crc32": lambda data: zlib.crc32(data).to_bytes(4, "big"),
@@ -50,6 +51,7 @@ def client_headers(kind: str, data: bytes) -> dict[str, str]:
         "x-amz-checksum-sha256": {"x-amz-checksum-sha256": digest("sha256", data)},
         "x-amz-checksum-crc32c": {"x-amz-checksum-crc32c": digest("crc32c", data)},
         "x-amz-checksum-crc32": {"x-amz-checksum-crc32": digest("crc32", data)},
+        "x-amz-checksum-sha1": {"x-amz-checksum-sha1": digest("sha1", data)},
     }[kind]
 
 
@@ -62,12 +64,13 @@ ALL_KINDS = [
     "x-amz-checksum-sha256",
     "x-amz-checksum-crc32c",
     "x-amz-checksum-crc32",
+    "x-amz-checksum-sha1",
 ]
 
 
-async def proxy_for(make_proxy: MakeProxy, bucket: str, **s3: Any) -> Proxy:
+async def proxy_for(make_proxy: MakeProxy, bucket: str, plugins: tuple[str, ...] = ("checksum",), **s3: Any) -> Proxy:
     return await make_proxy(
-        routes=[{"path": "/uploads", "bucket": bucket, "plugins": ["checksum"]}],
+        routes=[{"path": "/uploads", "bucket": bucket, "plugins": list(plugins)}],
         s3={**SMALL_PARTS, **s3},
         upload={"block_size": "256KiB"},
     )
@@ -284,4 +287,28 @@ async def test_a_byte_flipped_on_the_way_to_s3_fails_the_upload(
     # so a part still in flight may report NoSuchUpload first
     message = result["error"]["message"]
     assert "BadDigest" in message or ("part" in message and "NoSuchUpload" in message), message
+    assert_nothing_left(s3_server, bucket)
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+async def test_client_digests_are_checked_on_a_route_without_the_plugin(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, kind: str
+) -> None:
+    proxy = await proxy_for(make_proxy, bucket, plugins=("size_limit",))
+    body = os.urandom(PART + 100)
+    status, result = await put(proxy, "k", body, client_headers(kind, changed_last_byte(body)))
+    assert status == 400 and result["error"]["code"] == "checksum_mismatch", result
+    assert_nothing_left(s3_server, bucket)
+    status, result = await put(proxy, "k", body, client_headers(kind, body))
+    assert status == 201, result
+    assert s3_server.get(bucket, "k") == body
+
+
+async def test_a_digest_that_cannot_be_checked_is_refused(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    for plugins in (("checksum",), ()):
+        proxy = await proxy_for(make_proxy, bucket, plugins=plugins)
+        status, result = await put(proxy, "k", b"body", {"x-amz-checksum-crc64nvme": "AAAAAAAAAAA="})
+        assert status == 400 and "crc64nvme header cannot be checked" in result["error"]["message"], result
     assert_nothing_left(s3_server, bucket)

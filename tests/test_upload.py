@@ -357,6 +357,22 @@ async def test_downloads_keep_their_content_type_and_are_not_run_by_browsers(
         assert response.headers["Content-Security-Policy"] == "sandbox"
 
 
+@pytest.mark.parametrize("allow_delete", [False, True])
+async def test_405_names_the_methods_that_are_answered(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, allow_delete: bool
+) -> None:
+    proxy = await proxy_for(make_proxy, bucket, allow_delete=allow_delete)
+    on_a_key = "GET, HEAD, PUT, DELETE" if allow_delete else "GET, HEAD, PUT"
+    cases = [("PATCH", "/uploads/k", on_a_key), ("POST", "/uploads/k", on_a_key), ("GET", "/uploads/", "POST")]
+    cases += [(method, probe, "GET, HEAD") for method, probe in [("PUT", "/healthz"), ("POST", "/readyz")]]
+    if not allow_delete:
+        cases.append(("DELETE", "/uploads/k", on_a_key))
+    for method, path, allowed in cases:
+        async with proxy.session.request(method, proxy(path)) as response:
+            assert (response.status, response.headers.get("Allow")) == (405, allowed), (method, path)
+            assert (await response.json())["error"]["code"] == "method_not_allowed"
+
+
 async def test_head_has_the_headers_of_get(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     proxy = await proxy_for(make_proxy, bucket)
     _, result, _ = await put(proxy, "h", b"12345", **{"Content-Type": "text/plain"})

@@ -38,6 +38,7 @@ class _Crc:
 
 _FACTORIES: dict[str, Callable[[], _Hash]] = {
     "md5": hashlib.md5,
+    "sha1": hashlib.sha1,
     "sha256": hashlib.sha256,
     "sha512": hashlib.sha512,
     "crc32": lambda: _Crc(zlib.crc32),
@@ -46,11 +47,14 @@ _FACTORIES: dict[str, Callable[[], _Hash]] = {
 _HEADERS = {
     "content-md5": "md5",
     "x-amz-checksum-sha256": "sha256",
+    "x-amz-checksum-sha1": "sha1",
     "x-amz-checksum-crc32c": "crc32c",
     "x-amz-checksum-crc32": "crc32",
 }
 _DIGEST_FIELDS = {"sha-256": "sha256", "sha-512": "sha512"}
-_SIZES = {"md5": 16, "sha256": 32, "sha512": 64, "crc32": 4, "crc32c": 4}
+_UNCHECKED = ("x-amz-checksum-crc64nvme",)
+"""Digests S3 defines that this plugin cannot compute: refused rather than passed unchecked."""
+_SIZES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64, "crc32": 4, "crc32c": 4}
 
 
 class ChecksumSettings(Settings):
@@ -83,6 +87,12 @@ def expected_digests(headers: Mapping[str, str]) -> list[tuple[str, str, bytes]]
 
     :param headers: the request headers by lower-case name (see :func:`lowercased`).
     """
+    for header in _UNCHECKED:
+        if header in headers:
+            raise BadRequest(
+                f"The {header} header cannot be checked here; send Content-MD5, x-amz-checksum-sha256, "
+                "-sha1, -crc32 or -crc32c, or Content-Digest."
+            )
     expected = []
     for header, algorithm in _HEADERS.items():
         if header in headers:
