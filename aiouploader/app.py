@@ -79,6 +79,7 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            await s3.close()
 
     app.cleanup_ctx.append(s3_client)
     app.router.add_get("/healthz", handlers.healthz)

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 MAX_PARTS = 10_000
 PARTS_PER_SIZE_STEP = 900
 ABORT_ATTEMPTS = 4
+ABORT_RETRY_FIRST = 1.0
+ABORT_RETRY_MAX = 60.0
+"""Seconds between background retries of an abort S3 did not answer: doubling from the first to the most."""
 READ_CHUNK = 256 * 1024
 
 
@@ -188,6 +191,8 @@ class S3:
         # the body is followed by the response's read timeout.
         client.meta.events.unregister("before-call.s3", add_expect_header)
         self._algorithm = _ALGORITHMS.get(config.checksum_algorithm)
+        self.aborting: set[asyncio.Task[None]] = set()
+        """Aborts retried in the background until S3 answers."""
         self.in_progress: set[str] = set()
         """Ids of the multipart uploads this process is writing (the orphan sweep leaves them)."""
 
@@ -259,24 +264,67 @@ class S3:
             raise translate(exc, "deleting the object") from exc
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
-        """Abort a multipart upload until S3 no longer knows it (late parts can revive it)."""
+        """Abort a multipart upload until S3 no longer knows it (late parts can revive it).
+
+        When S3 does not answer, the caller goes on and the abort is retried in
+        the background until S3 confirms it.
+        """
         for attempt in range(ABORT_ATTEMPTS):
-            try:
-                await self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
-                    log.warning("abort of upload %s failed: %s", upload_id, exc)
-            except Exception as exc:
-                log.warning("abort of upload %s failed: %s", upload_id, exc)
-            try:
-                await self.client.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404"):
-                    return
-            except Exception as exc:
-                log.warning("could not confirm the abort of upload %s: %s", upload_id, exc)
+            done = await self._abort_once(bucket, key, upload_id)
+            if done:
+                return
+            if done is None:
+                break
             await asyncio.sleep(0.2 * 2**attempt)
-        log.error("multipart upload %s of %s/%s may be left behind", upload_id, bucket, key)
+        log.warning(
+            "multipart upload %s of %s/%s is not aborted yet: retrying in the background", upload_id, bucket, key
+        )
+        task = asyncio.create_task(self._abort_later(bucket, key, upload_id))
+        self.aborting.add(task)
+        task.add_done_callback(self.aborting.discard)
+
+    async def _abort_once(self, bucket: str, key: str, upload_id: str) -> bool | None:
+        """Abort, then check: ``True`` when S3 no longer knows the upload, ``None`` when S3 did not answer."""
+        try:
+            await self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                log.warning("abort of upload %s failed: %s", upload_id, exc)
+        except Exception as exc:
+            log.warning("abort of upload %s failed: %s", upload_id, exc)
+            return None
+        try:
+            await self.client.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            return exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404")
+        except Exception as exc:
+            log.warning("could not confirm the abort of upload %s: %s", upload_id, exc)
+            return None
+        return False
+
+    async def _abort_later(self, bucket: str, key: str, upload_id: str) -> None:
+        delay = ABORT_RETRY_FIRST
+        try:
+            while not await self._abort_once(bucket, key, upload_id):
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, ABORT_RETRY_MAX)
+        except asyncio.CancelledError:
+            log.error(
+                "multipart upload %s of %s/%s may be left behind: the server stopped before S3 confirmed its abort "
+                "(the orphan sweep removes it once older than s3.orphan_ttl)",
+                upload_id,
+                bucket,
+                key,
+            )
+            raise
+        log.info("multipart upload %s of %s/%s aborted", upload_id, bucket, key)
+
+    async def close(self) -> None:
+        """Stop the background aborts (each logs the upload it leaves)."""
+        for task in list(self.aborting):
+            task.cancel()
+        if self.aborting:
+            await asyncio.wait(set(self.aborting))
 
 
 class ObjectWriter:

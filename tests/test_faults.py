@@ -232,6 +232,27 @@ async def test_s3_stalling_is_a_504_and_the_upload_is_aborted(
         assert now[1] <= baseline[1] + 4, f"open files: {baseline[1]} before, {now[1]} after"
 
 
+async def test_an_abort_s3_does_not_answer_is_retried_once_s3_is_back(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    body = os.urandom(SIZE)
+    async with Relay.to_url(s3_server.endpoint_url) as relay:
+        proxy = await proxy_for(make_proxy, bucket, relay.url, s3={"read_timeout": 1})
+        relay.stall_after = STALL_AT["middle"]  # S3 takes bytes and answers nothing, the abort included
+        started = time.monotonic()
+        status, result = await put(proxy, "obj", body)
+        assert status == 504, result
+        assert time.monotonic() - started < 20  # the answer does not wait for S3 to take the abort
+        assert len(s3_server.multipart_uploads(bucket)) == 1
+        relay.stall_after = None
+        for _ in range(200):
+            if not s3_server.multipart_uploads(bucket):
+                break
+            await asyncio.sleep(0.1)
+        assert_contract(s3_server, bucket, "obj", body, stored=False)
+        assert not proxy.app[SERVICE].s3.aborting
+
+
 async def test_s3_unreachable_is_a_502_and_not_ready(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     proxy = await proxy_for(make_proxy, bucket, f"http://127.0.0.1:{free_port()}")
     for size in (1000, SIZE):
