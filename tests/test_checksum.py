@@ -312,3 +312,10 @@ async def test_a_digest_that_cannot_be_checked_is_refused(
         status, result = await put(proxy, "k", b"body", {"x-amz-checksum-crc64nvme": "AAAAAAAAAAA="})
         assert status == 400 and "crc64nvme header cannot be checked" in result["error"]["message"], result
     assert_nothing_left(s3_server, bucket)
+
+
+async def test_a_hex_digest_gets_a_hint(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    proxy = await proxy_for(make_proxy, bucket)
+    status, result = await put(proxy, "k", b"body", {"Content-MD5": hashlib.md5(b"body").hexdigest()})
+    assert status == 400 and "hex digits" in result["error"]["message"] and "base64" in result["error"]["message"]
+    assert_nothing_left(s3_server, bucket)

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import re
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -62,10 +63,15 @@ class ChecksumSettings(Settings):
 
 
 def _decode(header: str, algorithm: str, value: str) -> bytes:
+    value = value.strip()
+    if re.fullmatch(rf"[0-9a-fA-F]{{{2 * _SIZES[algorithm]}}}", value):
+        raise BadRequest(
+            f"The {header} header holds hex digits; it takes the base64 of the {algorithm} digest's raw bytes."
+        )
     try:
-        digest = base64.b64decode(value.strip(), validate=True)
+        digest = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest(f"The {header} header is not valid base64.") from None
+        raise BadRequest(f"The {header} header is not valid base64 (one digest, sent once).") from None
     if len(digest) != _SIZES[algorithm]:
         raise BadRequest(
             f"The {header} header holds {len(digest)} bytes; a {algorithm} digest has {_SIZES[algorithm]}."
