@@ -225,7 +225,18 @@ class S3:
         return ObjectWriter(self, bucket, key, content_type, dict(metadata), content_length, if_none_match)
 
     async def head_bucket(self, bucket: str) -> None:
-        await self.client.head_bucket(Bucket=bucket)
+        """Raise an :class:`UploadError` saying why ``bucket`` cannot be used, if it cannot."""
+        try:
+            await self.client.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404:
+                raise UpstreamError("S3 has no such bucket.") from exc
+            if status == 403:
+                raise UpstreamError("S3 refuses these credentials access to the bucket.") from exc
+            raise translate(exc, "checking the bucket") from exc
+        except Exception as exc:
+            raise translate(exc, "checking the bucket") from exc
 
     async def head(self, bucket: str, key: str) -> ObjectInfo:
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 
 from aiouploader.handlers import READY_CACHE_SECONDS
-from aiouploader.testing import start_rclone
+from aiouploader.testing import MakeProxy, S3Server, start_rclone
 
 from .serving import serve
 
@@ -41,3 +41,11 @@ async def test_readiness_flips_when_the_s3_server_stops_and_starts(tmp_path: Pat
         s3.process.terminate()
         s3.process.wait(10)
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_readiness_names_a_missing_bucket(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    proxy = await make_proxy(routes=[{"path": "/u", "bucket": bucket}, {"path": "/v", "bucket": "no-such-bucket-here"}])
+    async with proxy.session.get(proxy("/readyz")) as response:
+        assert response.status == 503
+        message = (await response.json())["error"]["message"]
+    assert "no-such-bucket-here" in message and "no such bucket" in message, message
