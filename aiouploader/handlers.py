@@ -479,6 +479,7 @@ async def _handle_get(request: web.Request, route: Route, key: str) -> web.Strea
     response.headers["Content-Type"] = info.content_type
     response.content_length = end - start
     response.headers.update(validators)
+    response.headers.update(info.headers)
     response.headers.update({"Accept-Ranges": "bytes", REQUEST_ID: request_id(request), **DOWNLOAD_HEADERS})
     if span:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"

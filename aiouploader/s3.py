@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import logging
@@ -34,6 +35,13 @@ log = logging.getLogger(__name__)
 
 MAX_PARTS = 10_000
 PARTS_PER_SIZE_STEP = 900
+KEPT_HEADERS = {
+    "Content-Encoding": "ContentEncoding",
+    "Content-Disposition": "ContentDisposition",
+    "Content-Language": "ContentLanguage",
+    "Cache-Control": "CacheControl",
+}
+"""Headers of an upload that S3 stores with the object and a download gets back, by botocore parameter."""
 ABORT_ATTEMPTS = 4
 ABORT_RETRY_FIRST = 1.0
 ABORT_RETRY_MAX = 60.0
@@ -169,6 +177,8 @@ class ObjectInfo:
     metadata: Mapping[str, str]
     version_id: str | None
     last_modified: datetime.datetime | None = None
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """The :data:`KEPT_HEADERS` S3 stored with the object."""
 
 
 @dataclass(frozen=True)
@@ -219,10 +229,14 @@ class S3:
         *,
         content_type: str,
         metadata: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
         content_length: int | None = None,
         if_none_match: bool = False,
     ) -> ObjectWriter:
-        return ObjectWriter(self, bucket, key, content_type, dict(metadata), content_length, if_none_match)
+        """A writer of the object at ``key``; ``headers`` may hold any of :data:`KEPT_HEADERS`."""
+        attributes = {"ContentType": content_type, "Metadata": dict(metadata)}
+        attributes |= {KEPT_HEADERS[name]: value for name, value in (headers or {}).items()}
+        return ObjectWriter(self, bucket, key, attributes, content_length, if_none_match)
 
     async def head_bucket(self, bucket: str) -> None:
         """Raise an :class:`UploadError` saying why ``bucket`` cannot be used, if it cannot."""
@@ -250,6 +264,7 @@ class S3:
             metadata=head.get("Metadata", {}),
             version_id=_version(head),
             last_modified=head.get("LastModified"),
+            headers={name: head[param] for name, param in KEPT_HEADERS.items() if head.get(param)},
         )
 
     async def read(self, bucket: str, key: str, start: int, end: int) -> AsyncIterator[bytes]:
@@ -351,16 +366,15 @@ class ObjectWriter:
         s3: S3,
         bucket: str,
         key: str,
-        content_type: str,
-        metadata: dict[str, str],
+        attributes: dict[str, Any],
         content_length: int | None,
         if_none_match: bool,
     ) -> None:
         self._s3 = s3
         self.bucket = bucket
         self.key = key
-        self._content_type = content_type
-        self._metadata = metadata
+        self._attributes = attributes
+        """What S3 stores with the object: ``ContentType``, ``Metadata``, ``ContentEncoding``..."""
         self._content_length = content_length
         self._if_none_match = if_none_match
         self._pending: deque[bytes | memoryview] = deque()
@@ -436,8 +450,7 @@ class ObjectWriter:
         args: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": self.key,
-            "ContentType": self._content_type,
-            "Metadata": self._metadata,
+            **self._attributes,
         }
         if self._s3._algorithm:
             args["ChecksumAlgorithm"] = self._s3._algorithm[0]
@@ -596,8 +609,7 @@ class ObjectWriter:
                     Bucket=self.bucket,
                     Key=self.key,
                     Body=watched if body else b"",
-                    ContentType=self._content_type,
-                    Metadata=self._metadata,
+                    **self._attributes,
                     **checksums,
                     **args,
                 ),

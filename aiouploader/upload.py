@@ -13,7 +13,7 @@ from .chain import Chain
 from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UploadError
 from .hookspecs import Upload
 from .keys import check_key
-from .s3 import S3, ObjectWriter
+from .s3 import KEPT_HEADERS, S3, ObjectWriter
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,17 @@ async def blocks(
             chunks, size = [], 0
     if chunks:
         yield b"".join(chunks)
+
+
+def kept_headers(upload: Upload) -> dict[str, str]:
+    """The upload's headers that S3 keeps with the object (none for a form's file: they describe the form)."""
+    if upload.form_field is not None:
+        return {}
+    return {
+        name: value
+        for name in KEPT_HEADERS
+        if (value := upload.headers.get(name, "").strip()) and value.isascii() and value.isprintable()
+    }
 
 
 async def _cleanup(awaitable: Awaitable[None]) -> None:
@@ -159,6 +170,7 @@ async def stage(
         upload.s3_key,
         content_type=upload.content_type,
         metadata=upload.metadata,
+        headers=kept_headers(upload),
         content_length=upload.content_length,
         if_none_match=if_none_match,
     )

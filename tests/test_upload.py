@@ -373,6 +373,28 @@ async def test_405_names_the_methods_that_are_answered(
             assert (await response.json())["error"]["code"] == "method_not_allowed"
 
 
+async def test_an_uploads_representation_headers_come_back_with_it(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    import gzip
+
+    proxy = await proxy_for(make_proxy, bucket)
+    body = gzip.compress(b'{"hello": "world"}' * 1000)
+    kept = {
+        "Content-Encoding": "gzip",
+        "Content-Disposition": 'attachment; filename="data.json"',
+        "Content-Language": "de",
+        "Cache-Control": "max-age=60",
+    }
+    status, _, _ = await put(proxy, "data.json", body, **kept, **{"Content-Type": "application/json"})
+    assert status == 201
+    for method in ("GET", "HEAD"):
+        async with proxy.session.request(method, proxy("/uploads/data.json"), auto_decompress=False) as response:
+            assert {name: response.headers.get(name) for name in kept} == kept, method
+            if method == "GET":
+                assert await response.read() == body
+
+
 async def test_head_has_the_headers_of_get(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     proxy = await proxy_for(make_proxy, bucket)
     _, result, _ = await put(proxy, "h", b"12345", **{"Content-Type": "text/plain"})
