@@ -20,13 +20,14 @@ from .logs import access
 from .metrics import METRICS, InstrumentedClient, Metrics, handle_metrics
 from .middlewares import errors
 from .orphans import keep_sweeping
-from .plugin_manager import make_plugin_manager
+from .plugin_manager import check_plugin_tables, make_plugin_manager
 from .routes import Route
 from .s3 import S3
 
 
 def build_routes(config: Config, pm: pluggy.PluginManager) -> list[Route]:
     """Bind every route's plugins to their settings; a ConfigError stops start-up."""
+    check_plugin_tables(pm, config)
     return [Route(route, Chain.for_route(pm, config, route)) for route in config.routes]
 
 

@@ -1,28 +1,32 @@
-"""The command line: ``serve``, ``check-config``, ``plugins``."""
+"""The command line: ``serve``, ``check-config``, ``plugins``, ``sign``, ``hash-token``.
+
+Only the standard library is imported up here: the rest (aiohttp, pydantic,
+botocore) takes most of start-up, and is imported by the commands, where a
+Ctrl-C is caught by :func:`main` rather than printed as a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
-import re
+import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-from aiohttp import http_parser, web
+from . import __version__
 
-from . import __version__, allocator, auth, logs
-from .app import build_routes, make_app, server_options
-from .builtin import encryption
-from .config import Config, ConfigError, load, validate
-from .handlers import SERVICE
-from .plugin_manager import make_plugin_manager
-from .runner import Runner
-from .sizes import parse_size
+if TYPE_CHECKING:
+    import pluggy
+    from aiohttp import web
+
+    from .config import Config, ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,6 @@ DEV_CONFIG = {
         }
     ]
 }
-_SECRET = re.compile(r"secret|token|password|signing_key|credential", re.I)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,30 +71,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _masked(value: Any, name: str = "") -> Any:
-    if isinstance(value, dict):
-        return {k: _masked(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, name) for v in value]
-    if _SECRET.search(name) and value:
-        return "***"
-    return value
+def _plugins(config: Config) -> pluggy.PluginManager:
+    """The plugin manager, with every route's chain and every plugin table checked against it."""
+    from .app import build_routes
+    from .plugin_manager import make_plugin_manager
 
-
-def _load(path: str | None, dev: bool) -> Config:
-    if dev and not path:
-        import os
-
-        if "AIOUPLOADER_CONFIG" not in os.environ:
-            return validate(DEV_CONFIG)
-    return load(path)
+    pm = make_plugin_manager()
+    build_routes(config, pm)
+    return pm
 
 
 def serve(args: argparse.Namespace) -> int:
-    config = _load(args.config, args.dev)
+    from aiohttp import http_parser
+
+    from . import allocator, logs
+    from .app import make_app
+    from .config import load
+
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    if overrides:
-        config = config.model_copy(update={"server": config.server.model_copy(update=overrides)})
+    config = load(args.config, default=DEV_CONFIG if args.dev else None, server=overrides)
     logs.configure(config.server.log_level)
     if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
         log.warning(
@@ -99,8 +97,7 @@ def serve(args: argparse.Namespace) -> int:
             "several request-smuggling advisories affect only the pure-Python parser"
         )
     ssl_context = _tls(config)
-    pm = make_plugin_manager()
-    build_routes(config, pm)
+    pm = _plugins(config)
     allocator.tune()
     dev_server = None
     if args.dev:
@@ -124,6 +121,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _tls(config: Config) -> ssl.SSLContext | None:
+    from .config import ConfigError
+
     if config.server.tls_cert is None or config.server.tls_key is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -144,6 +143,14 @@ async def _run(
     seconds, cancels the rest (aborting their S3 uploads), then closes. A
     second signal ends the grace at once.
     """
+    from aiohttp import web
+
+    from .app import server_options
+    from .config import ConfigError
+    from .handlers import SERVICE
+    from .runner import Runner
+
+    await _try_listening(config.server)
     grace = config.server.shutdown_grace
     runner = Runner(
         app,
@@ -152,7 +159,10 @@ async def _run(
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context).start()
+        try:
+            await web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context).start()
+        except OSError as exc:
+            raise ConfigError(_cannot_listen(config.server, exc)) from None
         announce()
         stop, hurry = asyncio.Event(), asyncio.Event()
 
@@ -170,17 +180,48 @@ async def _run(
         await runner.cleanup()
 
 
+async def _try_listening(server: ServerConfig) -> None:
+    """Bind the address as aiohttp will, and let go: before anything starts (and logs), a failure is one line."""
+    from .config import ConfigError
+
+    try:
+        probe = await asyncio.get_running_loop().create_server(
+            asyncio.Protocol, server.host, server.port, reuse_address=True, start_serving=False
+        )
+    except OSError as exc:
+        raise ConfigError(_cannot_listen(server, exc)) from None
+    probe.close()
+    await probe.wait_closed()
+
+
+def _cannot_listen(server: ServerConfig, exc: OSError) -> str:
+    address = f"{server.host}:{server.port}"
+    if isinstance(exc, socket.gaierror):
+        return f"server.host: cannot listen on {server.host} ({exc.strerror})"
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+        return f"server.port: cannot listen on {address} ({reason})"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"server.host: cannot listen on {address} ({reason}: not an address of this machine)"
+    return f"server.host / server.port: cannot listen on {address} ({reason})"
+
+
 def check_config(args: argparse.Namespace) -> int:
+    from .builtin import encryption
+    from .config import load, masked
+
     config = load(args.path)
-    build_routes(config, make_plugin_manager())
+    _plugins(config)
     for route in config.routes:
         for warning in encryption.chain_warnings(route):
             print(f"aiouploader: warning: {warning}", file=sys.stderr)
-    print(json.dumps(_masked(config.model_dump(mode="json")), indent=2))
+    print(json.dumps(masked(config.model_dump(mode="json")), indent=2))
     return 0
 
 
 def plugins(args: argparse.Namespace) -> int:
+    from .plugin_manager import make_plugin_manager
+
     pm = make_plugin_manager()
     for name, plugin in sorted(pm.list_name_plugin()):
         if plugin is None:
@@ -193,10 +234,17 @@ def plugins(args: argparse.Namespace) -> int:
 
 
 def sign(args: argparse.Namespace) -> int:
+    from . import auth
+    from .config import ConfigError, load
+    from .sizes import parse_size
+
     config = load(args.config)
     secret = config.auth.signing_keys.get(args.key_id)
     if secret is None:
-        raise ConfigError(f"auth.signing_keys: no key {args.key_id!r} (set AIOUPLOADER_AUTH__SIGNING_KEYS__<ID>)")
+        hint = "add it to [auth.signing_keys] or set AIOUPLOADER_AUTH__SIGNING_KEYS__<ID>, which makes a lowercase id"
+        if args.key_id.lower() in config.auth.signing_keys:
+            hint = f"ids set through the environment are lowercase: --key-id {args.key_id.lower()}"
+        raise ConfigError(f"auth.signing_keys: no key {args.key_id!r} ({hint})")
     if args.route not in {route.path for route in config.routes}:
         raise ConfigError(f"routes: no route {args.route}")
     try:
@@ -220,12 +268,24 @@ def sign(args: argparse.Namespace) -> int:
 
 
 def hash_token(args: argparse.Namespace) -> int:
+    from . import auth
+
     print(auth.hash_token(args.token))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        return _command(_parser().parse_args(argv))
+    except KeyboardInterrupt:  # Ctrl-C before the server listens (once it listens, Ctrl-C drains)
+        return 130
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Run the command; what stops it is one line on stderr and exit status 2."""
+    from .config import ConfigError
+    from .plugin_manager import PluginLoadError
+
     command = {
         "serve": serve,
         "check-config": check_config,
@@ -235,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }[args.command]
     try:
         return command(args)
+    except PluginLoadError as exc:
+        print(f"aiouploader: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"aiouploader: invalid config: {exc}", file=sys.stderr)
         return 2

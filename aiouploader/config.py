@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import copy
+import difflib
+import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from botocore.handlers import VALID_BUCKET
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url, validate_region_name
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .sizes import parse_size
 
@@ -18,6 +33,13 @@ MIN_PART_SIZE = 5 * 1024**2
 MAX_PART_SIZE = 5 * 1024**3
 
 Size = Annotated[int, BeforeValidator(parse_size)]
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def did_you_mean(name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 class ConfigError(Exception):
@@ -48,6 +70,16 @@ class ServerConfig(Settings):
     """PEM certificate chain: serve HTTPS (with ``tls_key``)."""
     tls_key: str | None = None
 
+    @field_validator("host")
+    @classmethod
+    def _host_shape(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOST_NAME.fullmatch(value):
+                raise ValueError("must be an IP address (0.0.0.0 for every interface) or a host name") from None
+        return value
+
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -68,6 +100,37 @@ class S3Config(Settings):
     max_attempts: int = Field(5, ge=1, le=20)
     orphan_ttl: float = Field(86400.0, ge=0)
     orphan_sweep_interval: float = Field(3600.0, gt=0)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_url_shape(cls, value: str | None) -> str | None:
+        """botocore's test, which it would make only once the server starts, and an http(s) scheme."""
+        if value is None:
+            return value
+        problem = ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:9000")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (a ValueError when it is no port number)
+        except ValueError:
+            raise problem from None
+        if parts.scheme not in ("http", "https") or not (
+            is_valid_endpoint_url(value) or is_valid_ipv6_endpoint_url(value)
+        ):
+            raise problem
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region_shape(cls, value: str) -> str:
+        """botocore's rule (InvalidRegionError once the server starts), which lets "" through."""
+        problem = ValueError("must be a region name such as us-east-1: letters, digits and -")
+        if not value:
+            raise problem
+        try:
+            validate_region_name(value)
+        except ValueError:
+            raise problem from None
+        return value
 
     @field_validator("part_size")
     @classmethod
@@ -132,6 +195,7 @@ class CorsConfig(Settings):
 class RouteConfig(Settings):
     path: str
     bucket: str = Field(min_length=3, max_length=63)
+    """Length as S3's rule; characters as botocore's, laxer than AWS's own (other S3 stores accept more)."""
     prefix: str = ""
     plugins: list[str] = []
     plugin_settings: dict[str, dict[str, Any]] = {}
@@ -155,6 +219,13 @@ class RouteConfig(Settings):
             raise ValueError("must look like /uploads or /a/b: segments of letters, digits and ._~-")
         return value
 
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_shape(cls, value: str) -> str:
+        if not VALID_BUCKET.match(value):
+            raise ValueError("must consist of letters, digits and .-_ only")
+        return value
+
     @field_validator("prefix")
     @classmethod
     def _prefix_shape(cls, value: str) -> str:
@@ -167,6 +238,22 @@ class RouteConfig(Settings):
     def _plugins_unique(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError("names a plugin twice")
+        return value
+
+    @field_validator("plugin_settings")
+    @classmethod
+    def _settings_of_listed_plugins(
+        cls, value: dict[str, dict[str, Any]], info: ValidationInfo
+    ) -> dict[str, dict[str, Any]]:
+        if "plugins" not in info.data:
+            return value  # already refused
+        plugins: list[str] = info.data["plugins"]
+        for name in value:
+            if name not in plugins:
+                raise ValueError(
+                    f"[routes.plugin_settings.{name}] is for a plugin this route does not list; "
+                    f"its plugins: {', '.join(plugins) or 'none'}{did_you_mean(name, plugins)}"
+                )
         return value
 
 
@@ -238,19 +325,37 @@ def validate(data: Mapping[str, Any]) -> Config:
         raise ConfigError(str(exc)) from None
 
 
-def load(path: str | Path | None, environ: Mapping[str, str] = os.environ) -> Config:
-    """Read ``path`` (or ``$AIOUPLOADER_CONFIG``), apply the environment, validate."""
+def read(path: str | Path) -> dict[str, Any]:
+    """The settings in the TOML file at ``path``, not yet validated."""
+    try:
+        with open(path, "rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def load(
+    path: str | Path | None,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    default: Mapping[str, Any] | None = None,
+    server: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read ``path`` (or ``$AIOUPLOADER_CONFIG``; else ``default``), apply the environment, validate.
+
+    ``server`` holds command-line overrides of ``[server]`` settings: they win
+    over the file and the environment, and are validated the same way.
+    """
     path = path or environ.get("AIOUPLOADER_CONFIG")
-    data: dict[str, Any] = {}
-    if path:
-        try:
-            with open(path, "rb") as file:
-                data = tomllib.load(file)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return validate(apply_env(data, environ))
+    data = read(path) if path else copy.deepcopy(dict(default or {}))
+    data = apply_env(data, environ)
+    if server and isinstance(data.setdefault("server", {}), dict):
+        data["server"].update(server)
+    return validate(data)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -264,3 +369,77 @@ def parse_settings(model: type[M], settings: Mapping[str, Any]) -> M:
         error = exc.errors()[0]
         message = str(error["msg"]).removeprefix("Value error, ")
         raise ValueError(f"{_location(error['loc']) or 'settings'}: {message}") from None
+
+
+MASK = "***"
+_SECRET_NAME = re.compile(
+    r"secret|token|passw|pwd|credential|cookie|authorization|private|^keys?$|(signing|api|hmac|access|shared)_?keys?",
+    re.I,
+)
+_SECRET_PARAM = re.compile(r"token|secret|sig|pass|pwd|key|credential|auth|session|code", re.I)
+_URL = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<authority>[^/?#]*)(?P<path>[^?#]*)(?P<query>\?[^#]*)?(?P<fragment>#.*)?",
+    re.S,
+)
+_PARAM = re.compile(r"(?P<start>^[?#]|[&;])(?P<name>[^=&;]*)=(?P<value>[^&;]*)")
+
+
+def masked(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A dumped :class:`Config` fit to show: every value under a secret-named setting
+    (``auth.signing_keys``, a plugin's ``token``) as ``***``, and in every URL the password
+    and the values of query parameters named like secrets.
+
+    The keys of ``[plugins]`` and ``[routes.plugin_settings]`` are plugin names, not settings.
+    """
+    shown: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "plugins":
+            shown[key] = _masked_plugin_tables(value)
+        elif key == "routes":
+            shown[key] = [
+                {k: _masked_plugin_tables(v) if k == "plugin_settings" else _masked(v, k) for k, v in route.items()}
+                for route in value
+            ]
+        else:
+            shown[key] = _masked(value, key)
+    return shown
+
+
+def _masked_plugin_tables(tables: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _masked(settings) for name, settings in tables.items()}
+
+
+def _masked(value: Any, name: str = "", secret: bool = False) -> Any:
+    secret = secret or bool(_SECRET_NAME.search(name))
+    if isinstance(value, dict):
+        return {key: _masked(item, key, secret) for key, item in value.items()}
+    if isinstance(value, list):
+        # The tables of an array (auth.tokens) are records whose fields have names of their own.
+        return [_masked(item, "", secret and not isinstance(item, dict)) for item in value]
+    if secret and value not in (None, ""):
+        return MASK
+    if isinstance(value, str):
+        return _masked_url(value)
+    return value
+
+
+def _masked_url(text: str) -> str:
+    url = _URL.fullmatch(text)
+    if url is None:
+        return text
+    userinfo, at, host = url["authority"].rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = f"{userinfo.partition(':')[0]}:{MASK}"
+    query, fragment = (_masked_params(url[part] or "") for part in ("query", "fragment"))
+    return f"{url['scheme']}{userinfo}{at}{host}{url['path']}{query}{fragment}"
+
+
+def _masked_params(params: str) -> str:
+    return _PARAM.sub(
+        lambda param: (
+            f"{param['start']}{param['name']}={MASK}"
+            if param["value"] and _SECRET_PARAM.search(unquote(param["name"]))
+            else param[0]
+        ),
+        params,
+    )

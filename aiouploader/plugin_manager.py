@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
+from .config import Config, ConfigError, did_you_mean
 from .errors import UploadError
 from .hookspecs import Download, DownloadStage, Upload, UploadStage
 
 BUILTINS = ("size_limit", "checksum", "virus_scan", "encryption")
+
+
+class PluginLoadError(ConfigError):
+    """An installed plugin that cannot be used; the message names its entry point and what is wrong."""
 
 
 def make_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
@@ -21,13 +27,56 @@ def make_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
     for name in BUILTINS:
         pm.register(importlib.import_module(f"aiouploader.builtin.{name}"), name=name)
     if entry_points:
-        pm.load_setuptools_entrypoints(hookspecs.PROJECT)
-    pm.check_pending()
+        _load_entry_points(pm)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginLoadError(f"plugin {pm.get_name(exc.plugin)}: {' '.join(str(exc).split())}") from None
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """pluggy's ``load_setuptools_entrypoints``, one entry point at a time: one that fails to load,
+    or whose name is taken (by a built-in or another distribution), is an error naming it, where
+    pluggy would raise a traceback or skip it without a word."""
+    loaded: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        for entry_point in dist.entry_points.select(group=hookspecs.PROJECT):
+            name = entry_point.name
+            where = f"plugin entry point {name} = {entry_point.value} ({dist.name} {dist.version})"
+            if loaded.get(name) == entry_point.value:
+                continue  # the same distribution, found twice on sys.path
+            if name in loaded:
+                raise PluginLoadError(f"{where}: {name} = {loaded[name]} takes that name too; uninstall one of them")
+            if pm.has_plugin(name):
+                raise PluginLoadError(f"{where}: {name} is the name of a built-in plugin; the plugin must take another")
+            try:
+                pm.load_setuptools_entrypoints(hookspecs.PROJECT, name=name)
+            except Exception as exc:
+                raise PluginLoadError(f"{where}: cannot load it ({_one_line(exc)})") from None
+            loaded[name] = entry_point.value
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def installed(pm: pluggy.PluginManager) -> list[str]:
     return sorted(name for name, plugin in pm.list_name_plugin() if plugin is not None)
+
+
+def check_plugin_tables(pm: pluggy.PluginManager, config: Config) -> None:
+    """Refuse a ``[plugins.NAME]`` table for a plugin that is not installed: a misspelt name would be ignored.
+
+    A table for an installed plugin that no route lists is fine.
+    """
+    names = installed(pm)
+    for name in config.plugins:
+        if pm.get_plugin(name) is None:
+            raise ConfigError(
+                f"plugins.{name}: [plugins.{name}] is for a plugin that is not installed; "
+                f"installed: {', '.join(names)}{did_you_mean(name, names)}"
+            )
 
 
 class PluginHooks:

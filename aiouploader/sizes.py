@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 _UNITS = {
     "": 1,
@@ -16,7 +17,10 @@ _UNITS = {
     "gib": 1024**3,
     "tib": 1024**4,
 }
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
+_SIZE = re.compile(r"\s*(\d+)(?:\.(\d+))?\s*([a-zA-Z]*)\s*")
+MAX_SIZE = 2**63 - 1
+"""The largest size anything here accepts (8 EiB): far above S3's, small enough for every integer it meets."""
+_TOO_LARGE = "too large: a size can be at most 8EiB"
 
 
 def parse_size(value: object) -> int:
@@ -26,11 +30,20 @@ def parse_size(value: object) -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError("a size cannot be negative")
+        if value > MAX_SIZE:
+            raise ValueError(_TOO_LARGE)
         return value
     if isinstance(value, str):
         match = _SIZE.fullmatch(value)
-        if match and match.group(2).lower() in _UNITS:
-            return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+        if match and match.group(3).lower() in _UNITS:
+            whole, fraction, unit = match.group(1).lstrip("0"), match.group(2) or "", match.group(3).lower()
+            if len(whole) > len(str(MAX_SIZE)):
+                raise ValueError(_TOO_LARGE)
+            # Exact arithmetic: a float turns 400 digits into inf. 60 decimals are more than any unit needs.
+            size = int(Fraction(f"{whole or 0}.{fraction[:60] or 0}") * _UNITS[unit])
+            if size > MAX_SIZE:
+                raise ValueError(_TOO_LARGE)
+            return size
     raise ValueError(f"expected a size such as 8MiB or 100MB, got {value!r}")
 
 

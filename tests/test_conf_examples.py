@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml  # type: ignore[import-untyped]
+from pydantic import BaseModel
 
-from aiouploader.config import validate
+from aiouploader.builtin.encryption import EncryptionSettings
+from aiouploader.builtin.size_limit import SizeLimitSettings
+from aiouploader.builtin.virus_scan import VirusScanSettings
+from aiouploader.config import RouteConfig, S3Config, ServerConfig, TokenConfig, UploadConfig, load, validate
+from aiouploader.sizes import parse_size
 from aiouploader.testing import MakeProxy, S3Server
 
+from .serving import serve
+
 CONF = Path(__file__).parent.parent / "conf"
+DOCS = Path(__file__).parent.parent / "docs"
+MiB = 1024**2
+
+
+def sidecar_example() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The sidecar's container and its pod template."""
+    _, deployment = yaml.safe_load_all((CONF / "kubernetes-sidecar.yaml").read_text())
+    template: dict[str, Any] = deployment["spec"]["template"]
+    (sidecar,) = template["spec"]["initContainers"]
+    return sidecar, template
 
 
 def _family(name: str) -> str:
@@ -27,9 +48,62 @@ def test_the_kubernetes_sidecar_config_validates_and_is_locked_down() -> None:
     (sidecar,) = pod["initContainers"]
     assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
     assert sidecar["securityContext"]["runAsNonRoot"] is True
-    assert sidecar["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert sidecar["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert pod["terminationGracePeriodSeconds"] > config.server.shutdown_grace
+
+
+def test_the_sidecar_probes_run_inside_the_container() -> None:
+    """The server listens on the pod's loopback; the kubelet's httpGet to 127.0.0.1 would reach the node's."""
+    sidecar, _ = sidecar_example()
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert "httpGet" not in sidecar[probe] and "tcpSocket" not in sidecar[probe]
+        assert sidecar[probe]["exec"]["command"][0] == "python"
+        assert f"'http://127.0.0.1:8080{path}'" in sidecar[probe]["exec"]["command"][-1]
+
+
+def run_probe(command: list[str], port: int) -> int:
+    argv = [sys.executable, *command[1:-1], command[-1].replace(":8080/", f":{port}/")]
+    return subprocess.run(argv, capture_output=True, timeout=30).returncode
+
+
+def test_the_sidecar_probes_pass_only_while_the_server_is_ready(tmp_path: Path, moto_server: S3Server) -> None:
+    sidecar, _ = sidecar_example()
+    liveness, readiness = (sidecar[probe]["exec"]["command"] for probe in ("livenessProbe", "readinessProbe"))
+    ready = serve(tmp_path, moto_server, moto_server.create_bucket())
+    missing = serve(tmp_path, moto_server, "no-such-bucket-for-the-probe")
+    try:
+        for served, is_ready in ((ready, True), (missing, False)):
+            port = int(served.url.rsplit(":", 1)[1])
+            assert run_probe(liveness, port) == 0
+            assert (run_probe(readiness, port) == 0) is is_ready
+    finally:
+        ready.stop()
+        missing.stop()
+    assert run_probe(liveness, port) != 0, "nothing listens any more"
+
+
+def test_the_sidecar_has_no_scrape_annotations_for_a_server_prometheus_cannot_reach() -> None:
+    config_map, _ = yaml.safe_load_all((CONF / "kubernetes-sidecar.yaml").read_text())
+    sidecar, template = sidecar_example()
+    env = {variable["name"]: variable["value"] for variable in sidecar.get("env", [])}
+    config = load(None, env, default=tomllib.loads(config_map["data"]["config.toml"]))
+    annotations = template["metadata"].get("annotations", {})
+    if config.server.host.startswith("127."):
+        assert not any(name.startswith("prometheus.io/") for name in annotations)
+
+
+def test_the_sidecar_memory_limit_is_the_one_docs_operations_gives() -> None:
+    config_map, _ = yaml.safe_load_all((CONF / "kubernetes-sidecar.yaml").read_text())
+    config = validate(tomllib.loads(config_map["data"]["config.toml"]))
+    sidecar, _ = sidecar_example()
+    limit = parse_size(sidecar["resources"]["limits"]["memory"].replace("Mi", "MiB"))
+    operations = (DOCS / "operations.md").read_text().replace("\n", " ")
+    process = int(re.search(r"about (\d+) MiB for the process", operations)[1]) * MiB  # type: ignore[index]
+    uploads, documented = re.search(r"the sidecar example allows (\d+) \((\d+) MiB\)", operations).groups()  # type: ignore[union-attr]
+    per_upload = config.s3.part_size * (config.s3.parts_in_flight + 1) + config.upload.block_size
+    assert limit == int(documented) * MiB
+    assert limit >= int(uploads) * per_upload + process
+    comment = re.search(r"about\s+#?\s*(\d+)MiB for the process", (CONF / "kubernetes-sidecar.yaml").read_text())
+    assert comment and int(comment[1]) * MiB == process
 
 
 def test_the_compose_config_validates() -> None:
@@ -58,3 +132,59 @@ def test_s3_accepts_the_lifecycle_rule(moto_server: S3Server) -> None:
     moto_server.client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=rules)
     (rule,) = moto_server.client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+
+
+SETTINGS: dict[str, type[BaseModel]] = {
+    "server": ServerConfig,
+    "s3": S3Config,
+    "upload": UploadConfig,
+    "routes": RouteConfig,
+    "auth.tokens": TokenConfig,
+    "plugins.size_limit": SizeLimitSettings,
+    "routes.plugin_settings.size_limit": SizeLimitSettings,
+    "plugins.virus_scan": VirusScanSettings,
+    "plugins.encryption": EncryptionSettings,
+}
+
+
+def _normal(value: Any, default: Any) -> Any:
+    return parse_size(value) if isinstance(default, int) and isinstance(value, str) else value
+
+
+def test_the_full_example_marks_every_value_that_is_not_the_default() -> None:
+    """conf/aiouploader.toml says it shows every setting with its default, except the lines marked "example"."""
+    text = (CONF / "aiouploader.toml").read_text()
+    validate(tomllib.loads(text))
+    table, header = "", ""
+    unmarked = []
+    for line in text.splitlines():
+        if heading := re.match(r"\[\[?([\w.]+)\]\]?", line):
+            table, header = heading[1], line
+            continue
+        if not re.match(r"\w+ =", line):
+            continue
+        ((key, value),) = tomllib.loads(line).items()
+        field = SETTINGS[table].model_fields[key]
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        if (field.is_required() or _normal(value, default) != default) and "example" not in line + header:
+            unmarked.append(f"[{table}] {line}")
+    assert unmarked == []
+
+
+def test_the_signing_key_example_of_the_full_example_works(tmp_path: Path) -> None:
+    comment = (CONF / "aiouploader.toml").read_text()
+    variable = re.search(r"(AIOUPLOADER_AUTH__SIGNING_KEYS__\w+)=", comment)[1]  # type: ignore[index]
+    key_id = re.search(r"sign --key-id (\S+)", comment)[1]  # type: ignore[index]
+    config = tmp_path / "c.toml"
+    config.write_text('[[routes]]\npath = "/uploads"\nbucket = "incoming"\n')
+    env = {**os.environ, variable: "s" * 32}
+    command = ["sign", "--config", str(config), "--key-id", key_id, "--route", "/uploads", "--key", "a.pdf"]
+    run = subprocess.run([sys.executable, "-m", "aiouploader", *command], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("path", [DOCS / "configuration.md", DOCS.parent / "README.md"], ids=lambda path: path.name)
+def test_the_docs_name_signing_key_ids_in_lowercase(path: Path) -> None:
+    """Ids set through the environment are lowercase: an example with an uppercase one would not work."""
+    key_ids = re.findall(r"--key-id (\S+)", path.read_text())
+    assert key_ids and all(key_id == key_id.lower() for key_id in key_ids)

@@ -12,6 +12,7 @@ from aiouploader.config import ConfigError, apply_env, load, validate
 from aiouploader.sizes import format_size, parse_size
 
 ROUTE = '[[routes]]\npath = "/uploads"\nbucket = "incoming"\n'
+HUGE = "9" * 400 + "TiB"
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,12 @@ def test_sizes_are_read_as_people_write_them(text: object, size: int) -> None:
 @pytest.mark.parametrize("text", ["lots", "8 MiBs", "-1", True, -5, 1.5, "MiB"])
 def test_what_is_no_size_is_refused(text: object) -> None:
     with pytest.raises(ValueError, match="size"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize("text", [HUGE, "8388608TiB", 2**64, "9" * 5000])
+def test_a_size_too_large_to_compute_is_refused_like_any_bad_size(text: object) -> None:
+    with pytest.raises(ValueError, match="too large"):
         parse_size(text)
 
 
@@ -71,7 +78,14 @@ def test_config_file_from_the_environment(tmp_path: Path) -> None:
 def test_route_settings_override_plugin_defaults() -> None:
     config = validate(
         {
-            "routes": [{"path": "/a", "bucket": "bbb", "plugin_settings": {"size_limit": {"max_size": "1MiB"}}}],
+            "routes": [
+                {
+                    "path": "/a",
+                    "bucket": "bbb",
+                    "plugins": ["size_limit", "virus_scan"],
+                    "plugin_settings": {"size_limit": {"max_size": "1MiB"}},
+                }
+            ],
             "plugins": {"size_limit": {"max_size": "1GiB"}, "virus_scan": {"backend": "stub"}},
         }
     )
@@ -105,12 +119,17 @@ def test_an_invalid_setting_stops_start_up_with_one_line(tmp_path: Path, text: s
     assert_refused(["check-config", str(path)], named)
 
 
-def assert_refused(command: list[str], named: str, env: dict[str, str] | None = None) -> None:
-    run = subprocess.run([sys.executable, "-m", "aiouploader", *command], capture_output=True, text=True, env=env)
+def assert_refused(command: list[str], named: str, env: dict[str, str] | None = None, *also: str) -> str:
+    """Run ``aiouploader COMMAND``: status 2 and one line naming ``named`` (and ``also``); the line."""
+    run = subprocess.run(
+        [sys.executable, "-m", "aiouploader", *command], capture_output=True, text=True, env=env, timeout=60
+    )
     assert run.returncode == 2, run.stderr
     lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("aiouploader: invalid config: ")
-    assert named in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("aiouploader: invalid config: "), run.stderr
+    for text in (named, *also):
+        assert text in lines[0]
+    return lines[0]
 
 
 def test_serve_refuses_an_invalid_setting_from_the_environment(tmp_path: Path) -> None:
@@ -146,3 +165,102 @@ def test_check_config_prints_the_effective_config(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert '"region": "eu-west-1"' in run.stdout and '"part_size": 8388608' in run.stdout
+
+
+SIZE_LIMITED = ROUTE + 'plugins = ["size_limit"]\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "named"),
+    [
+        (ROUTE + f'[server]\nmax_buffered = "{HUGE}"\n', {}, "server.max_buffered"),
+        (ROUTE, {"AIOUPLOADER_UPLOAD__BLOCK_SIZE": HUGE}, "upload.block_size"),
+        (SIZE_LIMITED + f'[plugins.size_limit]\nmax_size = "{HUGE}"\n', {}, "max_size"),
+        (SIZE_LIMITED + f'[routes.plugin_settings.size_limit]\nmax_size = "{HUGE}"\n', {}, "max_size"),
+        (SIZE_LIMITED, {"AIOUPLOADER_PLUGINS__SIZE_LIMIT__MAX_SIZE": HUGE}, "max_size"),
+    ],
+    ids=["file", "environment", "plugin", "route-plugin", "plugin-environment"],
+)
+def test_a_size_too_large_to_compute_stops_start_up_with_one_line(
+    tmp_path: Path, text: str, env: dict[str, str], named: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    assert_refused(["check-config", str(path)], named, {"PATH": "/usr/bin:/bin", **env}, "too large")
+
+
+def test_a_config_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(ROUTE.encode() + "# Größe\n".encode("latin-1"))
+    assert_refused(["check-config", str(path)], str(path), None, "not UTF-8")
+    with pytest.raises(ConfigError, match=r"latin1\.toml: not UTF-8"):
+        load(path, {})
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (ROUTE + '[s3]\nendpoint_url = "not a url"\n', "s3.endpoint_url"),
+        (ROUTE + '[s3]\nendpoint_url = "ftp://files.example"\n', "s3.endpoint_url"),
+        (ROUTE + '[s3]\nendpoint_url = "http://:9000"\n', "s3.endpoint_url"),
+        (ROUTE + '[s3]\nendpoint_url = "http://127.0.0.1:99999"\n', "s3.endpoint_url"),
+        (ROUTE + '[s3]\nregion = "bad region!"\n', "s3.region"),
+        (ROUTE + '[s3]\nregion = ""\n', "s3.region"),
+        ('[[routes]]\npath = "/u"\nbucket = "In_Valid Bucket!"\n', "routes[0].bucket"),
+        (ROUTE + '[server]\nhost = "bad host!"\n', "server.host"),
+        (ROUTE + '[server]\nhost = ""\n', "server.host"),
+    ],
+)
+def test_what_the_s3_client_or_the_listener_would_refuse_is_refused_first(
+    tmp_path: Path, text: str, named: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    assert_refused(["check-config", str(path)], named)
+
+
+def test_what_the_s3_client_accepts_is_accepted() -> None:
+    """botocore's rules, not AWS's stricter ones: other S3 stores take upper case and underscores."""
+    config = validate(
+        {
+            "server": {"host": "::1"},
+            "s3": {"endpoint_url": "https://[::1]:9000", "region": "eu-west-1"},
+            "routes": [{"path": "/a", "bucket": "Team_Uploads.2025"}],
+        }
+    )
+    assert config.routes[0].bucket == "Team_Uploads.2025"
+    assert validate({"server": {"host": "s3.internal"}, "routes": [{"path": "/a", "bucket": "abc"}]})
+
+
+def test_a_plugin_table_for_no_installed_plugin_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(SIZE_LIMITED + '[plugins.size-limit]\nmax_size = "1MiB"\n')
+    line = assert_refused(["check-config", str(path)], "[plugins.size-limit]")
+    assert "installed: checksum, " in line and "did you mean size_limit?" in line
+
+
+def test_a_route_plugin_table_for_a_plugin_the_route_does_not_list_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(SIZE_LIMITED + '[routes.plugin_settings.sizelimit]\nmax_size = "1MiB"\n')
+    line = assert_refused(["check-config", str(path)], "[routes.plugin_settings.sizelimit]")
+    assert "routes[0].plugin_settings" in line and "its plugins: size_limit" in line
+
+
+def test_a_plugin_table_for_an_installed_plugin_no_route_lists_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(SIZE_LIMITED + '[plugins.virus_scan]\nbackend = "stub"\n')
+    run = subprocess.run(
+        [sys.executable, "-m", "aiouploader", "check-config", str(path)], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_signing_key_id_from_the_environment_is_lowercase(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE)
+    env = {"PATH": "/usr/bin:/bin", "AIOUPLOADER_AUTH__SIGNING_KEYS__K2025": "s" * 32}
+    assert load(path, env).auth.signing_keys.keys() == {"k2025"}
+    sign = ["sign", "--config", str(path), "--route", "/uploads", "--key", "a", "--key-id"]
+    assert_refused([*sign, "K2025"], "--key-id k2025", env)
+    run = subprocess.run([sys.executable, "-m", "aiouploader", *sign, "k2025"], capture_output=True, env=env)
+    assert run.returncode == 0, run.stderr
