@@ -109,12 +109,14 @@ def serve(args: argparse.Namespace) -> int:
 
     scheme = "https" if ssl_context else "http"
 
+    base = f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
     def announce() -> None:
-        print(f"aiouploader {__version__} listening on {scheme}://{host}:{port}", flush=True)
+        print(f"aiouploader {__version__} listening on {base}", flush=True)
         if dev_server is not None:
             print(f"embedded S3 at {config.s3.endpoint_url}; try:", flush=True)
-            print(f"  curl -T README.md http://{host}:{port}{route}/hello.txt", flush=True)
-            print(f"  curl http://{host}:{port}{route}/hello.txt", flush=True)
+            print(f"  curl -T README.md {base}{route}/hello.txt", flush=True)
+            print(f"  curl {base}{route}/hello.txt", flush=True)
 
     asyncio.run(_run(make_app(config, pm), config, announce, ssl_context))
     return 0

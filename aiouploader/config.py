@@ -277,6 +277,21 @@ class Config(Settings):
             raise ValueError("two routes have the same path")
         return value
 
+    @property
+    def upload_bound(self) -> int:
+        """The most one upload may hold in memory: ``part_size x (parts_in_flight + 1) + block_size``."""
+        return self.s3.part_size * (self.s3.parts_in_flight + 1) + self.upload.block_size
+
+    @model_validator(mode="after")
+    def _room_for_an_upload(self) -> Config:
+        if self.server.max_buffered < self.upload_bound:
+            raise ValueError(
+                f"server.max_buffered: must hold at least one upload's buffers, s3.part_size x "
+                f"(s3.parts_in_flight + 1) + upload.block_size = {self.upload_bound} bytes; "
+                "below that every upload is refused"
+            )
+        return self
+
     def plugin_settings(self, route: RouteConfig, name: str) -> dict[str, Any]:
         """The settings of plugin ``name`` on ``route``: the defaults, then the route's overrides."""
         return {**self.plugins.get(name, {}), **route.plugin_settings.get(name, {})}

@@ -68,8 +68,7 @@ class Service:
 
     def buffer_need(self, content_length: int | None) -> int:
         """The most an upload of ``content_length`` bytes (``None``: unknown) may hold in memory."""
-        s3 = self.config.s3
-        bound = s3.part_size * (s3.parts_in_flight + 1) + self.config.upload.block_size
+        bound = self.config.upload_bound
         return bound if content_length is None else min(bound, content_length + self.config.upload.block_size)
 
     def admit(self, grant: Grant | None, content_length: int | None = None) -> None:

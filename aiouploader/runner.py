@@ -9,6 +9,7 @@ without ``X-Request-ID``. Its hook for that answer is
 from __future__ import annotations
 
 import logging
+import re
 
 from aiohttp import web
 
@@ -17,10 +18,12 @@ from .middlewares import error_response, request_id
 
 log = logging.getLogger(__name__)
 DETAIL_LIMIT = 200
+_BYTES_REPR = re.compile(r"bytearray\((b['\"].*?['\"])\)|\bb(['\"])(.*?)\2")
 
 
 def _one_line(message: str) -> str:
-    """aiohttp's parser message without its caret line, on one line, shortened."""
+    """aiohttp's parser message without its caret line or Python reprs of bytes, on one line, shortened."""
+    message = _BYTES_REPR.sub(lambda m: m[1][2:-1] if m[1] else m[3], message)
     lines = (line.strip() for line in message.splitlines())
     return " ".join(line for line in lines if line.strip("^")).rstrip(".")[:DETAIL_LIMIT]
 

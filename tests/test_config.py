@@ -107,6 +107,7 @@ def test_route_settings_override_plugin_defaults() -> None:
         (ROUTE.replace("]\n", "]\nplugins = ['nope']\n", 1), "nope"),
         (ROUTE + '[plugins.size_limit]\nmax_size = "lots"\n', "max_size"),
         (ROUTE + "[s3\n", "not valid TOML"),
+        (ROUTE + '[server]\nmax_buffered = "40MiB"\n', "server.max_buffered"),  # one upload needs 41MiB
     ],
 )
 def test_an_invalid_setting_stops_start_up_with_one_line(tmp_path: Path, text: str, named: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from aiouploader.runner import _one_line
 from aiouploader.testing import MakeProxy, S3Server
 
 from .serving import serve
@@ -795,3 +796,15 @@ async def test_body_trickle_gets_408_and_stores_nothing(
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
     assert s3_server.keys(bucket) == [] and s3_server.multipart_uploads(bucket) == []
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("Got more than 8190 bytes (9000) when reading Status line is too long: bytearray(b'/u/aaa')", "/u/aaa"),
+        ("Invalid method encountered:\n\n  b'FOO'\n    ^", "Invalid method encountered: FOO"),
+    ],
+)
+def test_a_parser_message_is_shown_without_python_reprs(message: str, shown: str) -> None:
+    detail = _one_line(message)
+    assert shown in detail and "b'" not in detail and "bytearray" not in detail and "\n" not in detail
