@@ -214,6 +214,7 @@ def check_config(args: argparse.Namespace) -> int:
 
     config = load(args.path)
     _plugins(config)
+    _tls(config)
     for route in config.routes:
         for warning in encryption.chain_warnings(route):
             print(f"aiouploader: warning: {warning}", file=sys.stderr)
@@ -249,6 +250,8 @@ def sign(args: argparse.Namespace) -> int:
         raise ConfigError(f"auth.signing_keys: no key {args.key_id!r} ({hint})")
     if args.route not in {route.path for route in config.routes}:
         raise ConfigError(f"routes: no route {args.route}")
+    if args.expires_in <= 0:
+        raise ConfigError(f"--expires-in: must be a positive number of seconds, not {args.expires_in}")
     try:
         max_size = None if args.max_size is None else parse_size(args.max_size)
     except ValueError as exc:

@@ -283,6 +283,25 @@ class Config(Settings):
         return self.s3.part_size * (self.s3.parts_in_flight + 1) + self.upload.block_size
 
     @model_validator(mode="after")
+    def _credentials_for_the_routes(self) -> Config:
+        """A scheme a route asks for needs something to check against; a token names routes that exist."""
+        paths = {route.path for route in self.routes}
+        for i, route in enumerate(self.routes):
+            if "token" in route.auth and not self.auth.tokens:
+                raise ValueError(
+                    f'routes[{i}].auth: "token" needs [[auth.tokens]]; without any, every request is refused'
+                )
+            if "signed" in route.auth and not self.auth.signing_keys:
+                raise ValueError(
+                    f'routes[{i}].auth: "signed" needs [auth.signing_keys]; without any, every request is refused'
+                )
+        for i, token in enumerate(self.auth.tokens):
+            for path in token.routes:
+                if path not in paths:
+                    raise ValueError(f"auth.tokens[{i}].routes: no route {path} (routes: {', '.join(sorted(paths))})")
+        return self
+
+    @model_validator(mode="after")
     def _room_for_an_upload(self) -> Config:
         if self.server.max_buffered < self.upload_bound:
             raise ValueError(

@@ -108,6 +108,9 @@ def test_route_settings_override_plugin_defaults() -> None:
         (ROUTE + '[plugins.size_limit]\nmax_size = "lots"\n', "max_size"),
         (ROUTE + "[s3\n", "not valid TOML"),
         (ROUTE + '[server]\nmax_buffered = "40MiB"\n', "server.max_buffered"),  # one upload needs 41MiB
+        (ROUTE.replace("]\n", ']\nauth = ["token"]\n', 1), "routes[0].auth"),
+        (ROUTE.replace("]\n", ']\nauth = ["signed"]\n', 1), "routes[0].auth"),
+        (ROUTE + f'[[auth.tokens]]\nname = "t"\nsha256 = "{"0" * 64}"\nroutes = ["/nope"]\n', "auth.tokens[0].routes"),
     ],
 )
 def test_an_invalid_setting_stops_start_up_with_one_line(tmp_path: Path, text: str, named: str) -> None:
@@ -265,3 +268,17 @@ def test_a_signing_key_id_from_the_environment_is_lowercase(tmp_path: Path) -> N
     assert_refused([*sign, "K2025"], "--key-id k2025", env)
     run = subprocess.run([sys.executable, "-m", "aiouploader", *sign, "k2025"], capture_output=True, env=env)
     assert run.returncode == 0, run.stderr
+
+
+def test_a_signed_url_must_expire_in_the_future(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE)
+    env = {"PATH": "/usr/bin:/bin", "AIOUPLOADER_AUTH__SIGNING_KEYS__K1": "s" * 32}
+    sign = ["sign", "--config", str(path), "--route", "/uploads", "--key", "a", "--key-id", "k1"]
+    assert_refused([*sign, "--expires-in", "-5"], "--expires-in", env)
+
+
+def test_check_config_checks_the_tls_files_as_serve_does(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE + f'[server]\ntls_cert = "{tmp_path}/none.crt"\ntls_key = "{tmp_path}/none.key"\n')
+    assert_refused(["check-config", str(path)], "server.tls_cert")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aiouploader.auth import hash_token
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
 APP = "https://app.example"
@@ -13,6 +14,7 @@ async def cors_proxy(make_proxy: MakeProxy, bucket: str) -> Proxy:
             {"path": "/browser", "bucket": bucket, "auth": ["token"], "cors": {"allow_origins": [APP]}},
             {"path": "/internal", "bucket": bucket},
         ],
+        auth={"tokens": [{"name": "page", "sha256": hash_token("page-token")}]},
     )
 
 
@@ -43,7 +45,6 @@ async def test_a_preflight_from_another_origin_or_for_another_method_is_refused(
 async def test_responses_to_an_allowed_origin_expose_location_and_etag(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:
-    from aiouploader.auth import hash_token
 
     proxy = await make_proxy(
         routes=[{"path": "/browser", "bucket": bucket, "auth": ["token"], "cors": {"allow_origins": ["*"]}}],
