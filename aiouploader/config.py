@@ -142,6 +142,8 @@ class S3Config(Settings):
 
 class UploadConfig(Settings):
     block_size: Size = 1024**2
+    max_form_files: int = Field(100, ge=1)
+    """File fields one multipart/form-data POST may hold (400 beyond)."""
 
     @field_validator("block_size")
     @classmethod

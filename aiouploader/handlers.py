@@ -394,6 +394,10 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
             if isinstance(part, MultipartReader):
                 raise BadRequest("Nested multipart bodies are not accepted.")
             key = _key_prefix(request) + key_for_file(part.filename, route.config.form_keys)
+            if len(staged) == service.config.upload.max_form_files:
+                raise BadRequest(
+                    f"The form holds more than {len(staged)} files (upload.max_form_files); send them in several forms."
+                )
             if any(earlier.upload.key == key for earlier in staged):
                 raise BadRequest(f"The form holds two files for the key {key!r}; give each file its own name.")
             upload = _upload_for(request, route, key, part.headers.get("Content-Type"))

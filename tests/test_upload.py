@@ -240,6 +240,26 @@ async def test_form_with_two_files_for_one_key_is_refused(
     assert_nothing_left(s3_server, bucket)
 
 
+async def test_a_form_with_more_files_than_allowed_is_refused(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    import aiohttp
+
+    proxy = await make_proxy(
+        routes=[{"path": "/uploads", "bucket": bucket}], s3=SMALL_PARTS, upload={"max_form_files": 3}
+    )
+    for count, status in ((3, 201), (4, 400)):
+        form = aiohttp.FormData()
+        for i in range(count):
+            form.add_field(f"f{i}", b"x" * 100, filename=f"{count}-{i}")
+        async with proxy.session.post(proxy("/uploads/"), data=form) as response:
+            assert response.status == status
+            if status == 400:
+                assert "upload.max_form_files" in (await response.json())["error"]["message"]
+    assert len(s3_server.keys(bucket)) == 3
+    assert s3_server.multipart_uploads(bucket) == []
+
+
 async def test_form_stores_an_empty_file_beside_others(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     import aiohttp
 
