@@ -300,14 +300,18 @@ class S3:
             if done:
                 return
             if done is None:
-                break
+                log.warning(
+                    "multipart upload %s of %s/%s is not aborted yet: retrying in the background",
+                    upload_id,
+                    bucket,
+                    key,
+                )
+                task = asyncio.create_task(self._abort_later(bucket, key, upload_id))
+                self.aborting.add(task)
+                task.add_done_callback(self.aborting.discard)
+                return
             await asyncio.sleep(0.2 * 2**attempt)
-        log.warning(
-            "multipart upload %s of %s/%s is not aborted yet: retrying in the background", upload_id, bucket, key
-        )
-        task = asyncio.create_task(self._abort_later(bucket, key, upload_id))
-        self.aborting.add(task)
-        task.add_done_callback(self.aborting.discard)
+        log.error("multipart upload %s of %s/%s may be left behind", upload_id, bucket, key)
 
     async def _abort_once(self, bucket: str, key: str, upload_id: str) -> bool | None:
         """Abort, then check: ``True`` when S3 no longer knows the upload, ``None`` when S3 did not answer."""
@@ -329,9 +333,10 @@ class S3:
         return False
 
     async def _abort_later(self, bucket: str, key: str, upload_id: str) -> None:
+        """Retry the abort while S3 does not answer; an answer ends it either way."""
         delay = ABORT_RETRY_FIRST
         try:
-            while not await self._abort_once(bucket, key, upload_id):
+            while (done := await self._abort_once(bucket, key, upload_id)) is None:
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, ABORT_RETRY_MAX)
         except asyncio.CancelledError:
@@ -343,7 +348,10 @@ class S3:
                 key,
             )
             raise
-        log.info("multipart upload %s of %s/%s aborted", upload_id, bucket, key)
+        if done:
+            log.info("multipart upload %s of %s/%s aborted", upload_id, bucket, key)
+        else:
+            log.error("multipart upload %s of %s/%s may be left behind", upload_id, bucket, key)
 
     async def close(self) -> None:
         """Stop the background aborts (each logs the upload it leaves)."""
