@@ -66,7 +66,7 @@ def range_applies(headers: Mapping[str, str], etag: str, last_modified: datetime
     if condition is None:
         return True
     if condition.lstrip().startswith(('"', "W/")):
-        return _matches(condition, etag, weak=False) and not condition.lstrip().startswith("W/")
+        return _matches(condition, etag, weak=False)  # strong comparison: a weak tag never matches
     date = _date(condition)
     return date is not None and last_modified is not None and last_modified.replace(microsecond=0) == date
 

@@ -356,6 +356,7 @@ async def test_conditional_get_head_and_delete(make_proxy: MakeProxy, s3_server:
     assert await status(**{"Range": "bytes=0-9", "If-Range": etag}) == (206, body[:10])
     assert await status(**{"Range": "bytes=0-9", "If-Range": modified}) == (206, body[:10])
     assert await status(**{"Range": "bytes=0-9", "If-Range": '"other"'}) == (200, body)
+    assert await status(**{"Range": "bytes=0-9", "If-Range": "W/" + etag}) == (200, body)  # If-Range compares strongly
     assert await status(**{"Range": "bytes=0-9", "If-Range": "Mon, 01 Jan 2001 00:00:00 GMT"}) == (200, body)
     assert (await status("DELETE", **{"If-Match": '"other"'}))[0] == 412
     assert s3_server.get(bucket, "c") == body
