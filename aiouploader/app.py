@@ -15,7 +15,7 @@ from aiohttp import web
 from . import handlers
 from .chain import Chain
 from .config import Config, S3Config
-from .cors import cors
+from .cors import cors, mark_response
 from .logs import access
 from .metrics import METRICS, InstrumentedClient, Metrics, handle_metrics
 from .middlewares import errors
@@ -61,6 +61,7 @@ def server_options(config: Config) -> dict[str, Any]:
 def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:
     routes = build_routes(config, pm or make_plugin_manager())
     app = web.Application(middlewares=[cors, access, errors])
+    app.on_response_prepare.append(mark_response)
     metrics = app[METRICS] = Metrics()
     for route in routes:
         route.chain.observe = metrics.observe_stage(route.path)

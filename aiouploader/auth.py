@@ -7,6 +7,8 @@ made with one of several signing keys named by id, so keys can rotate::
 
 The signature covers the method, the route, the key (or key prefix), the
 expiry, the maximum size and the content type.
+
+Credentials for GET cover HEAD, the headers of the GET.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from .errors import Forbidden, PayloadTooLarge, Unauthorized
 
 
 def hash_token(token: str) -> str:
-    """What the config stores for a bearer token."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    """What the config stores for a bearer token: the SHA-256 of its bytes as sent."""
+    return hashlib.sha256(token.encode(errors="surrogateescape")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ class Authorizer:
             )
         if found.routes and route not in found.routes:
             raise Forbidden(f"The token {found.name!r} does not cover the route {route}.")
-        if method not in found.methods:
+        if method not in found.methods and not (method == "HEAD" and "GET" in found.methods):
             raise Forbidden(f"The token {found.name!r} does not allow {method}.")
         if key is not None and not key.startswith(found.prefix):
             raise Forbidden(f"The token {found.name!r} only covers keys under {found.prefix!r}.")
@@ -177,8 +179,11 @@ class Authorizer:
         else:
             scope, covered = f"key:{key}", key is not None
         max_size, content_type = query.get("max_size", ""), query.get("content_type", "")
-        expected = _signature(secret, _canonical(method, route, scope, expires, max_size, content_type))
-        if not (hmac.compare_digest(expected, query.get("signature", "")) and covered):
+        sent = query.get("signature", "")
+        signed_for = [method, "GET"] if method == "HEAD" else [method]
+        canonicals = (_canonical(m, route, scope, expires, max_size, content_type) for m in signed_for)
+        matches = sent.isascii() and any(hmac.compare_digest(_signature(secret, c), sent) for c in canonicals)
+        if not (matches and covered):
             raise Forbidden("The signature does not match this request (method, route, key, limits or expiry).")
         if now > expires:
             raise Forbidden("The signed URL has expired.")

@@ -66,8 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("--max-size", help="largest body allowed, e.g. 10MiB")
     sign.add_argument("--content-type", help="the only Content-Type allowed")
     sign.add_argument("--base-url", default="http://127.0.0.1:8080", help="where clients reach the server")
-    hash_token = commands.add_parser("hash-token", help="print the SHA-256 to put in [[auth.tokens]] for a token")
-    hash_token.add_argument("token")
+    hash_token = commands.add_parser(
+        "hash-token",
+        help="print the SHA-256 to put in [[auth.tokens]] for a token",
+        usage="%(prog)s [-h] [--] TOKEN  (a TOKEN that starts with - goes after --)",
+    )
+    hash_token.add_argument("token", metavar="TOKEN")
     return parser
 
 
@@ -239,6 +243,8 @@ def plugins(args: argparse.Namespace) -> int:
 def sign(args: argparse.Namespace) -> int:
     from . import auth
     from .config import ConfigError, load
+    from .errors import InvalidKey
+    from .keys import check_key
     from .sizes import parse_size
 
     config = load(args.config)
@@ -248,8 +254,17 @@ def sign(args: argparse.Namespace) -> int:
         if args.key_id.lower() in config.auth.signing_keys:
             hint = f"ids set through the environment are lowercase: --key-id {args.key_id.lower()}"
         raise ConfigError(f"auth.signing_keys: no key {args.key_id!r} ({hint})")
-    if args.route not in {route.path for route in config.routes}:
+    route = next((route for route in config.routes if route.path == args.route), None)
+    if route is None:
         raise ConfigError(f"routes: no route {args.route}")
+    try:
+        if args.key is not None:
+            check_key(args.key, route.prefix)
+        else:
+            check_key(args.prefix + "x", route.prefix)
+    except InvalidKey as exc:
+        option = "--key" if args.key is not None else "--prefix: no key under it is valid"
+        raise ConfigError(f"{option}: {exc.message}") from None
     if args.expires_in <= 0:
         raise ConfigError(f"--expires-in: must be a positive number of seconds, not {args.expires_in}")
     try:

@@ -35,6 +35,14 @@ MAX_PART_SIZE = 5 * 1024**3
 Size = Annotated[int, BeforeValidator(parse_size)]
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
+_ORIGIN = re.compile(
+    r"""(?!http://.*:80$|https://.*:443$)              # browsers leave the default port out
+    [a-z][a-z0-9+.-]*://                                # scheme
+    (?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])    # host name or [IPv6]
+    (?::[0-9]{1,5})?""",
+    re.X,
+)
+"""An Origin header as browsers send it: lowercase ``scheme://host[:port]``, no path, no default port."""
 
 
 def did_you_mean(name: str, names: list[str]) -> str:
@@ -176,6 +184,18 @@ class AuthConfig(Settings):
     signing_keys: dict[str, str] = {}
     """Signing key id: secret (at least 32 characters), best set from the environment."""
 
+    @field_validator("tokens")
+    @classmethod
+    def _distinct_hashes(cls, value: list[TokenConfig]) -> list[TokenConfig]:
+        first: dict[str, int] = {}
+        for i, token in enumerate(value):
+            if (j := first.setdefault(token.sha256, i)) != i:
+                raise ValueError(
+                    f"[{j}] ({value[j].name!r}) and [{i}] ({token.name!r}) have the same sha256; "
+                    "each entry needs a token of its own"
+                )
+        return value
+
     @field_validator("signing_keys")
     @classmethod
     def _long_enough(cls, value: dict[str, str]) -> dict[str, str]:
@@ -193,6 +213,17 @@ class CorsConfig(Settings):
     expose_headers: list[str] = ["Location", "ETag", "X-Request-ID"]
     max_age: int = Field(600, ge=0)
 
+    @field_validator("allow_origins")
+    @classmethod
+    def _origin_shape(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f'{origin!r} never equals a browser\'s Origin header: write "*" or scheme://host[:port] '
+                    "in lowercase, without a path or a default port, e.g. https://app.example"
+                )
+        return value
+
 
 class RouteConfig(Settings):
     path: str
@@ -207,12 +238,12 @@ class RouteConfig(Settings):
     """Write only where no object exists yet (S3 conditional write); else 412 ``precondition_failed``."""
     plugin_timeout: float = Field(30.0, gt=0)
     auth: list[Literal["token", "signed"]] = []
+    """How clients prove they may use the route; empty: anyone who reaches it."""
     direct_upload: bool = False
     """Answer PUT with a 307 to a presigned S3 URL: bytes skip the proxy (no plugin may need them)."""
     direct_upload_expires: int = Field(300, ge=1, le=604800)
     cors: CorsConfig | None = None
     """Let pages from other origins use the route (preflights answered, headers exposed)."""
-    """How clients prove they may use the route; empty: anyone who reaches it."""
 
     @field_validator("path")
     @classmethod
@@ -234,6 +265,15 @@ class RouteConfig(Settings):
         if value.startswith("/") or "\0" in value or len(value.encode()) > 512:
             raise ValueError("must not start with / or contain NUL, and stay under 512 bytes")
         return value
+
+    @model_validator(mode="after")
+    def _direct_only_where_s3_can_keep_the_rules(self) -> RouteConfig:
+        if self.direct_upload and self.if_none_match:
+            raise ValueError(
+                "direct_upload with if_none_match: a presigned URL can be used again to overwrite the object; "
+                "send If-None-Match: * on each upload instead, which the presigned URL then requires"
+            )
+        return self
 
     @field_validator("plugins")
     @classmethod
@@ -292,6 +332,11 @@ class Config(Settings):
             if "token" in route.auth and not self.auth.tokens:
                 raise ValueError(
                     f'routes[{i}].auth: "token" needs [[auth.tokens]]; without any, every request is refused'
+                )
+            if "token" in route.auth and not any(not t.routes or route.path in t.routes for t in self.auth.tokens):
+                raise ValueError(
+                    f'routes[{i}].auth: "token", but no [[auth.tokens]] covers {route.path} (their routes leave it '
+                    "out); every token request is refused"
                 )
             if "signed" in route.auth and not self.auth.signing_keys:
                 raise ValueError(
@@ -389,6 +434,11 @@ def load(
     path = path or environ.get("AIOUPLOADER_CONFIG")
     data = read(path) if path else copy.deepcopy(dict(default or {}))
     data = apply_env(data, environ)
+    if not path and "routes" not in data:
+        raise ConfigError(
+            "no configuration: give --config PATH or set AIOUPLOADER_CONFIG "
+            "(conf/aiouploader.toml shows every setting; serve --dev needs none)"
+        )
     if server and isinstance(data.setdefault("server", {}), dict):
         data["server"].update(server)
     return validate(data)
@@ -409,7 +459,8 @@ def parse_settings(model: type[M], settings: Mapping[str, Any]) -> M:
 
 MASK = "***"
 _SECRET_NAME = re.compile(
-    r"secret|token|passw|pwd|credential|cookie|authorization|private|^keys?$|(signing|api|hmac|access|shared)_?keys?",
+    r"secret|token|passw|pwd|credential|cookie|authorization|private|^keys?$|(signing|api|hmac|access|shared)_?keys?"
+    r"|^sha256$",  # the hash of a bearer token: enough to try guesses offline
     re.I,
 )
 _SECRET_PARAM = re.compile(r"token|secret|sig|pass|pwd|key|credential|auth|session|code", re.I)
@@ -422,8 +473,8 @@ _PARAM = re.compile(r"(?P<start>^[?#]|[&;])(?P<name>[^=&;]*)=(?P<value>[^&;]*)")
 
 def masked(data: Mapping[str, Any]) -> dict[str, Any]:
     """A dumped :class:`Config` fit to show: every value under a secret-named setting
-    (``auth.signing_keys``, a plugin's ``token``) as ``***``, and in every URL the password
-    and the values of query parameters named like secrets.
+    (``auth.signing_keys``, ``auth.tokens[*].sha256``, a plugin's ``token``) as ``***``,
+    and in every URL the password and the values of query parameters named like secrets.
 
     The keys of ``[plugins]`` and ``[routes.plugin_settings]`` are plugin names, not settings.
     """

@@ -5,45 +5,62 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .config import CorsConfig
 from .errors import Forbidden, NotFound
 from .handlers import SERVICE
-from .middlewares import error_response
-from .routes import Route, resolve
+from .middlewares import REQUEST_ID, error_response, request_id
+from .routes import resolve
 
 
-def _route(request: web.Request) -> Route | None:
+def _settings(request: web.Request) -> CorsConfig | None:
+    """The CORS settings of the request's route, when it has them and the request has an Origin."""
+    if "Origin" not in request.headers:
+        return None
     try:
         route, _ = resolve(request.app[SERVICE].routes, request.raw_path.split("?", 1)[0])
     except NotFound:
         return None
-    return route
+    return route.config.cors
+
+
+def _allowed(settings: CorsConfig, origin: str) -> bool:
+    return "*" in settings.allow_origins or origin in settings.allow_origins
+
+
+def _is_preflight(request: web.Request) -> bool:
+    return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
 
 
 @web.middleware
 async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer preflights and mark responses for origins a route allows; others get no CORS headers."""
-    origin = request.headers.get("Origin")
-    route = _route(request) if origin else None
-    settings = route.config.cors if route else None
-    if origin is None or settings is None:
+    """Answer preflights: 204 for an origin and method the route allows, else 403 without CORS headers."""
+    settings = _settings(request)
+    if settings is None or not _is_preflight(request):
         return await handler(request)
-    allowed = "*" in settings.allow_origins or origin in settings.allow_origins
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        method = request.headers["Access-Control-Request-Method"]
-        if not allowed or method not in settings.allow_methods:
-            return error_response(request, Forbidden(f"Origin {origin} may not {method} here."))
-        response: web.StreamResponse = web.Response(status=204)
-        response.headers.update(
-            {
-                "Access-Control-Allow-Methods": ", ".join(settings.allow_methods),
-                "Access-Control-Allow-Headers": ", ".join(settings.allow_headers),
-                "Access-Control-Max-Age": str(settings.max_age),
-            }
-        )
-    else:
-        response = await handler(request)
-    if allowed and not response.prepared:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = ", ".join(settings.expose_headers)
-        response.headers.add("Vary", "Origin")
+    origin, method = request.headers["Origin"], request.headers["Access-Control-Request-Method"]
+    if not _allowed(settings, origin) or method not in settings.allow_methods:
+        return error_response(request, Forbidden(f"Origin {origin} may not {method} here."))
+    response = web.Response(status=204)
+    response.headers.update(
+        {
+            REQUEST_ID: request_id(request),
+            "Access-Control-Allow-Methods": ", ".join(settings.allow_methods),
+            "Access-Control-Allow-Headers": ", ".join(settings.allow_headers),
+            "Access-Control-Max-Age": str(settings.max_age),
+        }
+    )
+    _mark(response, settings, origin)
     return response
+
+
+async def mark_response(request: web.Request, response: web.StreamResponse) -> None:
+    """On ``on_response_prepare``: every other response to an allowed origin, streamed or refused early."""
+    settings = _settings(request)
+    if settings is not None and not _is_preflight(request) and _allowed(settings, request.headers["Origin"]):
+        _mark(response, settings, request.headers["Origin"])
+
+
+def _mark(response: web.StreamResponse, settings: CorsConfig, origin: str) -> None:
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Expose-Headers"] = ", ".join(settings.expose_headers)
+    response.headers.add("Vary", "Origin")

@@ -63,6 +63,11 @@ class PreconditionFailed(UploadError):
     code = "precondition_failed"
 
 
+class ObjectChanged(UploadError):
+    status = 409
+    code = "conflict"
+
+
 class ExpectationFailed(UploadError):
     status = 417
     code = "expectation_failed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from collections import Counter
@@ -26,23 +27,29 @@ from .errors import (
     Forbidden,
     MethodNotAllowed,
     NotReady,
+    ObjectChanged,
     Overloaded,
+    PayloadTooLarge,
     PreconditionFailed,
     RangeNotSatisfiable,
     UploadError,
 )
 from .hookspecs import Download, Upload
-from .keys import generated_key, key_for_file, key_from_path
+from .keys import form_filename, generated_key, key_for_file, key_from_path
 from .middlewares import REQUEST_ID, error_response, request_id
 from .routes import PROBES, Route, resolve
 from .s3 import S3, translate
 from .upload import Read, Staged, stage
 
+log = logging.getLogger(__name__)
+
 READY_CACHE_SECONDS = 3.0
 ABORT_WAIT_SECONDS = 60.0
+READ_ATTEMPTS = 3
+"""Times a GET starts over when the object is replaced before its answer starts."""
 IDLE_BEFORE_GIVING_BACK = 0.2
 """Seconds without uploads after which freed memory goes back to the system."""
-_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE)
 DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
 """Uploaded files are served as data: a browser neither guesses their type nor runs their scripts."""
 
@@ -210,7 +217,7 @@ def _authorize(request: web.Request) -> Grant | None:
             key=None if raw_key is None else unquote(raw_key),
             headers=request.headers,
             query=request.query,
-            content_length=request.content_length,
+            content_length=None if request.content_type == "multipart/form-data" else request.content_length,
         )
     return request[GRANT]
 
@@ -234,10 +241,14 @@ def _prepare_upload(request: web.Request) -> Upload | None:
         upload = _upload_for(request, route, _key_prefix(request) + generated_key(), _content_type(request))
     else:
         return None
-    if grant and grant.content_type and request.content_type != grant.content_type:
-        raise Forbidden(f"These credentials allow only Content-Type {grant.content_type}.")
+    _check_type(grant, request.headers.get("Content-Type"))
     request[UPLOAD] = upload
     return upload
+
+
+def _check_type(grant: Grant | None, sent: str | None) -> None:
+    if grant and grant.content_type and (sent or "").strip() != grant.content_type:
+        raise Forbidden(f"These credentials allow only Content-Type {grant.content_type}, exactly as signed.")
 
 
 async def expect_handler(request: web.Request) -> web.StreamResponse | None:
@@ -280,7 +291,17 @@ def _location(route: Route, key: str) -> str:
     return f"{route.path}/{quote(key, safe='/')}"
 
 
-async def _stage(request: web.Request, route: Route, upload: Upload, read: Read, send_all: bool = False) -> Staged:
+async def _stage(
+    request: web.Request,
+    route: Route,
+    upload: Upload,
+    read: Read,
+    send_all: bool = False,
+    max_size: int | None = None,
+) -> Staged:
+    """Stage ``upload``: within ``max_size`` bytes when given, else within the credentials' limit."""
+    if max_size is None and (grant := _authorize(request)):
+        max_size = grant.max_size
     service = request.app[SERVICE]
     attempts(request).uploads.append(upload)
     return await stage(
@@ -293,7 +314,7 @@ async def _stage(request: web.Request, route: Route, upload: Upload, read: Read,
         total_timeout=service.config.server.body_timeout,
         started=request.get(STARTED, False),
         if_none_match=route.config.if_none_match or conditions.only_if_absent(request.headers),
-        max_size=grant.max_size if (grant := _authorize(request)) else None,
+        max_size=max_size,
         send_all=send_all,
     )
 
@@ -356,11 +377,18 @@ async def _handle_upload_in_flight(request: web.Request, route: Route) -> web.St
 
 async def _redirect_to_s3(request: web.Request, route: Route, upload: Upload) -> web.StreamResponse:
     """``307`` to a presigned PutObject URL for this key, once credentials and lifecycle hooks agree."""
+    grant = _authorize(request)
+    params: dict[str, Any] = {"Bucket": upload.bucket, "Key": upload.s3_key}
+    if grant and grant.max_size is not None:
+        if request.content_length is None:
+            raise BadRequest("These credentials limit the size: send the body with a Content-Length, not chunked.")
+        params["ContentLength"] = request.content_length
     if not request.get(STARTED, False):
         route.chain.started(upload)
-    params = {"Bucket": upload.bucket, "Key": upload.s3_key}
     if request.headers.get("Content-Type"):
         params["ContentType"] = upload.content_type
+    if conditions.only_if_absent(request.headers):
+        params["IfNoneMatch"] = "*"
     url = await request.app[SERVICE].s3.client.generate_presigned_url(
         ClientMethod="put_object", Params=params, ExpiresIn=route.config.direct_upload_expires
     )
@@ -374,6 +402,8 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
     part-way leaves the keys as they were.
     """
     service = request.app[SERVICE]
+    grant = _authorize(request)
+    max_size = grant.max_size if grant else None
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError) as exc:
@@ -393,18 +423,28 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
                 break
             if isinstance(part, MultipartReader):
                 raise BadRequest("Nested multipart bodies are not accepted.")
-            key = _key_prefix(request) + key_for_file(part.filename, route.config.form_keys)
+            filename = form_filename(part.headers.get("Content-Disposition", ""), part.filename)
+            key = _key_prefix(request) + key_for_file(filename, route.config.form_keys)
             if len(staged) == service.config.upload.max_form_files:
                 raise BadRequest(
                     f"The form holds more than {len(staged)} files (upload.max_form_files); send them in several forms."
                 )
             if any(earlier.upload.key == key for earlier in staged):
                 raise BadRequest(f"The form holds two files for the key {key!r}; give each file its own name.")
+            _check_type(grant, part.headers.get("Content-Type"))
             upload = _upload_for(request, route, key, part.headers.get("Content-Type"))
             upload.content_length = None
             upload.form_field = part.name or ""
             read = _part_reader(part, service.config.upload.block_size)
-            staged.append(await _stage(request, route, upload, read, send_all=True))
+            left = None if max_size is None else max_size - sum(earlier.upload.size for earlier in staged)
+            try:
+                staged.append(await _stage(request, route, upload, read, send_all=True, max_size=left))
+            except PayloadTooLarge:
+                if left is None or upload.size <= left:
+                    raise
+                raise PayloadTooLarge(
+                    f"The form's files are larger than the {max_size} bytes its credentials allow."
+                ) from None
         if not staged:
             raise BadRequest("The form has no file field.")
         while staged:
@@ -434,6 +474,7 @@ def _part_reader(part: BodyPartReader, size: int) -> Read:
 
 def _position(digits: str) -> int:
     """A range bound; past S3's largest object every bound is the same."""
+    digits = digits.lstrip("0") or "0"
     return int(digits) if len(digits) <= 19 else 10**19
 
 
@@ -457,32 +498,41 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 async def _handle_get(request: web.Request, route: Route, key: str) -> web.StreamResponse:
+    """Answer from one object: when another replaces it before the answer starts, again from the new one."""
+    for _ in range(READ_ATTEMPTS - 1):
+        with contextlib.suppress(ObjectChanged):
+            return await _answer_get(request, route, key)
+    return await _answer_get(request, route, key)
+
+
+async def _answer_get(request: web.Request, route: Route, key: str) -> web.StreamResponse:
     service = request.app[SERVICE]
     bucket, s3_key = route.config.bucket, route.config.prefix + key
     info = await service.s3.head(bucket, s3_key)
 
     def fetch(start: int, end: int) -> Any:
-        return service.s3.read(bucket, s3_key, start, end)
+        return service.s3.read(bucket, s3_key, info.etag, start, end)
 
     validators = {"ETag": info.etag}
     if info.last_modified is not None:
         validators["Last-Modified"] = format_date_time(info.last_modified.timestamp())
     answer = conditions.status(request.headers, request.method, info.etag, info.last_modified)
     if answer == 304:
-        return web.Response(status=304, headers=validators)
+        cache = {"Cache-Control": info.headers["Cache-Control"]} if "Cache-Control" in info.headers else {}
+        return web.Response(status=304, headers={**validators, **cache})
     if answer == 412:
         raise PreconditionFailed("The object does not meet the request's If-Match or If-Unmodified-Since.")
-    download = Download(request_id(request), route.path, bucket, s3_key, info.metadata)
+    headers = {"Content-Type": info.content_type, **info.headers}
+    download = Download(request_id(request), route.path, bucket, s3_key, info.metadata, headers)
     read, size = await route.chain.open_download(download, fetch, info.size)
     span = None
-    if conditions.range_applies(request.headers, info.etag, info.last_modified):
+    if request.method == "GET" and conditions.range_applies(request.headers, info.etag, info.last_modified):
         span = _parse_range(request.headers.get("Range"), size)
     start, end = span or (0, size)
     response = web.StreamResponse(status=206 if span else 200)
-    response.headers["Content-Type"] = info.content_type
+    response.headers.update(download.headers)
     response.content_length = end - start
     response.headers.update(validators)
-    response.headers.update(info.headers)
     response.headers.update({"Accept-Ranges": "bytes", REQUEST_ID: request_id(request), **DOWNLOAD_HEADERS})
     if span:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
@@ -492,10 +542,17 @@ async def _handle_get(request: web.Request, route: Route, key: str) -> web.Strea
     chunks = read(start, end).__aiter__()
     first = await anext(chunks, b"")
     await response.prepare(request)
-    if first:
-        await response.write(first)
-        async for chunk in chunks:
-            await response.write(chunk)
+    try:
+        if first:
+            await response.write(first)
+            async for chunk in chunks:
+                await response.write(chunk)
+    except UploadError as exc:
+        # The status is sent: a connection closed short of Content-Length is all the client can be told.
+        log.warning("request %s: response cut mid-stream: %s", request_id(request), exc)
+        if request.transport is not None:
+            request.transport.close()
+        return response
     await response.write_eof()
     return response
 

@@ -72,6 +72,9 @@ class Download:
     key: str
     metadata: Mapping[str, str]
     """The object's user metadata, as the upload stored it."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """The response's representation headers as S3 stored them (``Content-Type``,
+    ``Content-Encoding``, ...); a stage's :meth:`DownloadStage.open` may change them."""
 
 
 class UploadStage:

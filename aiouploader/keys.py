@@ -13,6 +13,9 @@ MAX_KEY_BYTES = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _UNSAFE_NAME = re.compile(r"[^\w.\-]+")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_QUOTED_FILENAME = re.compile(r';\s*filename\s*=\s*"([^"]*)"', re.IGNORECASE)
+MAX_NAME_BYTES = 200
+"""Of a file name kept in a key: within any store's limit for one path segment (255 bytes on most file systems)."""
 
 
 def key_from_path(raw: str, prefix: str) -> str:
@@ -48,11 +51,26 @@ def generated_key() -> str:
     return uuid.uuid4().hex
 
 
+def form_filename(disposition: str, parsed: str | None) -> str | None:
+    """The file name as a form part's Content-Disposition sent it.
+
+    Browsers send a quoted name with its backslashes as they are (a Windows
+    path); a parser that reads them as escapes (``parsed``) loses the path's
+    separators. ``filename*`` (RFC 6266), when sent, wins: ``parsed`` has it.
+    """
+    quoted = _QUOTED_FILENAME.search(disposition)
+    return parsed if quoted is None or "filename*" in disposition.lower() else quoted.group(1)
+
+
 def sanitize_filename(filename: str) -> str:
-    """A safe last path segment for a browser-sent file name: no directories, no tricks."""
+    """A safe last path segment for a sent file name: no directories, no tricks.
+
+    Percent escapes are decoded first: browsers encode ``"``, CR and LF so,
+    and some clients (aiohttp's) the whole name.
+    """
     name = unicodedata.normalize("NFC", unquote(filename)).replace("\\", "/").rsplit("/", 1)[-1]
     name = _UNSAFE_NAME.sub("_", _CONTROL.sub("", name)).strip("._")
-    return name[:200]
+    return name.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
 
 
 def key_for_file(filename: str | None, mode: str) -> str:

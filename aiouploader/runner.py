@@ -12,6 +12,7 @@ import logging
 import re
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMethod, InvalidURLError, LineTooLong
 
 from .errors import BadRequest
 from .middlewares import error_response, request_id
@@ -19,6 +20,7 @@ from .middlewares import error_response, request_id
 log = logging.getLogger(__name__)
 DETAIL_LIMIT = 200
 _BYTES_REPR = re.compile(r"bytearray\((b['\"].*?['\"])\)|\bb(['\"])(.*?)\2")
+_QUOTE_START = re.compile(r"bytearray\(|\bb['\"]")
 
 
 def _one_line(message: str) -> str:
@@ -26,6 +28,16 @@ def _one_line(message: str) -> str:
     message = _BYTES_REPR.sub(lambda m: m[1][2:-1] if m[1] else m[3], message)
     lines = (line.strip() for line in message.splitlines())
     return " ".join(line for line in lines if line.strip("^")).rstrip(".")[:DETAIL_LIMIT]
+
+
+def _detail(exc: BaseException | None, message: str) -> str:
+    """The parser's message, quoting the request only where the method or target is wrong: a header may hold
+    a credential."""
+    if isinstance(exc, LineTooLong):
+        return f"a request line or header is longer than {exc.args[1]} bytes"
+    if isinstance(exc, BadHttpMethod | InvalidURLError):
+        return _one_line(message)
+    return _one_line(_QUOTE_START.split(message, maxsplit=1)[0]).rstrip(":")
 
 
 class _Connection(web.RequestHandler):
@@ -41,7 +53,7 @@ class _Connection(web.RequestHandler):
         """``400 bad_request`` for a request that is not valid HTTP/1.1; anything else as aiohttp does."""
         if status != 400 or not isinstance(request, web.Request) or request.writer.output_size:
             return super().handle_error(request, status, exc, message)
-        detail = _one_line(message or "") or "malformed request"
+        detail = _detail(exc, message or "") or "malformed request"
         log.info("request %s from %s: not valid HTTP/1.1: %s", request_id(request), request.remote, detail)
         response = error_response(request, BadRequest(f"The request is not valid HTTP/1.1: {detail}."))
         response.force_close()

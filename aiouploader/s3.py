@@ -29,7 +29,7 @@ from botocore.exceptions import (
 from botocore.handlers import add_expect_header
 
 from .config import MAX_PART_SIZE, S3Config
-from .errors import NotFound, PreconditionFailed, UploadError, UpstreamError, UpstreamTimeout
+from .errors import NotFound, ObjectChanged, PreconditionFailed, UploadError, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ KEPT_HEADERS = {
     "Cache-Control": "CacheControl",
 }
 """Headers of an upload that S3 stores with the object and a download gets back, by botocore parameter."""
+CHANGED = "The object was replaced or deleted while it was being read; try again."
 ABORT_ATTEMPTS = 4
 ABORT_RETRY_FIRST = 1.0
 ABORT_RETRY_MAX = 60.0
@@ -267,13 +268,27 @@ class S3:
             headers={name: head[param] for name, param in KEPT_HEADERS.items() if head.get(param)},
         )
 
-    async def read(self, bucket: str, key: str, start: int, end: int) -> AsyncIterator[bytes]:
-        """Yield bytes ``[start, end)`` of the object."""
+    async def read(self, bucket: str, key: str, etag: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """Yield bytes ``[start, end)`` of the object whose ETag is ``etag``.
+
+        Raises :class:`ObjectChanged` when another object has replaced it: some
+        stores ignore ``If-Match``, so the answer's ETag is compared too.
+        """
         if start >= end:
             return
         try:
-            response = await self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+            try:
+                response = await self.client.get_object(
+                    Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", IfMatch=etag
+                )
+            except ClientError as exc:
+                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (404, 412, 416):
+                    raise ObjectChanged(CHANGED) from exc
+                raise
             body = response["Body"]
+            if response.get("ETag", etag) != etag:
+                body.close()
+                raise ObjectChanged(CHANGED)
             try:
                 async for chunk in body.iter_chunks(READ_CHUNK):
                     yield chunk

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from urllib.parse import parse_qsl
 
 import pytest
 
 from aiouploader.auth import Authorizer, Grant, hash_token, sign
+from aiouploader.cli import main
 from aiouploader.config import AuthConfig
 from aiouploader.errors import Forbidden, PayloadTooLarge, Unauthorized
 
@@ -137,3 +139,53 @@ def test_a_tampered_or_misused_signed_url_is_refused(
 def test_signing_keys_must_be_long() -> None:
     with pytest.raises(ValueError, match="32"):
         AuthConfig.model_validate({"signing_keys": {"k": "short"}})
+
+
+@pytest.mark.parametrize("signature", ["%C3%A9" * 64, "%FF" + "0" * 63], ids=["utf-8", "not-utf-8"])
+def test_a_signature_that_is_not_hex_does_not_match(signature: str) -> None:
+    query = signed().rsplit("signature=", 1)[0] + "signature=" + signature
+    with pytest.raises(Forbidden, match="signature does not match"):
+        check(query=query)
+
+
+def test_a_token_that_is_not_utf8_is_not_valid() -> None:
+    with pytest.raises(Unauthorized) as raised:
+        check(headers={"Authorization": "Bearer alpha\udcff"})  # how aiohttp decodes the byte 0xff in a header
+    assert raised.value.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+
+
+@pytest.mark.parametrize(
+    ("methods", "method", "allowed"),
+    [(["PUT", "GET"], "HEAD", True), (["HEAD"], "HEAD", True), (["PUT"], "HEAD", False), (["HEAD"], "GET", False)],
+)
+def test_a_token_for_get_covers_head(methods: list[str], method: str, allowed: bool) -> None:
+    config = AuthConfig.model_validate({"tokens": [{"name": "t", "sha256": hash_token("t"), "methods": methods}]})
+    outcome = contextlib.nullcontext() if allowed else pytest.raises(Forbidden, match=f"does not allow {method}")
+    with outcome:
+        Authorizer(config).check(
+            schemes=["token"],
+            method=method,
+            route="/uploads",
+            key="a",
+            headers={"Authorization": "Bearer t"},
+            query={},
+            content_length=None,
+        )
+
+
+@pytest.mark.parametrize(
+    ("signed_for", "method", "allowed"),
+    [("GET", "HEAD", True), ("HEAD", "HEAD", True), ("PUT", "HEAD", False), ("HEAD", "GET", False)],
+)
+def test_a_url_signed_for_get_covers_head(signed_for: str, method: str, allowed: bool) -> None:
+    outcome = contextlib.nullcontext() if allowed else pytest.raises(Forbidden, match="signature does not match")
+    with outcome:
+        check(method=method, query=signed(method=signed_for))
+
+
+def test_hash_token_takes_a_token_that_starts_with_a_dash_after_double_dash(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["hash-token", "--", "-abc"]) == 0
+    assert capsys.readouterr().out == hash_token("-abc") + "\n"
+    with pytest.raises(SystemExit):
+        main(["hash-token", "-abc"])
+    assert "a TOKEN that starts with - goes after --" in capsys.readouterr().err

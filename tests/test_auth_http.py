@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -233,3 +235,135 @@ async def test_uploads_beyond_the_limits_are_overloaded(
     assert (await slow)[0] == 201 and (await other)[0] == 201
     assert (await put("after", "one", b"x"))[0] == 201
     assert s3_server.keys(bucket) == ["after", "other", "slow"]
+
+
+async def raw_exchange(proxy: Proxy, request: bytes) -> tuple[int, bytes, dict[str, Any]]:
+    """Send ``request`` as is; the status, head and JSON body of the answer (the server closes after it)."""
+    host, port = proxy.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        async with asyncio.timeout(5):
+            head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+    finally:
+        writer.close()
+    return int(head.split(b" ", 2)[1]), head, json.loads(body)
+
+
+async def test_a_signature_that_is_not_hex_is_forbidden(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await auth_proxy(make_proxy, bucket, ["signed"])
+    url = signed_url(proxy.url, SECRET, "k1", method="PUT", route="/uploads", key="k", expires_in=60)
+    for signature in ("%C3%A9" * 32, "%FF" * 64):
+        forged = url.rsplit("signature=", 1)[0] + "signature=" + signature
+        async with proxy.session.put(URL(forged, encoded=True), data=b"x") as response:
+            assert response.status == 403
+            assert "signature does not match" in (await response.json())["error"]["message"]
+    assert s3_server.keys(bucket) == []
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_bearer_token_that_is_not_utf8_is_invalid(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await auth_proxy(make_proxy, bucket, ["token"])
+    status, head, body = await raw_exchange(
+        proxy,
+        b"GET /uploads/team/a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alpha\xff\r\nConnection: close\r\n\r\n",
+    )
+    assert status == 401 and b'error="invalid_token"' in head
+    assert body["error"]["code"] == "unauthorized"
+
+
+async def test_credentials_for_get_cover_head(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    proxy = await auth_proxy(make_proxy, bucket, ["token", "signed"])
+    auth = {"Authorization": "Bearer team-token"}
+    async with proxy.session.put(proxy("/uploads/team/a"), data=b"hello", headers=auth) as response:
+        assert response.status == 201
+    async with proxy.session.head(proxy("/uploads/team/a"), headers=auth) as response:
+        assert response.status == 200 and response.content_length == 5
+    url = signed_url(proxy.url, SECRET, "k1", method="GET", route="/uploads", key="team/a", expires_in=60)
+    async with proxy.session.head(URL(url, encoded=True)) as response:
+        assert response.status == 200 and response.content_length == 5
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_an_oversized_authorization_header_is_not_echoed(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await auth_proxy(make_proxy, bucket, ["token"])
+    token = "secret" * 2000
+    status, _, body = await raw_exchange(
+        proxy, f"GET /uploads/team/a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+    )
+    assert status == 400
+    assert body["error"]["code"] == "bad_request"
+    assert "secret" not in body["error"]["message"], body
+
+
+async def test_a_signed_content_type_is_matched_exactly(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await auth_proxy(make_proxy, bucket, ["signed"])
+    for signed, sent, status in [
+        ("application/pdf", "application/pdf", 201),
+        ("application/pdf", "application/pdf; charset=x", 403),
+        ("application/pdf", "APPLICATION/PDF", 403),
+        ("application/pdf", None, 403),
+        ("text/plain; charset=utf-8", "text/plain; charset=utf-8", 201),
+    ]:
+        url = signed_url(
+            proxy.url, SECRET, "k1", method="PUT", route="/uploads", key="t", expires_in=60, content_type=signed
+        )
+        headers = {"Content-Type": sent} if sent else {}
+        async with proxy.session.put(URL(url, encoded=True), data=b"x", headers=headers) as response:
+            assert response.status == status, (signed, sent)
+        if status == 201:
+            assert s3_server.client.head_object(Bucket=bucket, Key="t")["ContentType"] == signed
+
+
+async def form_of(*files: tuple[int, str]) -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body of files of these sizes and types, and its Content-Type header."""
+    data = aiohttp.FormData()
+    for i, (size, content_type) in enumerate(files):
+        data.add_field(f"f{i}", os.urandom(size), filename=f"{i}.png", content_type=content_type)
+    payload = data()
+    return await payload.as_bytes(), {"Content-Type": payload.content_type}
+
+
+async def test_a_signed_content_type_and_size_hold_for_a_forms_files(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await auth_proxy(make_proxy, bucket, ["signed"])
+    query = signed_url(
+        proxy.url,
+        SECRET,
+        "k1",
+        method="POST",
+        route="/uploads",
+        prefix="u/",
+        expires_in=60,
+        max_size=4000,
+        content_type="image/png",
+    )
+    url = URL(query, encoded=True)
+    body, headers = await form_of((100, "image/png"), (100, "text/html"))
+    async with proxy.session.post(url, data=body, headers=headers) as response:
+        assert response.status == 403
+    body, headers = await form_of((1900, "image/png"), (1900, "image/png"))
+    assert len(body) > 4000  # the form's framing takes the body past the limit; its files stay within it
+    async with proxy.session.post(url, data=body, headers=headers) as response:
+        assert response.status == 201, await response.text()
+    assert len(s3_server.keys(bucket)) == 2
+    body, headers = await form_of((1500, "image/png"), (1500, "image/png"), (1500, "image/png"))
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 1000):
+            yield body[start : start + 1000]
+
+    async with proxy.session.post(url, data=chunked(), headers=headers) as response:
+        assert response.status == 413
+        assert "4000" in (await response.json())["error"]["message"]
+    assert len(s3_server.keys(bucket)) == 2
+    assert s3_server.multipart_uploads(bucket) == []

@@ -50,6 +50,7 @@ def test_check_config_masks_every_secret(tmp_path: Path) -> None:
     assert shown["plugins"]["webhook"]["url"] == (
         "https://hooks:***@hooks.example/x?token=***&team=blue&X-Amz-Signature=***"
     )
+    assert shown["auth"]["tokens"][0]["sha256"] == "***"
     assert shown["auth"]["tokens"][0]["name"] == "ci", "a token's record is not itself a secret"
 
 

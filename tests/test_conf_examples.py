@@ -98,10 +98,16 @@ def test_the_sidecar_memory_limit_is_the_one_docs_operations_gives() -> None:
     limit = parse_size(sidecar["resources"]["limits"]["memory"].replace("Mi", "MiB"))
     operations = (DOCS / "operations.md").read_text().replace("\n", " ")
     process = int(re.search(r"about (\d+) MiB for the process", operations)[1]) * MiB  # type: ignore[index]
-    uploads, documented = re.search(r"the sidecar example allows (\d+) \((\d+) MiB\)", operations).groups()  # type: ignore[union-attr]
+    found = re.search(r'examples allow (\d+) \(`max_buffered = "(\d+)MiB"`, (\d+) MiB\)', operations)
+    assert found, "docs/operations.md no longer says what the examples allow"
+    uploads, buffered, documented = (int(n) for n in found.groups())
     per_upload = config.s3.part_size * (config.s3.parts_in_flight + 1) + config.upload.block_size
-    assert limit == int(documented) * MiB
-    assert limit >= int(uploads) * per_upload + process
+    assert limit == documented * MiB
+    assert config.server.max_buffered == buffered * MiB == uploads * per_upload  # no more uploads than fit
+    assert limit >= config.server.max_buffered + process
+    compose: dict[str, Any] = yaml.safe_load((CONF / "compose.yaml").read_text())
+    assert validate(tomllib.loads(compose["configs"]["aiouploader"]["content"])).server.max_buffered == buffered * MiB
+    assert parse_size(compose["services"]["aiouploader"]["mem_limit"].replace("m", "MiB")) == limit
     comment = re.search(r"about\s+#?\s*(\d+)MiB for the process", (CONF / "kubernetes-sidecar.yaml").read_text())
     assert comment and int(comment[1]) * MiB == process
 

@@ -13,6 +13,7 @@ from aiouploader.sizes import format_size, parse_size
 
 ROUTE = '[[routes]]\npath = "/uploads"\nbucket = "incoming"\n'
 HUGE = "9" * 400 + "TiB"
+TOKEN = f'[[auth.tokens]]\nname = "t"\nsha256 = "{"0" * 64}"\n'
 
 
 @pytest.mark.parametrize(
@@ -111,6 +112,15 @@ def test_route_settings_override_plugin_defaults() -> None:
         (ROUTE.replace("]\n", ']\nauth = ["token"]\n', 1), "routes[0].auth"),
         (ROUTE.replace("]\n", ']\nauth = ["signed"]\n', 1), "routes[0].auth"),
         (ROUTE + f'[[auth.tokens]]\nname = "t"\nsha256 = "{"0" * 64}"\nroutes = ["/nope"]\n', "auth.tokens[0].routes"),
+        (ROUTE + TOKEN + TOKEN.replace('"t"', '"u"'), "auth.tokens: [0] ('t') and [1] ('u') have the same sha256"),
+        (ROUTE.replace("]\n", "]\ndirect_upload = true\nif_none_match = true\n", 1), "routes[0]"),
+        (
+            ROUTE.replace("]\n", ']\nauth = ["token"]\n', 1)
+            + '[[routes]]\npath = "/other"\nbucket = "incoming"\n'
+            + TOKEN
+            + 'routes = ["/other"]\n',
+            "routes[0].auth",
+        ),
     ],
 )
 def test_an_invalid_setting_stops_start_up_with_one_line(tmp_path: Path, text: str, named: str) -> None:
@@ -134,6 +144,11 @@ def assert_refused(command: list[str], named: str, env: dict[str, str] | None = 
     for text in (named, *also):
         assert text in lines[0]
     return lines[0]
+
+
+def test_serve_without_a_config_says_how_to_give_one(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin"}
+    assert_refused(["serve"], "no configuration: give --config PATH or set AIOUPLOADER_CONFIG", env)
 
 
 def test_serve_refuses_an_invalid_setting_from_the_environment(tmp_path: Path) -> None:
@@ -282,3 +297,25 @@ def test_check_config_checks_the_tls_files_as_serve_does(tmp_path: Path) -> None
     path = tmp_path / "c.toml"
     path.write_text(ROUTE + f'[server]\ntls_cert = "{tmp_path}/none.crt"\ntls_key = "{tmp_path}/none.key"\n')
     assert_refused(["check-config", str(path)], "server.tls_cert")
+
+
+@pytest.mark.parametrize("origin", ["https://app.example/", "app.example", "*.example.com", "https://App.Example"])
+def test_an_origin_no_browser_sends_stops_start_up(tmp_path: Path, origin: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE + f'[routes.cors]\nallow_origins = ["https://ok.example", "{origin}"]\n')
+    assert_refused(["check-config", str(path)], "routes[0].cors.allow_origins", None, origin, "scheme://host[:port]")
+
+
+def test_origins_as_browsers_send_them_are_accepted() -> None:
+    origins = ["*", "https://app.example", "http://localhost:3000", "https://[::1]:8443"]
+    config = validate({"routes": [{"path": "/a", "bucket": "abc", "cors": {"allow_origins": origins}}]})
+    assert config.routes[0].cors and config.routes[0].cors.allow_origins == origins
+
+
+@pytest.mark.parametrize(("option", "value"), [("--key", "x/../y"), ("--key", "a//b"), ("--prefix", "x/../")])
+def test_sign_refuses_a_key_or_prefix_no_request_can_use(tmp_path: Path, option: str, value: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE)
+    env = {"PATH": "/usr/bin:/bin", "AIOUPLOADER_AUTH__SIGNING_KEYS__K1": "s" * 32}
+    sign = ["sign", "--config", str(path), "--route", "/uploads", "--key-id", "k1", option, value]
+    assert_refused(sign, option, env, "segment")

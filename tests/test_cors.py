@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from aiouploader.auth import hash_token
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
@@ -23,8 +27,11 @@ async def test_a_preflight_from_an_allowed_origin_is_answered_without_credential
 ) -> None:
     proxy = await cors_proxy(make_proxy, bucket)
     headers = {"Origin": APP, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "content-type"}
-    async with proxy.session.options(proxy("/browser/a.txt"), headers=headers) as response:
+    async with proxy.session.options(
+        proxy("/browser/a.txt"), headers={**headers, "X-Request-ID": "preflight-1"}
+    ) as response:
         assert response.status == 204
+        assert response.headers["X-Request-ID"] == "preflight-1"  # the contract: every response carries it
         assert response.headers["Access-Control-Allow-Origin"] == APP
         assert "PUT" in response.headers["Access-Control-Allow-Methods"]
         assert "Content-Type" in response.headers["Access-Control-Allow-Headers"]
@@ -72,3 +79,49 @@ async def test_routes_without_cors_send_no_cors_headers(
         proxy("/browser/a"), data=b"x", headers={"Origin": "https://evil.example"}
     ) as response:
         assert "Access-Control-Allow-Origin" not in response.headers
+
+
+async def test_downloads_to_an_allowed_origin_are_marked(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await cors_proxy(make_proxy, bucket)
+    auth = {"Origin": APP, "Authorization": "Bearer page-token"}
+    async with proxy.session.put(proxy("/browser/a.txt"), data=b"hi", headers=auth) as response:
+        assert response.status == 201
+    for method in ("GET", "HEAD"):
+        async with proxy.session.request(method, proxy("/browser/a.txt"), headers=auth) as response:
+            assert response.status == 200
+            assert response.headers["Access-Control-Allow-Origin"] == APP
+            assert "ETag" in response.headers["Access-Control-Expose-Headers"]
+            assert response.headers["Vary"] == "Origin"
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_refusal_of_expect_100_continue_to_an_allowed_origin_is_marked(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await make_proxy(
+        routes=[
+            {
+                "path": "/browser",
+                "bucket": bucket,
+                "plugins": ["size_limit"],
+                "plugin_settings": {"size_limit": {"max_size": 10}},
+                "cors": {"allow_origins": [APP]},
+            }
+        ]
+    )
+    host, port = proxy.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            f"PUT /browser/big HTTP/1.1\r\nHost: x\r\nOrigin: {APP}\r\nContent-Length: 1000\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
+        async with asyncio.timeout(5):
+            head = (await reader.readuntil(b"\r\n\r\n")).decode()
+    finally:
+        writer.close()
+    assert head.startswith("HTTP/1.1 413")
+    assert f"Access-Control-Allow-Origin: {APP}\r\n" in head and "Vary: Origin\r\n" in head
+    assert s3_server.keys(bucket) == []

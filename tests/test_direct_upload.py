@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import aiohttp
 import pytest
 from yarl import URL
 
 from aiouploader.app import make_app
-from aiouploader.auth import hash_token
+from aiouploader.auth import hash_token, signed_url
 from aiouploader.config import ConfigError
 from aiouploader.testing import MakeProxy, S3Server, proxy_config
 
@@ -42,3 +44,49 @@ def test_a_direct_route_with_plugins_that_need_the_bytes_is_refused(s3_server: S
     )
     with pytest.raises(ConfigError, match=r"direct_upload .* 'checksum' must see them"):
         make_app(config)
+
+
+SECRET = "s" * 32
+
+
+@pytest.mark.parametrize("s3_server", ["rclone"], indirect=True)  # moto does not check presigned signatures
+async def test_a_signed_urls_size_limit_holds_on_the_presigned_url(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await make_proxy(
+        routes=[{"path": "/direct", "bucket": bucket, "direct_upload": True, "auth": ["signed"]}],
+        auth={"signing_keys": {"k1": SECRET}},
+    )
+    url = signed_url(proxy(""), SECRET, "k1", method="PUT", route="/direct", expires_in=60, key="a.bin", max_size=10)
+
+    async def chunked() -> AsyncIterator[bytes]:
+        yield b"tiny"
+
+    async with proxy.session.put(URL(url, encoded=True), data=chunked(), allow_redirects=False) as r:
+        assert r.status == 400 and "Content-Length" in (await r.json())["error"]["message"]
+    async with proxy.session.put(URL(url, encoded=True), data=b"tiny", allow_redirects=False) as r:
+        assert r.status == 307
+        location = URL(r.headers["Location"], encoded=True)
+    async with aiohttp.ClientSession() as direct:
+        async with direct.put(location, data=b"x" * 5000) as r:
+            assert r.status == 403  # S3 checks the signed Content-Length
+        assert s3_server.keys(bucket) == []
+        async with direct.put(location, data=b"tiny") as r:
+            assert r.status == 200
+    assert s3_server.get(bucket, "a.bin") == b"tiny"
+
+
+async def test_if_none_match_goes_with_the_presigned_url(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await make_proxy(routes=[{"path": "/direct", "bucket": bucket, "direct_upload": True}])
+    s3_server.client.put_object(Bucket=bucket, Key="taken", Body=b"first")
+    headers = {"If-None-Match": "*"}
+    async with proxy.session.put(proxy("/direct/taken"), data=b"x", headers=headers, allow_redirects=False) as r:
+        assert r.status == 307
+        location = URL(r.headers["Location"], encoded=True)
+    assert "if-none-match" in location.query["X-Amz-SignedHeaders"]
+    if s3_server.kind == "moto":  # rclone takes the signed header but does not act on it
+        async with aiohttp.ClientSession() as direct, direct.put(location, data=b"x", headers=headers) as r:
+            assert r.status == 412
+    assert s3_server.get(bucket, "taken") == b"first"

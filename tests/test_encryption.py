@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pyrage
 import pytest
 
@@ -110,26 +112,71 @@ async def test_range_get_decrypts_only_the_chunks_it_needs(
 
 
 async def test_tampered_or_truncated_objects_never_yield_plaintext(
-    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, keys: tuple[str, str, Path]
+    make_proxy: MakeProxy,
+    s3_server: S3Server,
+    bucket: str,
+    keys: tuple[str, str, Path],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     proxy = await encrypting_proxy(make_proxy, bucket, keys)
     body = os.urandom(3 * 65536 + 10)
     async with proxy.session.put(proxy("/secret/t"), data=body) as response:
         assert response.status == 201
-    stored = bytearray(s3_server.get(bucket, "t"))
-    flipped = bytearray(stored)
-    flipped[-5] ^= 1
-    s3_server.client.put_object(Bucket=bucket, Key="flipped", Body=bytes(flipped))
-    s3_server.client.put_object(Bucket=bucket, Key="truncated", Body=bytes(stored[: -(65536 + 16 + 26)]))
-    for key in ("flipped", "truncated"):
-        async with proxy.session.get(proxy(f"/secret/{key}"), headers={"Range": "bytes=-10"}) as response:
-            assert response.status == 502, f"{key}: served as if intact"
-            assert "cannot be decrypted" in (await response.json())["error"]["message"]
+    stored = bytes(s3_server.get(bucket, "t"))
+    chunk = 65536 + 16
+    header = len(stored) - 3 * chunk - (10 + 16)
+
+    def flipped(at: int) -> bytes:
+        return stored[:at] + bytes([stored[at] ^ 1]) + stored[at + 1 :]
+
+    damaged = {
+        "last-chunk-flipped": flipped(len(stored) - 5),
+        "cut-mid-chunk": stored[: -(chunk + 26)],
+        "cut-at-a-chunk-boundary": stored[: header + 2 * chunk],
+    }
+    for key, data in damaged.items():
+        s3_server.client.put_object(Bucket=bucket, Key=key, Body=data)
+        for method, headers in [("GET", {}), ("GET", {"Range": "bytes=0-9"}), ("HEAD", {})]:
+            async with proxy.session.request(method, proxy(f"/secret/{key}"), headers=headers) as response:
+                assert response.status == 502, f"{key}: {method} {headers} served as if intact"
+                if method == "GET":
+                    assert "cannot be decrypted" in (await response.json())["error"]["message"]
+    s3_server.client.put_object(Bucket=bucket, Key="middle-chunk-flipped", Body=flipped(header + chunk + 5))
     received = b""
-    with pytest.raises(Exception):  # noqa: B017 - the server cuts the connection mid-stream
-        async with proxy.session.get(proxy("/secret/flipped")) as response:
+    caplog.clear()
+    with pytest.raises(aiohttp.ClientPayloadError):  # found only when it is read: the server cuts the connection
+        async with proxy.session.get(proxy("/secret/middle-chunk-flipped")) as response:
+            assert response.status == 200
             received = await response.read()
-    assert body[-10:] not in received
+    assert body[65536:] not in received
+    assert [r.message for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"request {response.headers['X-Request-ID']}: response cut mid-stream: "
+        "The stored object cannot be decrypted (age chunk 1 failed authentication: the file is corrupt, "
+        "tampered with, or truncated); it may be damaged or for another key."
+    ]  # one line with the request's id, no traceback from aiohttp
+
+
+async def test_without_an_identity_get_serves_the_ciphertext_as_opaque_data(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, keys: tuple[str, str, Path]
+) -> None:
+    import gzip
+
+    proxy = await encrypting_proxy(make_proxy, bucket, keys, decrypt=False)
+    body = gzip.compress(b"hello " * 1000)
+    headers = {"Content-Type": "text/plain", "Content-Encoding": "gzip", "Content-Language": "en"}
+    async with proxy.session.put(proxy("/secret/hello.txt"), data=body, headers=headers) as response:
+        assert response.status == 201
+    for method in ("GET", "HEAD"):
+        async with proxy.session.request(method, proxy("/secret/hello.txt"), auto_decompress=False) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "application/octet-stream"
+            assert "Content-Encoding" not in response.headers  # a client would try to gunzip the ciphertext
+            assert response.headers["Content-Language"] == "en"
+            if method == "GET":
+                assert await response.read() == s3_server.get(bucket, "hello.txt")
+    s3_server.client.put_object(Bucket=bucket, Key="plain.txt", Body=b"not encrypted", ContentType="text/plain")
+    async with proxy.session.get(proxy("/secret/plain.txt")) as response:
+        assert response.headers["Content-Type"] == "text/plain"
 
 
 async def test_objects_stored_without_encryption_are_served_as_they_are(

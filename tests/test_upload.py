@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from aiouploader import Download, DownloadStage, hookimpl
 from aiouploader.eicar import EICAR
+from aiouploader.hookspecs import Fetch
 from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
@@ -134,6 +136,25 @@ async def test_post_form_with_filename_keys(make_proxy: MakeProxy, s3_server: S3
         assert response.status == 201
         assert response.headers["Location"] == "/uploads/report.pdf"
     assert s3_server.keys(bucket) == ["in/report.pdf"]
+
+
+async def test_form_file_names_as_browsers_send_them(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    proxy = await proxy_for(make_proxy, bucket, form_keys="filename")
+    long_name = "\U0001d400" * 300 + ".txt"  # 4 bytes each in UTF-8
+    sent = {"C:\\Users\\me\\report.doc": "report.doc", "say %22hi%22.txt": "say_hi_.txt", long_name: None}
+    for filename, key in sent.items():
+        body = (
+            f'--XX\r\nContent-Disposition: form-data; name="f"; filename="{filename}"\r\n\r\nhello\r\n--XX--\r\n'
+        ).encode()
+        headers = {"Content-Type": "multipart/form-data; boundary=XX"}
+        async with proxy.session.post(proxy("/uploads/"), data=body, headers=headers) as response:
+            assert response.status == 201, filename
+            stored = (await response.json())["uploads"][0]["key"]
+        if key is not None:
+            assert stored == key
+        else:  # cut to what a store keeps in one path segment (255 bytes on most file systems)
+            assert len(stored.encode()) <= 200 and stored.startswith("\U0001d400")
+        assert s3_server.get(bucket, stored) == b"hello"
 
 
 async def test_post_form_without_a_file_or_malformed_is_a_bad_request(
@@ -332,6 +353,58 @@ async def test_range_requests(make_proxy: MakeProxy, s3_server: S3Server, bucket
         assert response.status == 416
         assert response.headers["Content-Range"] == "bytes */10000"
         assert (await response.json())["error"]["code"] == "range_not_satisfiable"
+    for header, expected in {"BYTES=1-2": body[1:3], "bytes=" + "0" * 25 + "1-" + "0" * 25 + "2": body[1:3]}.items():
+        async with proxy.session.get(proxy("/uploads/r"), headers={"Range": header}) as response:
+            assert (response.status, await response.read()) == (206, expected), header
+    async with proxy.session.head(proxy("/uploads/r"), headers={"Range": "bytes=0-0"}) as response:
+        assert response.status == 200  # a HEAD has no body to take a range of
+        assert response.headers["Content-Length"] == "10000" and "Content-Range" not in response.headers
+
+
+class _ReplaceOnOpen(DownloadStage):
+    def __init__(self, replace: Callable[[], None]) -> None:
+        super().__init__()
+        self._replace = replace
+
+    async def open(self, fetch: Fetch, size: int) -> int:
+        self._replace()
+        return await super().open(fetch, size)
+
+
+class ReplaceWhileReading:
+    """Replaces the object after the server looked it up, before it reads it, ``times`` times."""
+
+    def __init__(self, s3_server: S3Server, bucket: str, times: int) -> None:
+        self.bodies = [os.urandom(3000 + 1000 * i) for i in range(times)]
+        self._s3, self._bucket = s3_server, bucket
+
+    def _replace(self) -> None:
+        if self.bodies:
+            self._s3.client.put_object(Bucket=self._bucket, Key="raced", Body=self.bodies.pop(0))
+
+    @hookimpl
+    def aiouploader_download_stage(self, download: Download, settings: Any) -> DownloadStage:
+        return _ReplaceOnOpen(self._replace)
+
+
+@pytest.mark.parametrize("times", [1, 3])
+async def test_a_get_never_mixes_an_object_with_the_one_replacing_it(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, times: int
+) -> None:
+    pm = make_plugin_manager()
+    replacer = ReplaceWhileReading(s3_server, bucket, times)
+    pm.register(replacer, name="replace")
+    route = {"path": "/uploads", "bucket": bucket, "plugins": ["replace"]}
+    proxy = await make_proxy(routes=[route], pm=pm, plugins={"replace": {}})
+    last = replacer.bodies[-1]
+    s3_server.client.put_object(Bucket=bucket, Key="raced", Body=b"the first object")
+    async with proxy.session.get(proxy("/uploads/raced")) as response:
+        if times < 3:  # the GET starts over from the object that replaced the one it looked up
+            assert (response.status, await response.read()) == (200, last)
+            assert response.headers["ETag"] == s3_server.client.head_object(Bucket=bucket, Key="raced")["ETag"]
+        else:  # replaced every time it looked: it gives up rather than mix them
+            assert response.status == 409
+            assert (await response.json())["error"]["code"] == "conflict"
 
 
 async def test_conditional_get_head_and_delete(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
@@ -414,6 +487,10 @@ async def test_an_uploads_representation_headers_come_back_with_it(
             assert {name: response.headers.get(name) for name in kept} == kept, method
             if method == "GET":
                 assert await response.read() == body
+            etag = response.headers["ETag"]
+    async with proxy.session.get(proxy("/uploads/data.json"), headers={"If-None-Match": etag}) as response:
+        assert response.status == 304
+        assert response.headers["Cache-Control"] == "max-age=60"  # RFC 9110: a 304 keeps the 200's caching
 
 
 async def test_head_has_the_headers_of_get(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:

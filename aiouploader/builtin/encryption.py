@@ -66,4 +66,4 @@ def aiouploader_upload_stage(upload: Upload, settings: Keys) -> UploadStage:
 def aiouploader_download_stage(download: Download, settings: Keys) -> DownloadStage | None:
     from .encryption_stages import DecryptStage
 
-    return DecryptStage(settings.identities) if settings.identities else None
+    return DecryptStage(download, settings.identities)

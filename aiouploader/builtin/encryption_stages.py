@@ -11,10 +11,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from .. import age
 from ..errors import UpstreamError
-from ..hookspecs import DownloadStage, Fetch, Upload, UploadStage
+from ..hookspecs import Download, DownloadStage, Fetch, Upload, UploadStage
 
 THREAD_THRESHOLD = 256 * 1024
 MAGIC = b"age-encryption.org/v1\n"
+CIPHERTEXT_TYPE = "application/octet-stream"
+"""What an age object is served as where the route cannot decrypt it."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,11 @@ class EncryptStage(UploadStage):
 
 
 class DecryptStage(DownloadStage):
-    def __init__(self, identities: Sequence[X25519PrivateKey]) -> None:
+    """Decrypts age objects; without identities, serves them as the opaque data they are."""
+
+    def __init__(self, download: Download, identities: Sequence[X25519PrivateKey]) -> None:
         super().__init__()
+        self._download = download
         self._identities = identities
         self._decryptor: age.ChunkDecryptor | None = None
         self._header_size = 0
@@ -61,6 +66,10 @@ class DecryptStage(DownloadStage):
         await super().open(fetch, size)
         prefix = await self._collect(0, min(size, 4096))
         if not prefix.startswith(MAGIC[: len(prefix)]) or len(prefix) < len(MAGIC):
+            return size
+        if not self._identities:
+            self._download.headers.pop("Content-Encoding", None)
+            self._download.headers["Content-Type"] = CIPHERTEXT_TYPE
             return size
         try:
             header = age.parse_header(prefix, self._identities, eof=len(prefix) == size)
@@ -73,7 +82,11 @@ class DecryptStage(DownloadStage):
         except age.AgeError as exc:
             raise _undecryptable(exc) from exc
         self._header_size, self._stored_size = header.size, size
-        return self._decryptor.plaintext_size
+        # A truncated object fails here, before the answer starts, rather than part-way through it.
+        plaintext = self._decryptor.plaintext_size
+        lo, hi, last = age.chunk_span(plaintext, plaintext, header.size, size)
+        self._decrypt(last, prefix[lo:hi] if hi <= len(prefix) else await self._collect(lo, hi))
+        return plaintext
 
     async def _collect(self, start: int, end: int) -> bytes:
         assert self._fetch is not None
@@ -105,7 +118,7 @@ class DecryptStage(DownloadStage):
             if out:
                 yield out
 
-    def _decrypt(self, index: int, chunk: bytearray) -> bytes:
+    def _decrypt(self, index: int, chunk: bytes | bytearray) -> bytes:
         assert self._decryptor is not None
         try:
             return self._decryptor.decrypt(index, chunk)
