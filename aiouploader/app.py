@@ -48,10 +48,13 @@ def client_config(config: S3Config) -> AioConfig:
 def server_options(config: Config) -> dict[str, Any]:
     """How aiohttp's server reads requests: bodies as sent, in block-sized pieces, no slow headers.
 
-    No aiohttp access log: the ``access`` middleware logs every request.
+    No aiohttp access log: the ``access`` middleware logs every request. A
+    client that goes away cancels its handler: its upload is aborted, its
+    download gives back its S3 connection.
     """
     return {
         "access_log": None,
+        "handler_cancellation": True,
         "auto_decompress": False,
         "read_bufsize": config.upload.block_size,
         "keepalive_timeout": config.server.keepalive_timeout,

@@ -8,7 +8,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
@@ -36,9 +36,9 @@ from .errors import (
 )
 from .hookspecs import Download, Upload
 from .keys import form_filename, generated_key, key_for_file, key_from_path
-from .middlewares import REQUEST_ID, error_response, request_id
+from .middlewares import CUT, REQUEST_ID, error_response, request_id
 from .routes import PROBES, Route, resolve
-from .s3 import S3, translate
+from .s3 import S3, part_size_for, translate
 from .upload import Read, Staged, stage
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,15 @@ class Service:
         self.authorizer = Authorizer(self.config.auth)
 
     def buffer_need(self, content_length: int | None) -> int:
-        """The most an upload of ``content_length`` bytes (``None``: unknown) may hold in memory."""
-        bound = self.config.upload_bound
-        return bound if content_length is None else min(bound, content_length + self.config.upload.block_size)
+        """The most an upload of ``content_length`` bytes (``None``: unknown) may hold in memory.
+
+        A length over ``part_size`` x 10,000 needs larger parts, and as many more bytes.
+        """
+        s3, block = self.config.s3, self.config.upload.block_size
+        if content_length is None:
+            return self.config.upload_bound
+        part = part_size_for(1, s3.part_size, content_length)
+        return min(part * (s3.parts_in_flight + 1) + block, content_length + block)
 
     def admit(self, grant: Grant | None, content_length: int | None = None) -> None:
         """Refuse an upload beyond the limits of the server or of the client's credentials."""
@@ -86,7 +92,14 @@ class Service:
             raise Overloaded("The server is handling as many uploads as it may; retry shortly.", retry_after=1)
         if grant and grant.max_uploads is not None and self._by_client[grant.who] >= grant.max_uploads:
             raise Overloaded(f"{grant.who} has {grant.max_uploads} uploads in progress already.", retry_after=1)
-        if self._reserved + self.buffer_need(content_length) > self.config.server.max_buffered:
+        need, budget = self.buffer_need(content_length), self.config.server.max_buffered
+        if need > budget:
+            raise PayloadTooLarge(
+                f"An upload of {content_length} bytes needs parts of "
+                f"{part_size_for(1, self.config.s3.part_size, content_length)} bytes (S3 takes at most 10,000), "
+                f"which would hold more memory than server.max_buffered ({budget} bytes) allows."
+            )
+        if self._reserved + need > budget:
             raise Overloaded("The server's memory for uploads is taken; retry shortly.", retry_after=1)
 
     @contextlib.contextmanager
@@ -162,6 +175,8 @@ SERVICE = web.AppKey("service", Service)
 UPLOAD = web.RequestKey("upload", Upload)
 GRANT: web.RequestKey[Grant | None] = web.RequestKey("grant")
 STARTED = web.RequestKey("started", bool)
+WITHOUT_BODY: web.RequestKey[UploadError | None] = web.RequestKey("without_body")
+"""Set when ``Expect: 100-continue`` was not granted, to the refusal (``None`` for a direct route's redirect)."""
 
 
 @dataclass
@@ -254,34 +269,29 @@ def _check_type(grant: Grant | None, sent: str | None) -> None:
 async def expect_handler(request: web.Request) -> web.StreamResponse | None:
     """Answer ``Expect: 100-continue`` only once the upload may go ahead.
 
-    A refusal is the final answer, and the connection closes at once: the
-    client sends no body that the server would otherwise wait for.
+    Otherwise (a refusal, or a direct route's redirect) no ``100 Continue``
+    is sent: :func:`handle` answers within the middlewares, as any request
+    (logged, counted), and the connection closes after the answer.
     """
-    upload = None
     try:
         if request.headers.get("Expect", "").lower() != "100-continue":
             raise ExpectationFailed("Only 'Expect: 100-continue' is understood.")
         if request.method in ("PUT", "POST"):
             request.app[SERVICE].admit(_authorize(request), request.content_length)
         if (upload := _prepare_upload(request)) is not None:
-            chain = _target(request)[0].chain
+            route = _target(request)[0]
             try:
-                chain.started(upload)
+                route.chain.started(upload)
             except UploadError as exc:
-                chain.failed(upload, exc)
+                route.chain.failed(upload, exc)
                 raise
             request[STARTED] = True
-            route = _target(request)[0]
             if route.config.direct_upload and request.method == "PUT":
-                return await _redirect_to_s3(request, route, upload)
+                request[WITHOUT_BODY] = None
+                return None
     except UploadError as exc:
-        response = error_response(request, exc)
-        response.force_close()
-        await response.prepare(request)
-        await response.write_eof()
-        if request.protocol is not None:
-            request.protocol.force_close()
-        return response
+        request[WITHOUT_BODY] = exc
+        return None
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     request.writer.output_size = 0
     return None
@@ -320,6 +330,8 @@ async def _stage(
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
+    if WITHOUT_BODY in request:
+        return await _answer_without_body(request)
     if request.version not in (HttpVersion10, HttpVersion11):
         raise BadRequest("Only HTTP/1.0 and HTTP/1.1 requests are served here.")
     if request.headers.get("Transfer-Encoding", "chunked").replace(" ", "").lower() != "chunked":
@@ -346,6 +358,23 @@ async def handle(request: web.Request) -> web.StreamResponse:
         await service.s3.delete(route.config.bucket, route.config.prefix + key)
         return web.Response(status=204)
     raise MethodNotAllowed(f"{method} is not supported on a key.", headers={"Allow": _allowed(route)})
+
+
+async def _answer_without_body(request: web.Request) -> web.StreamResponse:
+    """Answer a request denied ``100 Continue``, then close: its body is not coming."""
+    try:
+        if (refusal := request[WITHOUT_BODY]) is not None:
+            raise refusal
+        response = await _redirect_to_s3(request, _target(request)[0], request[UPLOAD])
+    except UploadError as exc:
+        response = error_response(request, exc)
+    response.headers[REQUEST_ID] = request_id(request)
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.protocol is not None:
+        request.protocol.force_close()  # no lingering: aiohttp would wait for the body
+    return response
 
 
 def _allowed(route: Route) -> str:
@@ -540,21 +569,36 @@ async def _answer_get(request: web.Request, route: Route, key: str) -> web.Strea
         await response.prepare(request)
         return response
     chunks = read(start, end).__aiter__()
-    first = await anext(chunks, b"")
-    await response.prepare(request)
     try:
-        if first:
+        first = await anext(chunks, b"")
+        await response.prepare(request)
+        await _send(request, response, first, chunks)
+    finally:
+        if (close := getattr(chunks, "aclose", None)) is not None:
+            await close()  # its S3 connection goes back now, however the answer ended
+    return response
+
+
+async def _send(request: web.Request, response: web.StreamResponse, first: bytes, rest: AsyncIterator[bytes]) -> None:
+    """Send the body; a failure now cuts the connection short of Content-Length, all the client can be told."""
+    idle = request.app[SERVICE].config.server.body_idle_timeout
+    try:
+        async with asyncio.timeout(idle):
             await response.write(first)
-            async for chunk in chunks:
+        async for chunk in rest:
+            async with asyncio.timeout(idle):
                 await response.write(chunk)
-    except UploadError as exc:
-        # The status is sent: a connection closed short of Content-Length is all the client can be told.
-        log.warning("request %s: response cut mid-stream: %s", request_id(request), exc)
+    except (UploadError, ConnectionError, TimeoutError) as exc:
+        request[CUT] = True
+        if isinstance(exc, UploadError):
+            log.warning("request %s: response cut mid-stream: %s", request_id(request), exc)
+        else:
+            gone = "went away" if isinstance(exc, ConnectionError) else f"took nothing for {idle:g} seconds"
+            log.info("request %s: response cut mid-stream: the client %s", request_id(request), gone)
         if request.transport is not None:
             request.transport.close()
-        return response
+        return
     await response.write_eof()
-    return response
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 import time
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from aiohttp.typedefs import Handler
 from .errors import UploadError
 from .handlers import ATTEMPTS, SERVICE, UPLOAD
 from .metrics import METRICS
-from .middlewares import ERROR, request_id
+from .middlewares import CUT, ERROR, request_id
 from .routes import PROBES, resolve
 
 access_log = logging.getLogger("aiouploader.access")
@@ -38,6 +39,19 @@ _SECRETS = re.compile(
     | \b(?:AKIA|ASIA)[0-9A-Z]{16}\b                      # an AWS access key id
     """
 )
+
+
+_REQUEST_ID: ContextVar[str | None] = ContextVar("aiouploader_request_id", default=None)
+"""The id of the request the current task serves (tasks it starts inherit it)."""
+
+
+class RequestIds(logging.Filter):
+    """On a handler: a record made while serving a request gets that request's ``request_id`` (unless it has one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id") and (request_id := _REQUEST_ID.get()) is not None:
+            record.request_id = request_id
+        return True
 
 
 def redact(text: str) -> str:
@@ -69,6 +83,7 @@ def configure(level: str) -> None:
     """JSON lines on stderr for every logger, at ``level``; S3 libraries at info or above."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter())
+    handler.addFilter(RequestIds())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -117,8 +132,12 @@ def _fields(
 
 
 def _outcome(request: web.Request, status: int) -> str:
+    if CUT in request:
+        return "cut"
     if status == 201:
         return "created"
+    if status == 307:
+        return "redirected"
     if status < 400:
         return "ok"
     return request[ERROR].code if ERROR in request else str(status)
@@ -135,6 +154,7 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.in_flight.inc()
     status: int | None = None
     outcome = "cut"
+    serving = _REQUEST_ID.set(request_id(request))
     try:
         response = await handler(request)
         status = response.status
@@ -144,6 +164,7 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         outcome = "cancelled"
         raise
     finally:
+        _REQUEST_ID.reset(serving)
         seconds = time.perf_counter() - started
         fields = _fields(request, route, status, outcome, seconds)
         level = logging.DEBUG if request.path in PROBES else logging.INFO

@@ -103,7 +103,7 @@ class InstrumentedClient:
             started = time.perf_counter()
             try:
                 response = await method(**kwargs)
-            except BaseException as exc:
+            except Exception as exc:  # not a cancellation: the server gave up the call, S3 did not fail it
                 metrics.s3_errors.labels(operation, _error_code(exc)).inc()
                 raise
             finally:

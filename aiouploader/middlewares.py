@@ -16,6 +16,8 @@ _SANE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 REQUEST_ID = "X-Request-ID"
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 ERROR = web.RequestKey("error", UploadError)
+CUT = web.RequestKey("cut", bool)
+"""Set when a response was cut part-way, its status already sent."""
 
 
 def request_id(request: web.Request) -> str:

@@ -46,7 +46,7 @@ async def stale_uploads(s3: S3, bucket: str, prefix: str, ttl: float) -> list[di
 
 
 async def sweep(s3: S3, targets: Iterable[tuple[str, str]], ttl: float) -> int:
-    """Abort the stale uploads under every ``(bucket, prefix)``; return how many."""
+    """Abort the stale uploads under every ``(bucket, prefix)``; return how many S3 confirmed aborted."""
     aborted = 0
     for bucket, prefix in sorted(set(targets)):
         try:
@@ -59,8 +59,7 @@ async def sweep(s3: S3, targets: Iterable[tuple[str, str]], ttl: float) -> int:
                 "aborting the orphaned multipart upload %s of %s/%s (initiated %s)",
                 upload["UploadId"], bucket, upload["Key"], upload["Initiated"].isoformat(),
             )  # fmt: skip
-            await s3.abort(bucket, upload["Key"], upload["UploadId"])
-            aborted += 1
+            aborted += await s3.abort(bucket, upload["Key"], upload["UploadId"])
     return aborted
 
 

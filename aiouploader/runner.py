@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 DETAIL_LIMIT = 200
 _BYTES_REPR = re.compile(r"bytearray\((b['\"].*?['\"])\)|\bb(['\"])(.*?)\2")
 _QUOTE_START = re.compile(r"bytearray\(|\bb['\"]")
+_QUERY = re.compile(r"\?[^\s'\"]*")
 
 
 def _one_line(message: str) -> str:
@@ -36,7 +37,7 @@ def _detail(exc: BaseException | None, message: str) -> str:
     if isinstance(exc, LineTooLong):
         return f"a request line or header is longer than {exc.args[1]} bytes"
     if isinstance(exc, BadHttpMethod | InvalidURLError):
-        return _one_line(message)
+        return _QUERY.sub("?...", _one_line(message))  # a query may hold a credential too
     return _one_line(_QUOTE_START.split(message, maxsplit=1)[0]).rstrip(":")
 
 

@@ -63,12 +63,14 @@ def part_size_for(number: int, base: int, content_length: int | None) -> int:
     return min(MAX_PART_SIZE, base << ((number - 1) // PARTS_PER_SIZE_STEP))
 
 
-def translate(exc: BaseException, doing: str) -> UploadError:
-    """The client-facing error for an S3 failure while ``doing`` something."""
+def translate(exc: BaseException, doing: str, *, writing: bool = False) -> UploadError:
+    """The client-facing error for an S3 failure while ``doing`` something (``writing``: part of an upload)."""
     if isinstance(exc, UploadError):
         return exc
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError | asyncio.TimeoutError):
-        return UpstreamTimeout(f"S3 did not answer in time while {doing}; nothing was stored.")
+        return UpstreamTimeout(
+            f"S3 did not answer in time while {doing}" + ("; nothing was stored." if writing else ".")
+        )
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -80,7 +82,7 @@ def translate(exc: BaseException, doing: str) -> UploadError:
     if isinstance(exc, EndpointConnectionError):
         return UpstreamError(f"S3 could not be reached while {doing}.")
     if isinstance(exc, BotoCoreError | OSError):
-        return UpstreamError(f"S3 failed while {doing}: {exc}.")
+        return UpstreamError(f"S3 failed while {doing}: {str(exc).rstrip('.')}.")
     return UpstreamError(f"S3 failed while {doing}.")
 
 
@@ -304,8 +306,8 @@ class S3:
         except Exception as exc:
             raise translate(exc, "deleting the object") from exc
 
-    async def abort(self, bucket: str, key: str, upload_id: str) -> None:
-        """Abort a multipart upload until S3 no longer knows it (late parts can revive it).
+    async def abort(self, bucket: str, key: str, upload_id: str) -> bool:
+        """Abort a multipart upload until S3 no longer knows it (late parts can revive it); whether S3 confirmed it.
 
         When S3 does not answer, the caller goes on and the abort is retried in
         the background until S3 confirms it.
@@ -313,7 +315,7 @@ class S3:
         for attempt in range(ABORT_ATTEMPTS):
             done = await self._abort_once(bucket, key, upload_id)
             if done:
-                return
+                return True
             if done is None:
                 log.warning(
                     "multipart upload %s of %s/%s is not aborted yet: retrying in the background",
@@ -324,9 +326,10 @@ class S3:
                 task = asyncio.create_task(self._abort_later(bucket, key, upload_id))
                 self.aborting.add(task)
                 task.add_done_callback(self.aborting.discard)
-                return
+                return False
             await asyncio.sleep(0.2 * 2**attempt)
         log.error("multipart upload %s of %s/%s may be left behind", upload_id, bucket, key)
+        return False
 
     async def _abort_once(self, bucket: str, key: str, upload_id: str) -> bool | None:
         """Abort, then check: ``True`` when S3 no longer knows the upload, ``None`` when S3 did not answer."""
@@ -482,7 +485,7 @@ class ObjectWriter:
         try:
             response = await asyncio.shield(self._creating)
         except Exception as exc:
-            raise translate(exc, "starting the multipart upload") from exc
+            raise translate(exc, "starting the multipart upload", writing=True) from exc
         self._upload_id = response["UploadId"]
         self._s3.in_progress.add(response["UploadId"])
 
@@ -524,7 +527,7 @@ class ObjectWriter:
                 watched,
             )
         except Exception as exc:
-            raise translate(exc, f"uploading part {part['PartNumber']}") from exc
+            raise translate(exc, f"uploading part {part['PartNumber']}", writing=True) from exc
         for name, value in checksums.items():
             if name.startswith("Checksum") and name != "ChecksumAlgorithm":
                 part[name] = response.get(name, value)
@@ -541,7 +544,6 @@ class ObjectWriter:
         if self._upload_id is None:
             await self._create()
         await self._send_rest()
-        self._spare.clear()
 
     async def _send_rest(self) -> None:
         """Send the pending bytes as the last part, and wait for every part; raises if one failed."""
@@ -549,6 +551,7 @@ class ObjectWriter:
             await self._send_part(self._pending_size)
         if self._tasks:
             await asyncio.wait(set(self._tasks))
+        self._spare.clear()
         self._raise_failure()
 
     async def complete(self) -> Stored:
@@ -570,7 +573,7 @@ class ObjectWriter:
             )
         except Exception as exc:
             if not _outcome_unknown(exc):
-                raise translate(exc, "completing the multipart upload") from exc
+                raise translate(exc, "completing the multipart upload", writing=True) from exc
             response = await self._settle_complete(exc)
         self._s3.in_progress.discard(self._upload_id)
         checksum = {}
@@ -598,7 +601,7 @@ class ObjectWriter:
         except Exception:
             raise _maybe_stored(exc, doing) from exc
         else:
-            raise translate(exc, doing) from exc
+            raise translate(exc, doing, writing=True) from exc
         etags = [str(part["ETag"]).strip('"') for part in self._parts]
         if not all(re.fullmatch(r"[0-9a-f]{32}", etag) for etag in etags):
             raise _maybe_stored(exc, doing) from exc
@@ -611,7 +614,7 @@ class ObjectWriter:
             head = await self._s3.client.head_object(Bucket=self.bucket, Key=self.key)
         except ClientError as head_error:
             if head_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-                raise translate(exc, doing) from exc
+                raise translate(exc, doing, writing=True) from exc
             raise _maybe_stored(exc, doing) from exc
         except Exception:
             raise _maybe_stored(exc, doing) from exc
@@ -640,7 +643,7 @@ class ObjectWriter:
             )
         except Exception as exc:
             if not (_outcome_unknown(exc) and "ContentMD5" in checksums):
-                raise translate(exc, "storing the object") from exc
+                raise translate(exc, "storing the object", writing=True) from exc
             response = await self._head_if(
                 _md5_etag(base64.b64decode(checksums["ContentMD5"])), exc, "storing the object"
             )
@@ -659,6 +662,7 @@ class ObjectWriter:
             task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks))
+        self._spare.clear()  # the error that ends the upload may keep this writer alive a while
         if self._upload_id is None and self._creating is not None:
             # Cancelled while S3 was creating the multipart upload: it may exist all the same.
             with contextlib.suppress(Exception):  # when it failed, there is nothing to abort

@@ -230,7 +230,7 @@ async def make_proxy(s3_server: S3Server) -> AsyncIterator[MakeProxy]:
     async def make(routes: list[dict[str, Any]], pm: pluggy.PluginManager | None = None, **sections: Any) -> Proxy:
         config = proxy_config(s3_server.endpoint_url, routes, **sections)
         app = make_app(config, pm or make_plugin_manager())
-        runner = Runner(app, handler_cancellation=True, **server_options(config))
+        runner = Runner(app, **server_options(config))
         await runner.setup()
         session = aiohttp.ClientSession(auto_decompress=False)
         started.append((runner, session))

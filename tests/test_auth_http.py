@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -300,6 +301,18 @@ async def test_an_oversized_authorization_header_is_not_echoed(
     assert status == 400
     assert body["error"]["code"] == "bad_request"
     assert "secret" not in body["error"]["message"], body
+
+
+async def test_a_malformed_request_line_does_not_echo_its_query(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    proxy = await auth_proxy(make_proxy, bucket, ["token"])
+    line = b"PU\x01T /uploads/x?access_token=sekrit123 HTTP/1.1\r\nHost: x\r\n\r\n"
+    status, _, body = await raw_exchange(proxy, line)
+    assert status == 400 and body["error"]["code"] == "bad_request"
+    assert "sekrit123" not in body["error"]["message"], body
+    assert not [record for record in caplog.records if "sekrit123" in record.getMessage()]
 
 
 async def test_a_signed_content_type_is_matched_exactly(

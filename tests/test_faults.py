@@ -22,6 +22,7 @@ from aiouploader.handlers import SERVICE
 from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port
 
 from .relay import Relay
+from .test_metrics import scrape, value
 
 # A relay connection held by "stops-reading" is now and then collected unclosed (its writer, its transport
 # still closing, or its socket), and the warning lands on whichever test runs then. A leak of the test's
@@ -352,3 +353,30 @@ async def test_a_client_stalling_mid_body_gets_408_and_the_upload_is_aborted(
     assert_contract(s3_server, bucket, "obj", body, stored=False)
     assert now[0] <= baseline[0], f"asyncio tasks: {baseline[0]} before, {now[0]} after"
     assert now[1] <= baseline[1], f"open files: {baseline[1]} before, {now[1]} after"
+
+
+async def test_an_unanswered_read_is_a_timeout_that_claims_nothing_about_storing(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    s3_server.client.put_object(Bucket=bucket, Key="obj", Body=b"stored before")
+    async with Relay.to_url(s3_server.endpoint_url) as relay:
+        relay.hold_response_to = lambda line: line.startswith("GET /")
+        proxy = await proxy_for(make_proxy, bucket, relay.url, s3={"read_timeout": 1})
+        async with proxy.session.get(proxy("/u/obj")) as response:
+            status, message = response.status, (await response.json())["error"]["message"]
+    assert status in (502, 504) and message.startswith("S3 ")  # moto's connection ends instead: 502
+    assert "stored" not in message and ".." not in message
+
+
+async def test_s3_calls_the_server_gives_up_are_not_counted_as_s3_errors(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    async with Relay.to_url(s3_server.endpoint_url) as relay:
+        relay.hold_response_to = lambda line: line.startswith("HEAD ")
+        proxy = await proxy_for(make_proxy, bucket, relay.url, s3={"connect_timeout": 1})
+        async with proxy.session.get(proxy("/readyz")) as response:
+            assert response.status == 503  # /readyz stopped waiting for HeadBucket
+        assert relay.faults >= 1
+        text = await scrape(proxy)
+    assert value(text, "aiouploader_s3_request_seconds_count", operation="head_bucket") >= 1
+    assert value(text, "aiouploader_s3_errors_total", code="CancelledError") == 0

@@ -37,3 +37,49 @@ async def test_uploads_beyond_the_memory_budget_are_overloaded(
     assert (await streaming)[0] == 201
     assert (await put("later", b"y"))[0] == 201
     assert s3_server.keys(bucket) == ["later", "small", "streaming"]
+
+
+async def test_a_length_that_needs_larger_parts_reserves_them(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await make_proxy(
+        routes=[{"path": "/u", "bucket": bucket}],
+        s3={"part_size": "5MiB", "parts_in_flight": 1},
+        upload={"block_size": "256KiB"},
+        server={"max_buffered": "64MiB"},
+    )
+    host, port = proxy.url.removeprefix("http://").split(":")
+
+    async def claim(length: int) -> bytes:
+        """The answer to a PUT whose headers claim ``length`` bytes, with Expect: 100-continue and no body."""
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(
+                f"PUT /u/k HTTP/1.1\r\nHost: t\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n".encode()
+            )
+            async with asyncio.timeout(5):
+                return await reader.readuntil(b"\r\n\r\n")
+        finally:
+            writer.close()
+
+    # 5 TiB needs parts of 525 MiB (S3 takes at most 10,000): two of them are more than the whole budget.
+    answer = await claim(5 * 1024**4)
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    # 200 GiB needs 21 MiB parts: 42 MiB for one such upload, so a second one must wait; a 1 GiB one fits.
+    async with asyncio.timeout(10):
+        held = asyncio.create_task(claim_and_hold(host, int(port), 200 * 1024**3))
+        await asyncio.sleep(0.3)
+        assert (await claim(200 * 1024**3)).startswith(b"HTTP/1.1 503")
+        assert (await claim(1024**3)).startswith(b"HTTP/1.1 100")
+        held.cancel()
+    assert s3_server.keys(bucket) == []
+
+
+async def claim_and_hold(host: str, port: int, length: int) -> None:
+    """Start an upload of ``length`` bytes, send one byte of it, and hold on until cancelled."""
+    _, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(f"PUT /u/held HTTP/1.1\r\nHost: t\r\nContent-Length: {length}\r\n\r\nx".encode())
+        await asyncio.Event().wait()
+    finally:
+        writer.close()

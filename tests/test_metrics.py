@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiouploader.testing import MakeProxy, Proxy, S3Server
@@ -81,6 +84,7 @@ async def test_failed_uploads_count_by_error_code_and_aborts(
     assert value(text, "aiouploader_uploads_total", route="/u", outcome="created") == 1
     assert value(text, "aiouploader_uploads_total", outcome="not_found") == 0
     assert value(text, "aiouploader_multipart_aborts_total") >= 1
+    assert value(text, "aiouploader_s3_errors_total", code="CancelledError") == 0  # the server gave them up
     assert value(text, "aiouploader_received_bytes_total", route="/u") > 8 * MiB
     assert value(text, "aiouploader_stored_bytes_total", route="/u") == 1
     assert s3_server.multipart_uploads(bucket) == []
@@ -101,3 +105,32 @@ async def test_each_app_has_its_own_registry(make_proxy: MakeProxy, s3_server: S
         assert response.status == 201
     assert value(await scrape(first), "aiouploader_uploads_total") == 1
     assert value(await scrape(second), "aiouploader_uploads_total") == 0
+
+
+async def test_answers_to_expect_100_continue_are_counted_and_logged(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aiouploader.access")
+    routes = [
+        {"path": "/u", "bucket": bucket, "plugins": ["size_limit"], "plugin_settings": {"size_limit": {"max_size": 9}}},
+        {"path": "/direct", "bucket": bucket, "direct_upload": True},
+    ]
+    proxy = await make_proxy(routes=routes)
+    host, port = proxy.url.removeprefix("http://").split(":")
+    for path, status in [("/u/big", 413), ("/direct/d", 307)]:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            head = f"PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n"
+            writer.write(f"{head}X-Request-ID: expect-{status}\r\n\r\n".encode())
+            async with asyncio.timeout(5):
+                answer = (await reader.read()).decode("latin-1")  # then the connection closes: no body is coming
+        finally:
+            writer.close()
+        assert answer.startswith(f"HTTP/1.1 {status} ") and "100 Continue" not in answer
+        assert f"X-Request-ID: expect-{status}" in answer
+    text = await scrape(proxy)
+    assert value(text, "aiouploader_uploads_total", route="/u", outcome="payload_too_large") == 1
+    assert value(text, "aiouploader_uploads_total", route="/direct", outcome="redirected") == 1
+    logged = {r.__dict__["fields"]["request_id"]: r.__dict__["fields"]["status"] for r in caplog.records}
+    assert logged == {"expect-413": 413, "expect-307": 307}
+    assert s3_server.keys(bucket) == []

@@ -146,6 +146,34 @@ async def test_memory_stays_bounded_over_a_1gib_stream(
     assert peak - baseline < buffers + 20 * MiB, f"grew by {(peak - baseline) / MiB:.0f} MiB"
 
 
+async def test_uploads_cut_by_their_clients_give_their_memory_back(
+    server_process: tuple[str, int, str], rclone_server: S3Server
+) -> None:
+    url, pid, bucket = server_process
+    host, port = url.removeprefix("http://").split(":")
+    chunk = os.urandom(MiB)
+    async with aiohttp.ClientSession() as session, session.put(url + "/u/warm-up", data=chunk) as response:
+        assert response.status == 201
+    await asyncio.sleep(IDLE_BEFORE_GIVING_BACK + 0.5)
+    baseline = rss(pid)
+    for i in range(12):  # one at a time: each is aborted when its client goes away after 3 parts of 8 MiB
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"PUT /u/cut-{i} HTTP/1.1\r\nHost: t\r\nContent-Length: {64 * MiB}\r\n\r\n".encode())
+        for _ in range(26):
+            writer.write(chunk)
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(100):  # until the server has let go of the upload
+            await asyncio.sleep(0.05)
+            if not rclone_server.multipart_uploads(bucket):
+                break
+    await asyncio.sleep(IDLE_BEFORE_GIVING_BACK + 0.5)
+    grown = rss(pid) - baseline
+    assert grown < 6 * MiB, f"12 cut uploads left {grown / MiB:.1f} MiB behind"  # one upload's buffers are 41 MiB
+    assert rclone_server.keys(bucket) == ["warm-up"]
+
+
 async def test_socket_reads_reuse_memory_instead_of_faulting_in_fresh_pages(
     server_process: tuple[str, int, str],
 ) -> None:
