@@ -7,6 +7,7 @@ upload is scanned without being held in memory or on disk by this process.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import struct
 from typing import Literal, TypeAlias
@@ -17,6 +18,7 @@ Address: TypeAlias = tuple[Literal["tcp"], str, int] | tuple[Literal["unix"], st
 MAX_FRAME = 1 << 20
 _MAX_REPLY = 4096
 _TERMINATOR = struct.pack(">I", 0)
+_FOUND = re.compile(rb"stream: ([\x21-\x7e]{1,200}) FOUND")
 _LIMIT_MESSAGE = (
     "the stream was larger than clamd's StreamMaxLength, so clamd stopped reading and the upload cannot be scanned"
 )
@@ -38,10 +40,10 @@ def parse_address(address: str) -> Address:
     """Parse ``tcp://host:port`` or ``unix:///absolute/path``."""
     if address.startswith("unix://"):
         path = address[len("unix://") :]
-        if not path.startswith("/"):
+        if not path.startswith("/") or path.endswith("/"):
             raise ValueError(
                 f"invalid clamd address {address!r}: "
-                "a unix socket needs an absolute path, as in unix:///run/clamav/clamd.ctl"
+                "a unix socket needs the absolute path of the socket, as in unix:///run/clamav/clamd.ctl"
             )
         return ("unix", path)
     if address.startswith("tcp://"):
@@ -158,11 +160,10 @@ class ScanSession:
             self._drop()
         if not reply:
             raise self._lost(ConnectionError("clamd closed the connection"))
-        text = reply.decode("utf-8", "replace")
-        if text == "stream: OK":
+        if reply == b"stream: OK":
             return None
-        if text.startswith("stream: ") and text.endswith(" FOUND"):
-            return text[len("stream: ") : -len(" FOUND")]
+        if found := _FOUND.fullmatch(reply):
+            return found[1].decode()
         raise self._refusal(reply)
 
     async def close(self) -> None:
@@ -213,7 +214,7 @@ class ScanSession:
     def _refusal(self, reply: bytes) -> ClamdError:
         if b"size limit exceeded" in reply:
             return ClamdLimitExceeded(_LIMIT_MESSAGE)
-        return ClamdUnavailable(f"unexpected reply from clamd at {self._address}: {reply!r}")
+        return ClamdUnavailable(f"unexpected reply from clamd at {self._address}: {reply[:100]!r} ({len(reply)} bytes)")
 
     def _lost(self, exc: OSError) -> ClamdUnavailable:
         return ClamdUnavailable(f"lost connection to clamd at {self._address}: {exc}")

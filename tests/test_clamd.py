@@ -4,7 +4,10 @@ import asyncio
 import os
 import signal
 import socket
+import struct
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +51,22 @@ async def _scan(address: str, *blocks: bytes | memoryview) -> str | None:
         return await session.verdict()
     finally:
         await session.close()
+
+
+@asynccontextmanager
+async def answering_clamd(reply: bytes) -> AsyncIterator[str]:
+    """The address of a fake clamd that reads each stream scan to its end, then answers ``reply``."""
+
+    async def scan(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\0")
+        while size := struct.unpack(">I", await reader.readexactly(4))[0]:
+            await reader.readexactly(size)
+        writer.write(reply)
+        writer.close()
+
+    server = await asyncio.start_server(scan, "127.0.0.1", 0)
+    async with server:
+        yield f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
 
 def test_eicar_is_the_standard_test_file() -> None:
@@ -188,6 +207,18 @@ async def test_connection_refused(tmp_path: Path) -> None:
         assert await ping(address, TIMEOUT) is False
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [b"x" * 10_000, b"stream:  FOUND\0", b"stream: \x1b[2J FOUND\0", b"stream: " + b"A" * 300 + b" FOUND\0"],
+    ids=["garbage", "empty-signature", "control-characters", "overlong-signature"],
+)
+async def test_a_reply_that_is_not_a_verdict_is_unavailable_and_quoted_briefly(reply: bytes) -> None:
+    async with answering_clamd(reply) as address:
+        with pytest.raises(ClamdUnavailable, match="unexpected reply") as caught:
+            await _scan(address, b"data")
+    assert len(str(caught.value)) < 200
+
+
 async def test_close_is_idempotent_and_abandons_the_scan(
     clamd_server: ClamdServer,
 ) -> None:
@@ -232,6 +263,8 @@ def test_parse_address(address: str, expected: tuple[object, ...]) -> None:
         "tcp://user@127.0.0.1:3310",
         "tcp://127.0.0.1:3310/path",
         "unix://",
+        "unix:///",
+        "unix:///run/clamav/",
         "unix://relative/clamd.sock",
         "/run/clamav/clamd.ctl",
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import subprocess
@@ -199,6 +200,48 @@ def test_check_config_warns_when_encryption_comes_before_scanning(tmp_path: Path
     )
     assert run.returncode == 0
     assert "virus_scan runs after encryption" in run.stderr and "checksum runs after encryption" in run.stderr
+
+
+def check_config(config: Path, recipient: str, identity_file: Path) -> subprocess.CompletedProcess[str]:
+    config.write_text(
+        '[[routes]]\npath = "/u"\nbucket = "bucket"\nplugins = ["encryption"]\n'
+        f'[plugins.encryption]\nrecipients = ["{recipient}"]\nidentity_file = "{identity_file}"\n'
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "aiouploader", "check-config", str(config)], capture_output=True, text=True
+    )
+
+
+def test_check_config_warns_when_the_identity_file_cannot_decrypt_new_objects(
+    tmp_path: Path, keys: tuple[str, str, Path]
+) -> None:
+    old_identity = tmp_path / "old.txt"
+    old_identity.write_text(age.generate_identity()[0] + "\n")
+    warning = "identity_file holds no identity for any of the recipients: GET cannot decrypt objects stored now"
+    run = check_config(tmp_path / "c.toml", keys[1], old_identity)
+    assert run.returncode == 0
+    assert warning in run.stderr
+    run = check_config(tmp_path / "c.toml", keys[1], keys[2])
+    assert run.returncode == 0
+    assert run.stderr == ""
+
+
+@pytest.mark.parametrize("armored", [False, True], ids=["binary", "armored"])
+def test_a_passphrase_protected_identity_file_is_refused_saying_so(
+    tmp_path: Path, keys: tuple[str, str, Path], armored: bool
+) -> None:
+    encrypted = pyrage.passphrase.encrypt(f"{keys[0]}\n".encode(), "passphrase")
+    if armored:
+        encrypted = b"-----BEGIN AGE ENCRYPTED FILE-----\n%s\n-----END AGE ENCRYPTED FILE-----\n" % base64.b64encode(
+            encrypted
+        )
+    identity_file = tmp_path / "identity.age"
+    identity_file.write_bytes(encrypted)
+    run = check_config(tmp_path / "c.toml", keys[1], identity_file)
+    assert run.returncode == 2
+    [line] = run.stderr.splitlines()
+    assert "identity_file: not a text file of AGE-SECRET-KEY-1... lines" in line
+    assert "passphrase-protected" in line and "codec" not in line
 
 
 @pytest.mark.parametrize(

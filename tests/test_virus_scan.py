@@ -16,6 +16,7 @@ from aiouploader.config import ConfigError, validate
 from aiouploader.eicar import EICAR
 from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port
+from tests.test_clamd import answering_clamd
 
 if TYPE_CHECKING:
     from tests.fixtures.clamd import ClamdServer
@@ -27,6 +28,7 @@ SMALL_PARTS = {"part_size": "5MiB", "parts_in_flight": 2}
 CLAMD_FOUND = "Eicar-Test-Signature.UNOFFICIAL"
 PAUSE = 0.05
 VIRUS_SCAN_LOG = "aiouploader.builtin.virus_scan"
+RETRY_LATER = "The virus scanner is unavailable; retry later."
 
 
 class _SpyStage(UploadStage):
@@ -77,6 +79,10 @@ async def put(proxy: Proxy, key: str, body: Any) -> tuple[int, dict[str, Any], A
 def assert_nothing_left(s3_server: S3Server, bucket: str) -> None:
     assert s3_server.keys(bucket) == []
     assert s3_server.multipart_uploads(bucket) == []
+
+
+def scanner_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == VIRUS_SCAN_LOG and r.levelno == logging.WARNING]
 
 
 def clean(size: int) -> bytes:
@@ -214,15 +220,46 @@ async def test_clamd_killed_mid_upload_is_503_and_leaves_nothing(
 
 
 @pytest.mark.parametrize("address", ["tcp", "unix"])
-async def test_clamd_not_running_is_503(make_proxy: MakeProxy, s3_server: S3Server, bucket: str, address: str) -> None:
+async def test_clamd_not_running_is_503_with_the_details_in_the_log(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, caplog: pytest.LogCaptureFixture, address: str
+) -> None:
     clamd_address = f"tcp://127.0.0.1:{free_port()}" if address == "tcp" else "unix:///nonexistent/clamd.ctl"
     proxy = await proxy_for(make_proxy, bucket, backend="clamd", clamd_address=clamd_address)
     for body in (b"", clean(10_000), clean(PART + 10)):
-        status, result, headers = await put(proxy, "k", body)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger=VIRUS_SCAN_LOG):
+            status, result, headers = await put(proxy, "k", body)
         assert status == 503
-        assert result["error"]["code"] == "scanner_unavailable"
+        assert result["error"] == {"code": "scanner_unavailable", "message": RETRY_LATER}
         assert headers["Retry-After"]
+        [warning] = scanner_warnings(caplog)
+        assert getattr(warning, "request_id", None) == headers["X-Request-ID"]
+        assert f"cannot connect to clamd at {clamd_address}" in warning.getMessage()
     assert_nothing_left(s3_server, bucket)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"x" * 10_000, b"stream:  FOUND\0", b"stream: \x1b[2J FOUND\0"],
+    ids=["garbage", "empty-signature", "control"],
+)
+async def test_a_clamd_reply_that_is_not_a_verdict_is_503_or_unscanned_with_fail_open(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, caplog: pytest.LogCaptureFixture, reply: bytes
+) -> None:
+    async with answering_clamd(reply) as address:
+        proxy = await proxy_for(make_proxy, bucket, backend="clamd", clamd_address=address)
+        with caplog.at_level(logging.WARNING, logger=VIRUS_SCAN_LOG):
+            status, result, headers = await put(proxy, "k", clean(10_000))
+        assert status == 503
+        assert result["error"] == {"code": "scanner_unavailable", "message": RETRY_LATER}
+        [warning] = scanner_warnings(caplog)
+        assert getattr(warning, "request_id", None) == headers["X-Request-ID"]
+        assert "unexpected reply" in warning.getMessage() and len(warning.getMessage()) < 300
+        assert_nothing_left(s3_server, bucket)
+        proxy = await proxy_for(make_proxy, bucket, backend="clamd", clamd_address=address, fail_open=True)
+        status, result, _ = await put(proxy, "k", clean(10_000))
+        assert status == 201
+        assert result["plugins"]["virus_scan"]["verdict"] == "unscanned"
 
 
 async def test_fail_open_stores_unscanned_with_a_warning(
@@ -233,12 +270,12 @@ async def test_fail_open_stores_unscanned_with_a_warning(
     )
     body = clean(PART + 10)
     with caplog.at_level(logging.WARNING, logger=VIRUS_SCAN_LOG):
-        status, result, _ = await put(proxy, "k", body)
+        status, result, headers = await put(proxy, "k", body)
     assert status == 201
     assert result["plugins"]["virus_scan"]["verdict"] == "unscanned"
-    warnings = [r for r in caplog.records if r.name == VIRUS_SCAN_LOG and r.levelno == logging.WARNING]
-    assert len(warnings) == 1
-    assert "UNSCANNED" in warnings[0].getMessage()
+    [warning] = scanner_warnings(caplog)
+    assert getattr(warning, "request_id", None) == headers["X-Request-ID"]
+    assert "UNSCANNED" in warning.getMessage() and "\n" not in warning.getMessage()
     assert s3_server.get(bucket, "k") == body
 
 
@@ -281,6 +318,8 @@ async def test_over_clamd_stream_max_length_is_413_and_never_stored_unscanned(
         ({"backend": "clamd", "clamd_address": "tcp://127.0.0.1"}, "clamd_address"),
         ({"backend": "clamd", "clamd_address": "tcp://127.0.0.1:0"}, "clamd_address"),
         ({"backend": "clamd", "clamd_address": "unix://relative/path"}, "clamd_address"),
+        ({"backend": "clamd", "clamd_address": "unix:///"}, "clamd_address"),
+        ({"backend": "clamd", "max_size": 0}, "max_size"),
         ({"clamd_address": "http://127.0.0.1:3310"}, "clamd_address"),
         ({"backend": "clamav"}, "backend"),
         ({"timeout": 0}, "timeout"),

@@ -8,6 +8,7 @@ before the route encrypted) are served as they are.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
@@ -17,6 +18,8 @@ from ..hookspecs import Download, DownloadStage, Upload, UploadStage, hookimpl
 
 if TYPE_CHECKING:
     from .encryption_stages import Keys
+
+log = logging.getLogger(__name__)
 
 # The stages and age (cryptography: ~6 MiB of memory) are imported when a route encrypts, not before.
 
@@ -52,7 +55,14 @@ def aiouploader_configure(settings: dict[str, Any]) -> Keys:
     from .encryption_stages import load_keys
 
     parsed = parse_settings(EncryptionSettings, settings)
-    return load_keys(parsed.recipients, parsed.identity_file)
+    keys = load_keys(parsed.recipients, parsed.identity_file)
+    recipients = {recipient.public_bytes_raw() for recipient in keys.recipients}
+    if keys.identities and not any(i.public_key().public_bytes_raw() in recipients for i in keys.identities):
+        log.warning(
+            "encryption: identity_file holds no identity for any of the recipients: "
+            "GET cannot decrypt objects stored now"
+        )
+    return keys
 
 
 @hookimpl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -126,15 +127,27 @@ class DecryptStage(DownloadStage):
             raise _undecryptable(exc) from exc
 
 
+def _identity_text(data: bytes) -> str:
+    with contextlib.suppress(UnicodeDecodeError):
+        if not data.startswith((b"age-encryption.org/", b"-----BEGIN AGE ENCRYPTED FILE-----")):
+            return data.decode()
+    raise ValueError(
+        "not a text file of AGE-SECRET-KEY-1... lines "
+        "(a passphrase-protected identity file cannot be used; decrypt it with age -d first)"
+    )
+
+
 def load_keys(recipients: Sequence[str], identity_file: str | None) -> Keys:
     """The route's keys; a ``ValueError`` naming the setting when the identity file is unreadable or wrong."""
     identities: list[X25519PrivateKey] = []
     if identity_file:
         try:
-            with open(identity_file, encoding="utf-8") as file:
-                identities = age.parse_identities(file.read())
+            with open(identity_file, "rb") as file:
+                data = file.read()
         except OSError as exc:
             raise ValueError(f"identity_file: cannot read {identity_file} ({exc.strerror})") from None
+        try:
+            identities = age.parse_identities(_identity_text(data))
         except ValueError as exc:
             raise ValueError(f"identity_file: {exc}") from None
     return Keys([age.parse_recipient(r) for r in recipients], identities)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from .. import clamd
 from ..config import Settings, Size, parse_settings
@@ -36,6 +36,13 @@ class VirusScanSettings(Settings):
         clamd.parse_address(value)
         return value
 
+    @field_validator("max_size")
+    @classmethod
+    def _room_to_scan(cls, value: int, info: ValidationInfo) -> int:
+        if value == 0 and info.data.get("backend") == "clamd":
+            raise ValueError('must be above 0 with backend = "clamd", or every upload with a body gets 413')
+        return value
+
 
 def _too_large(settings: VirusScanSettings) -> PayloadTooLarge:
     return PayloadTooLarge(
@@ -50,13 +57,20 @@ def _over_clamd_limit() -> PayloadTooLarge:
     )
 
 
-def _unavailable(upload: Upload, settings: VirusScanSettings, exc: Exception) -> bool:
+def _unavailable(upload: Upload, settings: VirusScanSettings, exc: clamd.ClamdError) -> bool:
     """Whether to go on unscanned (``fail_open``); otherwise raise ``scanner_unavailable``."""
+    extra = {"request_id": upload.request_id}
     if settings.fail_open:
-        log.warning("upload %s stored UNSCANNED (fail_open): clamd failed: %s", upload.request_id, exc)
+        log.warning(
+            "request %s: virus scanner unavailable, upload stored UNSCANNED (fail_open): %s",
+            upload.request_id,
+            exc,
+            extra=extra,
+        )
         upload.reports["virus_scan"] = {"verdict": "unscanned", "backend": "clamd"}
         return True
-    raise ScannerUnavailable(f"The virus scanner is unavailable ({exc}); retry later.") from exc
+    log.warning("request %s: virus scanner unavailable, upload refused: %s", upload.request_id, exc, extra=extra)
+    raise ScannerUnavailable("The virus scanner is unavailable; retry later.") from exc
 
 
 class StubStage(UploadStage):

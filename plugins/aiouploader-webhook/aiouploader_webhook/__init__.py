@@ -12,7 +12,11 @@ The body is the upload result, the JSON the client got with its 201; the
 ``X-Request-ID`` header is the upload's. Delivery starts once S3 confirmed the
 object and never delays or fails the upload: a try fails on a connection
 error, a timeout or a status other than 2xx, and when every try failed the
-delivery is logged as an error with the request id and given up.
+delivery is logged as an error with the request id and given up. Nothing
+waits for deliveries when the server stops: one still running then is
+cancelled, and logged as given up in the same way.
+
+Logs show the URL without its user, password, query and fragment.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import functools
 import json
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import Field, field_validator
@@ -45,9 +50,21 @@ class WebhookSettings(Settings):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
+        problem = ValueError("must be an http:// or https:// URL with a host and, if any, a port in 1..65535")
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError:  # a port that is no number or above 65535, or a broken IPv6 address
+            raise problem from None
+        if not value.startswith(("http://", "https://")) or not parts.hostname or port == 0:
+            raise problem
         return value
+
+
+def _shown(url: str) -> str:
+    """``url`` fit to log: without the user and password, the query and the fragment, which may hold secrets."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 async def deliver(settings: WebhookSettings, body: bytes, request_id: str) -> bool:
@@ -65,6 +82,8 @@ async def deliver(settings: WebhookSettings, body: bytes, request_id: str) -> bo
                     problem = f"status {response.status}"
             except TimeoutError:
                 problem = f"no answer within {settings.timeout:g} seconds"
+            except aiohttp.ClientResponseError as exc:  # its text holds the URL it went to
+                problem = type(exc).__name__
             except aiohttp.ClientError as exc:
                 problem = str(exc) or type(exc).__name__
             log.warning(
@@ -72,14 +91,14 @@ async def deliver(settings: WebhookSettings, body: bytes, request_id: str) -> bo
                 request_id,
                 attempt + 1,
                 settings.attempts,
-                settings.url,
+                _shown(settings.url),
                 problem,
                 extra={"request_id": request_id},
             )
     log.error(
         "request %s: webhook to %s gave up after %d tries: %s",
         request_id,
-        settings.url,
+        _shown(settings.url),
         settings.attempts,
         problem,
         extra={"request_id": request_id},
@@ -88,7 +107,7 @@ async def deliver(settings: WebhookSettings, body: bytes, request_id: str) -> bo
 
 
 async def drain() -> None:
-    """Wait for the deliveries in progress: for tests, and for a graceful shutdown."""
+    """Wait for the deliveries in progress, and any they are joined by meanwhile (tests use it)."""
     while _deliveries:
         await asyncio.gather(*_deliveries, return_exceptions=True)
 
@@ -103,10 +122,17 @@ def aiouploader_upload_completed(upload: Upload, result: dict[str, Any], setting
     body = json.dumps(result).encode()
     task = asyncio.get_running_loop().create_task(deliver(settings, body, upload.request_id))
     _deliveries.add(task)
-    task.add_done_callback(functools.partial(_finished, upload.request_id))
+    task.add_done_callback(functools.partial(_finished, settings, upload.request_id))
 
 
-def _finished(request_id: str, task: asyncio.Task[bool]) -> None:
+def _finished(settings: WebhookSettings, request_id: str, task: asyncio.Task[bool]) -> None:
     _deliveries.discard(task)
-    if not task.cancelled() and (exc := task.exception()) is not None:
+    if task.cancelled():
+        log.error(
+            "request %s: webhook to %s gave up: cancelled",
+            request_id,
+            _shown(settings.url),
+            extra={"request_id": request_id},
+        )
+    elif (exc := task.exception()) is not None:
         log.error("request %s: webhook delivery failed", request_id, exc_info=exc, extra={"request_id": request_id})

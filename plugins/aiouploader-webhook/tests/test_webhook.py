@@ -13,6 +13,7 @@ import aiouploader_webhook
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from aiouploader.config import ConfigError
 from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port
@@ -27,6 +28,7 @@ class Receiver:
     answers: list[int]
     """Statuses for the next requests, in order (``NEVER`` holds one open); then 200."""
     calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    called: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @pytest.fixture
@@ -36,14 +38,19 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     async def hook(request: web.Request) -> web.Response:
         received.calls.append((dict(request.headers), await request.read()))
+        received.called.set()
         status = received.answers.pop(0) if received.answers else 200
         if status == NEVER:
             await release.wait()
             status = 200
         return web.Response(status=status)
 
+    async def loop(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(request.url)
+
     app = web.Application()
     app.router.add_post("/hook", hook)
+    app.router.add_post("/loop", loop)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     received.url = str(server.make_url("/hook"))
@@ -142,11 +149,55 @@ async def test_a_failed_upload_is_not_posted(
     assert receiver.calls == []
 
 
+@pytest.mark.parametrize("where", ["nowhere", "a redirect loop"])
+async def test_the_log_shows_the_url_without_its_secrets(
+    make_proxy: MakeProxy,
+    s3_server: S3Server,
+    bucket: str,
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+    where: str,
+) -> None:
+    to = URL(f"http://127.0.0.1:{free_port()}/hook") if where == "nowhere" else URL(receiver.url).with_path("/loop")
+    url = to.with_user("admin").with_password("hunter2").with_query(token="s3cr3t")
+    proxy = await proxy_with_webhook(make_proxy, bucket, url=str(url), attempts=2)
+    status, _ = await put(proxy, "a.txt", b"hello", "hook-6")
+    assert status == 201
+    await aiouploader_webhook.drain()
+    messages = logged(caplog, "hook-6", 30) + logged(caplog, "hook-6", 40)
+    assert len(messages) == 3
+    for message in messages:
+        assert f" to {to} " in message
+        assert "hunter2" not in message and "s3cr3t" not in message
+
+
+async def test_a_delivery_cancelled_as_the_server_stops_is_logged(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.answers = [NEVER]
+    proxy = await proxy_with_webhook(make_proxy, bucket, url=receiver.url, attempts=1)
+    status, _ = await put(proxy, "a.txt", b"hello", "hook-7")
+    assert status == 201
+    await asyncio.wait_for(receiver.called.wait(), 5)
+    # What asyncio.run does with the tasks still running when the server's coroutine returns.
+    deliveries = list(aiouploader_webhook._deliveries)
+    for task in deliveries:
+        task.cancel()
+    await asyncio.gather(*deliveries, return_exceptions=True)
+    [message] = logged(caplog, "hook-7", 40)
+    assert f"webhook to {receiver.url} gave up: cancelled" in message
+
+
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
         ({}, "url: Field required"),
         ({"url": "ftp://x"}, "url: must be an http"),
+        ({"url": "http://"}, "url: must be an http:// or https:// URL with a host"),
+        ({"url": "https://"}, "url: must be an http:// or https:// URL with a host"),
+        ({"url": "http://:8080/x"}, "url: must be an http:// or https:// URL with a host"),
+        ({"url": "http://127.0.0.1:99999/x"}, "url: must be an http:// or https:// URL with a host"),
+        ({"url": "http://127.0.0.1:0/x"}, "url: must be an http:// or https:// URL with a host"),
         ({"url": "http://x", "attempts": 0}, "attempts"),
     ],
 )
