@@ -61,6 +61,7 @@ curl -fsS -H 'Range: bytes=1000-1999' "$url" | cmp - <(tail -c +1001 "$work/body
 printf 'small' | curl -fsS -T - "http://127.0.0.1:$port/uploads/smoke/chunked.txt" >/dev/null
 [ "$(curl -fsS "http://127.0.0.1:$port/uploads/smoke/chunked.txt")" = small ]
 curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null
-curl -fsS "http://127.0.0.1:$port/metrics" | grep -q 'aiouploader_uploads_total{outcome="created",route="/uploads"} 2.0'
+metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")  # not piped into grep -q, which stops reading at the match
+grep -q 'aiouploader_uploads_total{outcome="created",route="/uploads"} 2.0' <<<"$metrics"
 if grep -q Traceback "$work/server.log"; then cat "$work/server.log" >&2; exit 1; fi
 echo "readonly-smoke: uploads and downloads work with a read-only root filesystem"
