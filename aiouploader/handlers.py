@@ -95,9 +95,8 @@ class Service:
         need, budget = self.buffer_need(content_length), self.config.server.max_buffered
         if need > budget:
             raise PayloadTooLarge(
-                f"An upload of {content_length} bytes needs parts of "
-                f"{part_size_for(1, self.config.s3.part_size, content_length)} bytes (S3 takes at most 10,000), "
-                f"which would hold more memory than server.max_buffered ({budget} bytes) allows."
+                f"An upload of {content_length} bytes needs parts so large (S3 takes at most 10,000) that they "
+                f"would hold {need} bytes of memory, more than server.max_buffered ({budget} bytes) allows."
             )
         if self._reserved + need > budget:
             raise Overloaded("The server's memory for uploads is taken; retry shortly.", retry_after=1)
