@@ -20,6 +20,8 @@ from yarl import URL
 from aiouploader.auth import hash_token, signed_url
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
+from .raw import closed
+
 SECRET = "signing-secret-" + "x" * 30
 
 
@@ -247,7 +249,7 @@ async def raw_exchange(proxy: Proxy, request: bytes) -> tuple[int, bytes, dict[s
         async with asyncio.timeout(5):
             head, _, body = (await reader.read()).partition(b"\r\n\r\n")
     finally:
-        writer.close()
+        await closed(writer)
     return int(head.split(b" ", 2)[1]), head, json.loads(body)
 
 

@@ -9,6 +9,8 @@ import pytest
 from aiouploader.auth import hash_token
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
+from .raw import closed
+
 APP = "https://app.example"
 
 
@@ -121,7 +123,7 @@ async def test_a_refusal_of_expect_100_continue_to_an_allowed_origin_is_marked(
         async with asyncio.timeout(5):
             head = (await reader.readuntil(b"\r\n\r\n")).decode()
     finally:
-        writer.close()
+        await closed(writer)
     assert head.startswith("HTTP/1.1 413")
     assert f"Access-Control-Allow-Origin: {APP}\r\n" in head and "Vary: Origin\r\n" in head
     assert s3_server.keys(bucket) == []

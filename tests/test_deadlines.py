@@ -12,6 +12,8 @@ import pytest
 from aiouploader.logs import RequestIds
 from aiouploader.testing import MakeProxy, S3Server
 
+from .raw import closed
+
 CUT_0 = "request stalled-0: response cut mid-stream: the client took nothing for 1 seconds"
 S3_POOL = 32
 """The S3 client's connections (app.client_config) with the default parts in flight."""
@@ -85,7 +87,7 @@ async def test_downloads_their_clients_stop_reading_are_cut_and_free_their_s3_co
             received = await stalled[0][0].read(-1)  # what the server sent before it gave up, then the end
     finally:
         for _, writer in stalled:
-            writer.close()
+            await closed(writer)
     assert received.startswith(b"HTTP/1.1 200") and len(received) < size
     (cut,) = [record for record in caplog.records if record.getMessage() == CUT_0]
     assert cut.__dict__.get("request_id") == "stalled-0"  # every record made while serving a request has its id

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiouploader.testing import MakeProxy, S3Server
+
+from .raw import closed
 
 
 async def test_uploads_beyond_the_memory_budget_are_overloaded(
@@ -60,7 +63,7 @@ async def test_a_length_that_needs_larger_parts_reserves_them(
             async with asyncio.timeout(5):
                 return await reader.readuntil(b"\r\n\r\n")
         finally:
-            writer.close()
+            await closed(writer)
 
     # 5 TiB needs parts of 525 MiB (S3 takes at most 10,000): two of them are more than the whole budget.
     answer = await claim(5 * 1024**4)
@@ -72,6 +75,8 @@ async def test_a_length_that_needs_larger_parts_reserves_them(
         assert (await claim(200 * 1024**3)).startswith(b"HTTP/1.1 503")
         assert (await claim(1024**3)).startswith(b"HTTP/1.1 100")
         held.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await held
     assert s3_server.keys(bucket) == []
 
 
@@ -82,4 +87,4 @@ async def claim_and_hold(host: str, port: int, length: int) -> None:
         writer.write(f"PUT /u/held HTTP/1.1\r\nHost: t\r\nContent-Length: {length}\r\n\r\nx".encode())
         await asyncio.Event().wait()
     finally:
-        writer.close()
+        await closed(writer)

@@ -12,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
+from .raw import closed
+
 MiB = 1024**2
 
 
@@ -125,7 +127,7 @@ async def test_answers_to_expect_100_continue_are_counted_and_logged(
             async with asyncio.timeout(5):
                 answer = (await reader.read()).decode("latin-1")  # then the connection closes: no body is coming
         finally:
-            writer.close()
+            await closed(writer)
         assert answer.startswith(f"HTTP/1.1 {status} ") and "100 Continue" not in answer
         assert f"X-Request-ID: expect-{status}" in answer
     text = await scrape(proxy)
