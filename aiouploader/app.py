@@ -31,14 +31,16 @@ def build_routes(config: Config, pm: pluggy.PluginManager) -> list[Route]:
     return [Route(route, Chain.for_route(pm, config, route)) for route in config.routes]
 
 
-def client_config(config: S3Config) -> AioConfig:
+def client_config(config: S3Config, downloads: int) -> AioConfig:
+    """The S3 client's settings: its pool holds a connection for each of ``downloads``, and as many again for uploads
+    and probes, so that slow readers never hold up an upload."""
     return AioConfig(
         region_name=config.region,
         signature_version="s3v4",
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
         retries={"mode": "standard", "max_attempts": config.max_attempts},
-        max_pool_connections=max(32, config.parts_in_flight * 16),
+        max_pool_connections=max(32, config.parts_in_flight * 16) + downloads,
         s3={"addressing_style": config.addressing_style, "payload_signing_enabled": False},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
@@ -61,6 +63,14 @@ def server_options(config: Config) -> dict[str, Any]:
     }
 
 
+def make_metrics_app(metrics: Metrics) -> web.Application:
+    """``/metrics`` alone, for ``server.metrics_port``."""
+    app = web.Application()
+    app[METRICS] = metrics
+    app.router.add_get("/metrics", handle_metrics)
+    return app
+
+
 def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:
     routes = build_routes(config, pm or make_plugin_manager())
     app = web.Application(middlewares=[cors, access, errors])
@@ -71,7 +81,9 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
 
     async def s3_client(app: web.Application) -> AsyncIterator[None]:
         session = aioboto3.Session()
-        async with session.client("s3", endpoint_url=config.s3.endpoint_url, config=client_config(config.s3)) as client:
+        async with session.client(
+            "s3", endpoint_url=config.s3.endpoint_url, config=client_config(config.s3, config.server.max_downloads)
+        ) as client:
             s3 = S3(InstrumentedClient(client, metrics), config.s3)
             app[handlers.SERVICE] = handlers.Service(config, routes, s3)
             sweeper = None
@@ -89,6 +101,7 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
     app.cleanup_ctx.append(s3_client)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
-    app.router.add_get("/metrics", handle_metrics)
+    if config.server.metrics_port is None:
+        app.router.add_get("/metrics", handle_metrics)
     app.router.add_route("*", r"/{tail:[\s\S]*}", handlers.handle, expect_handler=handlers.expect_handler)
     return app

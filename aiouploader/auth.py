@@ -8,13 +8,16 @@ made with one of several signing keys named by id, so keys can rotate::
 The signature covers the method, the route, the key (or key prefix), the
 expiry, the maximum size and the content type.
 
-Credentials for GET cover HEAD, the headers of the GET.
+Credentials for GET cover HEAD, the headers of the GET. An unknown key id is
+answered as a bad signature is (403), so that answers do not tell valid key ids
+apart.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +42,12 @@ class Grant:
     """Keys must start with this; a generated key is put under it."""
     max_size: int | None = None
     content_type: str | None = None
+    expires: int | None = None
+    """When a signed URL stops being valid (Unix time): nothing it grants may outlive it."""
+
+
+_UNKNOWN_KEY = secrets.token_hex(32)
+"""Checked against when a URL names no known key, so that an unknown key id is answered as a bad signature."""
 
 
 def _canonical(method: str, route: str, scope: str, expires: int, max_size: str, content_type: str) -> bytes:
@@ -168,8 +177,8 @@ class Authorizer:
         self, method: str, route: str, key: str | None, query: Mapping[str, str], content_length: int | None, now: float
     ) -> Grant:
         secret = self._keys.get(query.get("key_id", ""))
-        if secret is None:
-            raise Unauthorized("The URL is signed with an unknown key.")
+        known = secret is not None
+        secret = secret or _UNKNOWN_KEY
         try:
             expires = int(query.get("expires", ""))
         except ValueError:
@@ -183,11 +192,11 @@ class Authorizer:
         signed_for = [method, "GET"] if method == "HEAD" else [method]
         canonicals = (_canonical(m, route, scope, expires, max_size, content_type) for m in signed_for)
         matches = sent.isascii() and any(hmac.compare_digest(_signature(secret, c), sent) for c in canonicals)
-        if not (matches and covered):
+        if not (known and matches and covered):
             raise Forbidden("The signature does not match this request (method, route, key, limits or expiry).")
         if now > expires:
             raise Forbidden("The signed URL has expired.")
         size = int(max_size) if max_size.isdigit() else None
         if size is not None and content_length is not None and content_length > size:
             raise PayloadTooLarge(f"The upload is larger than the {size} bytes the signed URL allows.")
-        return Grant(f"signed:{query['key_id']}", query.get("prefix", ""), None, size, content_type or None)
+        return Grant(f"signed:{query['key_id']}", query.get("prefix", ""), None, size, content_type or None, expires)

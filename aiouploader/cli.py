@@ -95,6 +95,8 @@ def serve(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     config = load(args.config, default=DEV_CONFIG if args.dev else None, server=overrides)
     logs.configure(config.server.log_level)
+    for warning in config.warnings():
+        log.warning(warning)
     if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
         log.warning(
             "aiohttp's C HTTP parser is not in use (AIOHTTP_NO_EXTENSIONS is set or the extension is missing); "
@@ -151,12 +153,17 @@ async def _run(
     """
     from aiohttp import web
 
-    from .app import server_options
+    from .app import make_metrics_app, server_options
     from .config import ConfigError
     from .handlers import SERVICE
+    from .metrics import METRICS
     from .runner import Runner
 
     await _try_listening(config.server)
+    metrics_runner = None
+    if config.server.metrics_port is not None:
+        metrics_runner = web.AppRunner(make_metrics_app(app[METRICS]), access_log=None)
+        await metrics_runner.setup()
     grace = config.server.shutdown_grace
     runner = Runner(
         app,
@@ -169,6 +176,13 @@ async def _run(
             await web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context).start()
         except OSError as exc:
             raise ConfigError(_cannot_listen(config.server, exc)) from None
+        if metrics_runner is not None:
+            host, port = config.server.metrics_host, config.server.metrics_port
+            try:
+                await web.TCPSite(metrics_runner, host, port).start()
+            except OSError as exc:
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise ConfigError(f"server.metrics_port: cannot listen on {host}:{port} ({reason})") from None
         announce()
         stop, hurry = asyncio.Event(), asyncio.Event()
 
@@ -183,6 +197,8 @@ async def _run(
         cancelled = await app[SERVICE].drain(grace, hurry)
         log.info("drained: %d uploads cancelled", cancelled)
     finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await runner.cleanup()
 
 
@@ -219,9 +235,8 @@ def check_config(args: argparse.Namespace) -> int:
     config = load(args.path)
     _plugins(config)
     _tls(config)
-    for route in config.routes:
-        for warning in encryption.chain_warnings(route):
-            print(f"aiouploader: warning: {warning}", file=sys.stderr)
+    for warning in config.warnings() + [w for route in config.routes for w in encryption.chain_warnings(route)]:
+        print(f"aiouploader: warning: {warning}", file=sys.stderr)
     print(json.dumps(masked(config.model_dump(mode="json")), indent=2))
     return 0
 

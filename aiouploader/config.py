@@ -72,13 +72,19 @@ class ServerConfig(Settings):
     shutdown_grace: float = Field(30.0, ge=0)
     max_uploads: int = Field(64, ge=1)
     """Uploads handled at once; more get 503 ``overloaded`` with Retry-After."""
+    max_downloads: int = Field(64, ge=1)
+    """GET and HEAD requests on keys answered at once, each with an S3 connection of their own that uploads
+    never wait for; more get 503 ``overloaded`` with Retry-After."""
     max_buffered: Size = 2 * 1024**3
     """Memory all uploads together may hold; each reserves its bound when it starts (503 beyond)."""
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    """Serve ``/metrics`` on this port (of ``metrics_host``) alone, not on ``port``."""
+    metrics_host: str = "127.0.0.1"
     tls_cert: str | None = None
     """PEM certificate chain: serve HTTPS (with ``tls_key``)."""
     tls_key: str | None = None
 
-    @field_validator("host")
+    @field_validator("host", "metrics_host")
     @classmethod
     def _host_shape(cls, value: str) -> str:
         try:
@@ -152,6 +158,9 @@ class UploadConfig(Settings):
     block_size: Size = 1024**2
     max_form_files: int = Field(100, ge=1)
     """File fields one multipart/form-data POST may hold (400 beyond)."""
+    max_form_size: Size = 0
+    """Bytes the files of one multipart/form-data POST may hold together (413 beyond, none stored); 0: no bound
+    but each file's (size_limit bounds every file on its own)."""
 
     @field_validator("block_size")
     @classmethod
@@ -358,9 +367,56 @@ class Config(Settings):
             )
         return self
 
+    def overlapping_routes(self) -> list[tuple[RouteConfig, RouteConfig, list[str]]]:
+        """Pairs of routes that reach the same objects (one bucket, one prefix starting the other), with the
+        rules they differ in."""
+        pairs = []
+        for i, route in enumerate(self.routes):
+            for other in self.routes[i + 1 :]:
+                if route.bucket == other.bucket and (
+                    route.prefix.startswith(other.prefix) or other.prefix.startswith(route.prefix)
+                ):
+                    rules = [rule for rule in _RULES if _rule(self, route, rule) != _rule(self, other, rule)]
+                    if "plugins" in rules:  # then their settings differ too: not worth naming twice
+                        rules = [rule for rule in rules if rule != "plugin settings"]
+                    pairs.append((route, other, rules))
+        return pairs
+
+    @model_validator(mode="after")
+    def _routes_apart(self) -> Config:
+        """Two routes to the same objects under different rules would let a client of one go round the other's."""
+        for route, other, rules in self.overlapping_routes():
+            if rules:
+                raise ValueError(
+                    f"routes: {route.path} and {other.path} reach the same objects (bucket {route.bucket!r}, prefixes "
+                    f"{route.prefix!r} and {other.prefix!r}) but differ in {', '.join(rules)}: a client of one would "
+                    "go round the other's rules; give them prefixes that do not start one another, or one bucket each"
+                )
+        return self
+
+    def warnings(self) -> list[str]:
+        """What start-up lets through but an operator should hear of."""
+        return [
+            f"routes {route.path} and {other.path} reach the same objects (bucket {route.bucket!r}, prefixes "
+            f"{route.prefix!r} and {other.prefix!r}); their rules are the same, so either may overwrite the other's"
+            for route, other, rules in self.overlapping_routes()
+            if not rules
+        ]
+
     def plugin_settings(self, route: RouteConfig, name: str) -> dict[str, Any]:
         """The settings of plugin ``name`` on ``route``: the defaults, then the route's overrides."""
         return {**self.plugins.get(name, {}), **route.plugin_settings.get(name, {})}
+
+
+_RULES = ("auth", "plugins", "plugin settings", "allow_delete", "if_none_match")
+
+
+def _rule(config: Config, route: RouteConfig, rule: str) -> Any:
+    if rule == "plugin settings":
+        return [config.plugin_settings(route, name) for name in route.plugins]
+    if rule == "auth":
+        return sorted(route.auth)
+    return getattr(route, rule)
 
 
 def _env_value(text: str) -> Any:

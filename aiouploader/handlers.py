@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from .errors import (
     ExpectationFailed,
     Forbidden,
     MethodNotAllowed,
+    NotFound,
     NotReady,
     ObjectChanged,
     Overloaded,
@@ -68,6 +70,7 @@ class Service:
     authorizer: Authorizer = field(init=False)
     _by_client: Counter[str] = field(default_factory=Counter)
     _reserved: int = 0
+    _downloads: int = 0
     _give_back: asyncio.TimerHandle | None = None
 
     def __post_init__(self) -> None:
@@ -124,6 +127,17 @@ class Service:
             if not self.uploads:
                 self._idle.set()
                 self._give_back = asyncio.get_running_loop().call_later(IDLE_BEFORE_GIVING_BACK, allocator.give_back)
+
+    @contextlib.contextmanager
+    def downloading(self) -> Iterator[None]:
+        """Count a download against ``server.max_downloads``, whose S3 connections uploads never wait for."""
+        if self._downloads >= self.config.server.max_downloads:
+            raise Overloaded("The server is serving as many downloads as it may; retry shortly.", retry_after=1)
+        self._downloads += 1
+        try:
+            yield
+        finally:
+            self._downloads -= 1
 
     async def _until_idle(self, seconds: float, hurry: asyncio.Event | None = None) -> None:
         if not self.uploads:
@@ -195,10 +209,12 @@ def attempts(request: web.Request) -> Attempts:
     return request[ATTEMPTS]
 
 
-def _content_type(request: web.Request) -> str:
-    """The request's Content-Type as sent, parameters (such as charset) included, when it is plain ASCII."""
-    sent = request.headers.get("Content-Type", "").strip()
-    return sent if sent and sent.isascii() and sent.isprintable() else request.content_type
+def _content_type(sent: str | None) -> str | None:
+    """A Content-Type as sent, parameters (such as charset) included; it must be printable ASCII."""
+    sent = (sent or "").strip()
+    if not (sent.isascii() and sent.isprintable()):
+        raise BadRequest("The Content-Type must be printable ASCII, e.g. text/plain; charset=utf-8.")
+    return sent or None
 
 
 def _upload_for(request: web.Request, route: Route, key: str, content_type: str | None) -> Upload:
@@ -220,6 +236,11 @@ def _target(request: web.Request) -> tuple[Route, str | None]:
     return resolve(request.app[SERVICE].routes, path)
 
 
+def _is_form(request: web.Request, raw_key: str | None) -> bool:
+    """A POST of files in a multipart/form-data body, each limited as it streams rather than by Content-Length."""
+    return request.method == "POST" and raw_key is None and request.content_type == "multipart/form-data"
+
+
 def _authorize(request: web.Request) -> Grant | None:
     """Check the request's credentials against its route (once per request)."""
     if GRANT not in request:
@@ -231,7 +252,7 @@ def _authorize(request: web.Request) -> Grant | None:
             key=None if raw_key is None else unquote(raw_key),
             headers=request.headers,
             query=request.query,
-            content_length=None if request.content_type == "multipart/form-data" else request.content_length,
+            content_length=None if _is_form(request, raw_key) else request.content_length,
         )
     return request[GRANT]
 
@@ -248,11 +269,12 @@ def _prepare_upload(request: web.Request) -> Upload | None:
     conditions.only_if_absent(request.headers)
     if request.method == "PUT":
         key = key_from_path(raw_key or "", route.config.prefix)
-        upload = _upload_for(request, route, key, _content_type(request))
+        upload = _upload_for(request, route, key, _content_type(request.headers.get("Content-Type")))
     elif request.method == "POST" and raw_key is None:
-        if request.content_type == "multipart/form-data":
+        if _is_form(request, raw_key):
             return None
-        upload = _upload_for(request, route, _key_prefix(request) + generated_key(), _content_type(request))
+        key = _key_prefix(request) + generated_key()
+        upload = _upload_for(request, route, key, _content_type(request.headers.get("Content-Type")))
     else:
         return None
     _check_type(grant, request.headers.get("Content-Type"))
@@ -275,6 +297,8 @@ async def expect_handler(request: web.Request) -> web.StreamResponse | None:
     try:
         if request.headers.get("Expect", "").lower() != "100-continue":
             raise ExpectationFailed("Only 'Expect: 100-continue' is understood.")
+        if request.version < HttpVersion11:
+            return None  # RFC 9110 10.1.1: an HTTP/1.0 client's 100-continue is ignored
         if request.method in ("PUT", "POST"):
             request.app[SERVICE].admit(_authorize(request), request.content_length)
         if (upload := _prepare_upload(request)) is not None:
@@ -335,6 +359,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         raise BadRequest("Only HTTP/1.0 and HTTP/1.1 requests are served here.")
     if request.headers.get("Transfer-Encoding", "chunked").replace(" ", "").lower() != "chunked":
         raise BadRequest("Only the chunked transfer coding is understood; send the body as it is, or chunked.")
+    if request.path == "/metrics" and request.app[SERVICE].config.server.metrics_port is not None:
+        raise NotFound("/metrics is served on server.metrics_port.")
     if request.path in PROBES:
         raise MethodNotAllowed(f"{request.path} answers GET and HEAD.", headers={"Allow": "GET, HEAD"})
     route, raw_key = _target(request)
@@ -417,8 +443,13 @@ async def _redirect_to_s3(request: web.Request, route: Route, upload: Upload) ->
         params["ContentType"] = upload.content_type
     if conditions.only_if_absent(request.headers):
         params["IfNoneMatch"] = "*"
+    expires_in = route.config.direct_upload_expires
+    if grant and grant.expires is not None:
+        expires_in = min(expires_in, math.floor(grant.expires - time.time()))
+        if expires_in < 1:
+            raise Forbidden("The signed URL has expired.")
     url = await request.app[SERVICE].s3.client.generate_presigned_url(
-        ClientMethod="put_object", Params=params, ExpiresIn=route.config.direct_upload_expires
+        ClientMethod="put_object", Params=params, ExpiresIn=expires_in
     )
     return web.Response(status=307, headers={"Location": url})
 
@@ -430,12 +461,11 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
     part-way leaves the keys as they were.
     """
     service = request.app[SERVICE]
-    grant = _authorize(request)
-    max_size = grant.max_size if grant else None
+    max_size, bounded_by = _form_bound(_authorize(request), service.config.upload.max_form_size)
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError) as exc:
-        raise BadRequest(f"The multipart/form-data body is malformed ({exc}).") from None
+        raise _malformed(exc) from None
     staged: list[Staged] = []
     results: list[dict[str, Any]] = []
     try:
@@ -446,7 +476,7 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
                     await part.release()
                     continue
             except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
-                raise BadRequest(f"The multipart/form-data body is malformed ({exc}).") from None
+                raise _malformed(exc) from None
             if part is None:
                 break
             if isinstance(part, MultipartReader):
@@ -459,8 +489,8 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
                 )
             if any(earlier.upload.key == key for earlier in staged):
                 raise BadRequest(f"The form holds two files for the key {key!r}; give each file its own name.")
-            _check_type(grant, part.headers.get("Content-Type"))
-            upload = _upload_for(request, route, key, part.headers.get("Content-Type"))
+            _check_type(_authorize(request), part.headers.get("Content-Type"))
+            upload = _upload_for(request, route, key, _content_type(part.headers.get("Content-Type")))
             upload.content_length = None
             upload.form_field = part.name or ""
             read = _part_reader(part, service.config.upload.block_size)
@@ -470,9 +500,7 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
             except PayloadTooLarge:
                 if left is None or upload.size <= left:
                     raise
-                raise PayloadTooLarge(
-                    f"The form's files are larger than the {max_size} bytes its credentials allow."
-                ) from None
+                raise PayloadTooLarge(f"The form's files are larger than the {max_size} bytes {bounded_by}.") from None
         if not staged:
             raise BadRequest("The form has no file field.")
         while staged:
@@ -491,6 +519,23 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
             "ETag": results[0]["etag"],
         }
     return web.json_response({"uploads": results}, status=201, headers=headers)
+
+
+def _form_bound(grant: Grant | None, max_form_size: int) -> tuple[int | None, str]:
+    """The most a form's files may hold together, and what sets it."""
+    signed = grant.max_size if grant else None
+    if max_form_size and (signed is None or max_form_size < signed):
+        return max_form_size, "upload.max_form_size allows"
+    return signed, "its credentials allow"
+
+
+def _malformed(exc: Exception) -> BadRequest:
+    """The parser's words quote the body (a header line, a boundary): say what is wrong without them."""
+    if isinstance(exc, HttpProcessingError):
+        return BadRequest("The multipart/form-data body is malformed: a part's header is too long or unreadable.")
+    return BadRequest(
+        "The multipart/form-data body is malformed: its boundary or a part's headers do not follow RFC 7578."
+    )
 
 
 def _part_reader(part: BodyPartReader, size: int) -> Read:
@@ -527,10 +572,11 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 async def _handle_get(request: web.Request, route: Route, key: str) -> web.StreamResponse:
     """Answer from one object: when another replaces it before the answer starts, again from the new one."""
-    for _ in range(READ_ATTEMPTS - 1):
-        with contextlib.suppress(ObjectChanged):
-            return await _answer_get(request, route, key)
-    return await _answer_get(request, route, key)
+    with request.app[SERVICE].downloading():
+        for _ in range(READ_ATTEMPTS - 1):
+            with contextlib.suppress(ObjectChanged):
+                return await _answer_get(request, route, key)
+        return await _answer_get(request, route, key)
 
 
 async def _answer_get(request: web.Request, route: Route, key: str) -> web.StreamResponse:

@@ -1,5 +1,8 @@
 """JSON logs: one object per line for every record, and one access line per request.
 
+Non-ASCII text is written as it is, except what could break a line or turn
+text around (U+2028, U+2029, U+0085, bidi controls), which is escaped.
+
 Headers are never logged, and anything shaped like a credential (an
 Authorization value, a SigV4 credential or signature, a session token, an AWS
 key) is masked in every message before it is written.
@@ -39,6 +42,12 @@ _SECRETS = re.compile(
     | \b(?:AKIA|ASIA)[0-9A-Z]{16}\b                      # an AWS access key id
     """
 )
+_UNSAFE = re.compile("[\x85\u2028\u2029\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+"""What some tools take for a line break, and what changes how the text around it is shown (bidi controls)."""
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
 
 
 _REQUEST_ID: ContextVar[str | None] = ContextVar("aiouploader_request_id", default=None)
@@ -76,7 +85,7 @@ class JSONFormatter(logging.Formatter):
             line.update(fields)
         if record.exc_info:
             line["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return _UNSAFE.sub(_escaped, json.dumps(line, default=str, ensure_ascii=False))
 
 
 def configure(level: str) -> None:
@@ -119,7 +128,7 @@ def _fields(
         "duration": round(seconds, 6),
     }
     if ERROR in request:
-        fields["error"] = request[ERROR].message
+        fields["error"] = redact(request[ERROR].message)
     tried = request.get(ATTEMPTS)
     uploads = tried.uploads if tried else ([request[UPLOAD]] if UPLOAD in request else [])
     if uploads:

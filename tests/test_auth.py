@@ -100,13 +100,13 @@ def test_tokens_are_not_accepted_where_only_signed_urls_are() -> None:
 
 def test_a_signed_url_grants_its_key_limits_and_type() -> None:
     grant = check(query=signed(max_size=100, content_type="application/pdf"))
-    assert grant == Grant("signed:k1", "", max_size=100, content_type="application/pdf")
+    assert grant == Grant("signed:k1", "", max_size=100, content_type="application/pdf", expires=NOW + 60)
 
 
 def test_a_signed_prefix_covers_keys_under_it_and_generated_keys() -> None:
     query = signed(key=None, prefix="user-7/")
-    assert check(key="user-7/photo.jpg", query=query) == Grant("signed:k1", "user-7/")
-    assert check(method="PUT", key=None, query=query) == Grant("signed:k1", "user-7/")
+    assert check(key="user-7/photo.jpg", query=query) == Grant("signed:k1", "user-7/", expires=NOW + 60)
+    assert check(method="PUT", key=None, query=query) == Grant("signed:k1", "user-7/", expires=NOW + 60)
     with pytest.raises(Forbidden):
         check(key="user-8/photo.jpg", query=query)
 
@@ -117,7 +117,7 @@ def test_a_signed_prefix_covers_keys_under_it_and_generated_keys() -> None:
         (signed(expires=NOW - 1), {}, Forbidden),
         (signed(secret="x" * 40), {}, Forbidden),
         (signed(key_id="k2"), {}, Forbidden),
-        (signed(key_id="nope"), {}, Unauthorized),
+        (signed(key_id="nope"), {}, Forbidden),
         (signed(max_size=5), {}, PayloadTooLarge),
         (signed(), {"method": "DELETE"}, Forbidden),
         (signed(), {"route": "/other"}, Forbidden),
@@ -134,6 +134,15 @@ def test_a_tampered_or_misused_signed_url_is_refused(
 ) -> None:
     with pytest.raises(error):
         check(query=query, **request_changes)  # type: ignore[arg-type]
+
+
+def test_an_unknown_key_id_is_answered_as_a_bad_signature() -> None:
+    answers = []
+    for query in (signed(key_id="nope"), signed(secret="x" * 40)):
+        with pytest.raises(Forbidden) as raised:
+            check(query=query)
+        answers.append((raised.value.status, raised.value.to_json()))
+    assert answers[0] == answers[1]
 
 
 def test_signing_keys_must_be_long() -> None:

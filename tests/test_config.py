@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -319,3 +320,57 @@ def test_sign_refuses_a_key_or_prefix_no_request_can_use(tmp_path: Path, option:
     env = {"PATH": "/usr/bin:/bin", "AIOUPLOADER_AUTH__SIGNING_KEYS__K1": "s" * 32}
     sign = ["sign", "--config", str(path), "--route", "/uploads", "--key-id", "k1", option, value]
     assert_refused(sign, option, env, "segment")
+
+
+OPEN_AND_TOKEN = (
+    TOKEN
+    + '[[routes]]\npath = "/openab"\nbucket = "bk1"\nprefix = "to"\n'
+    + '[[routes]]\npath = "/tok"\nbucket = "bk1"\nprefix = "tok/"\nauth = ["token"]\n'
+)
+
+
+def test_routes_that_reach_the_same_objects_under_other_rules_stop_start_up(tmp_path: Path) -> None:
+    """An open route whose prefix starts a token route's would let anyone overwrite what the token guards."""
+    path = tmp_path / "c.toml"
+    path.write_text(OPEN_AND_TOKEN)
+    line = assert_refused(["check-config", str(path)], "routes: /openab and /tok", None, "'to'", "'tok/'", "auth")
+    assert "bk1" in line
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "differ"),
+    [
+        ('prefix = "a/"\nplugins = ["size_limit"]', 'prefix = "a/b/"', "plugins"),
+        ('plugins = ["size_limit"]', 'plugins = ["size_limit"]\nplugin_settings.size_limit.max_size = 1', "settings"),
+        ('prefix = "x"', 'prefix = "x"\nallow_delete = true', "allow_delete"),
+        ("", "if_none_match = true", "if_none_match"),
+    ],
+)
+def test_any_rule_two_overlapping_routes_differ_in_is_named(first: str, second: str, differ: str) -> None:
+    text = f'[[routes]]\npath = "/one"\nbucket = "bk1"\n{first}\n[[routes]]\npath = "/two"\nbucket = "bk1"\n{second}\n'
+    with pytest.raises(ConfigError, match=f"/one and /two .* differ in .*{differ}"):
+        validate(tomllib.loads(text))
+
+
+def test_routes_apart_or_alike_start(tmp_path: Path) -> None:
+    apart = (
+        '[[routes]]\npath = "/a"\nbucket = "bk1"\nprefix = "a/"\n'
+        '[[routes]]\npath = "/b"\nbucket = "bk1"\nprefix = "b/"\nauth = ["token"]\n'
+        '[[routes]]\npath = "/c"\nbucket = "bk2"\n'
+    )
+    assert validate(tomllib.loads(TOKEN + apart)).warnings() == []
+    alike = '[[routes]]\npath = "/a"\nbucket = "bk1"\n[[routes]]\npath = "/b"\nbucket = "bk1"\nprefix = "b/"\n'
+    path = tmp_path / "c.toml"
+    path.write_text(alike)
+    run = subprocess.run(
+        [sys.executable, "-m", "aiouploader", "check-config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert "warning: routes /a and /b reach the same objects" in run.stderr
+
+
+def test_a_metrics_port_of_its_own_is_validated() -> None:
+    with pytest.raises(ConfigError, match=r"server\.metrics_port"):
+        validate(tomllib.loads(ROUTE + "[server]\nmetrics_port = 70000\n"))
+    with pytest.raises(ConfigError, match=r"server\.metrics_host"):
+        validate(tomllib.loads(ROUTE + '[server]\nmetrics_port = 9100\nmetrics_host = "bad host!"\n'))

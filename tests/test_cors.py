@@ -17,8 +17,14 @@ APP = "https://app.example"
 async def cors_proxy(make_proxy: MakeProxy, bucket: str) -> Proxy:
     return await make_proxy(
         routes=[
-            {"path": "/browser", "bucket": bucket, "auth": ["token"], "cors": {"allow_origins": [APP]}},
-            {"path": "/internal", "bucket": bucket},
+            {
+                "path": "/browser",
+                "bucket": bucket,
+                "prefix": "browser/",
+                "auth": ["token"],
+                "cors": {"allow_origins": [APP]},
+            },
+            {"path": "/internal", "bucket": bucket, "prefix": "internal/"},
         ],
         auth={"tokens": [{"name": "page", "sha256": hash_token("page-token")}]},
     )

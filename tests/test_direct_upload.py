@@ -90,3 +90,36 @@ async def test_if_none_match_goes_with_the_presigned_url(
         async with aiohttp.ClientSession() as direct, direct.put(location, data=b"x", headers=headers) as r:
             assert r.status == 412
     assert s3_server.get(bucket, "taken") == b"first"
+
+
+async def test_a_signed_size_limit_holds_whatever_content_type_a_put_claims(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    """multipart/form-data is a form only on a POST to the route: a PUT claiming it is limited by its length."""
+    proxy = await make_proxy(
+        routes=[{"path": "/direct", "bucket": bucket, "direct_upload": True, "auth": ["signed"]}],
+        auth={"signing_keys": {"k1": SECRET}},
+    )
+    url = signed_url(proxy(""), SECRET, "k1", method="PUT", route="/direct", expires_in=60, key="x.bin", max_size=10)
+    for expect in ({}, {"Expect": "100-continue"}):
+        headers = {"Content-Type": "multipart/form-data", **expect}
+        async with proxy.session.put(
+            URL(url, encoded=True), data=b"x" * 300_000, headers=headers, allow_redirects=False
+        ) as r:
+            assert r.status == 413, expect
+            assert "Location" not in r.headers
+    assert s3_server.keys(bucket) == []
+
+
+async def test_the_presigned_url_expires_no_later_than_the_signed_url(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await make_proxy(
+        routes=[{"path": "/direct", "bucket": bucket, "direct_upload": True, "auth": ["signed"]}],
+        auth={"signing_keys": {"k1": SECRET}},
+    )
+    url = signed_url(proxy(""), SECRET, "k1", method="PUT", route="/direct", expires_in=5, key="a.bin")
+    async with proxy.session.put(URL(url, encoded=True), data=b"tiny", allow_redirects=False) as r:
+        assert r.status == 307
+        location = URL(r.headers["Location"], encoded=True)
+    assert 1 <= int(location.query["X-Amz-Expires"]) <= 5  # not direct_upload_expires, 300

@@ -150,6 +150,26 @@ def stored_one(name_is: Callable[[str], bool], content: bytes = b"hello") -> Che
     return check
 
 
+def quotes_nothing_of(sent: bytes) -> Check:
+    """The case is refused without quoting what the client sent, and stores nothing."""
+
+    def check(answer: Answer, s3: S3Server, bucket: str) -> None:
+        assert sent not in answer.body, answer.body
+        assert s3.keys(bucket) == []
+
+    return check
+
+
+def without_interim(then: Check) -> Check:
+    """No 1xx answer came before the final one, which ``then`` checks."""
+
+    def check(answer: Answer, s3: S3Server, bucket: str) -> None:
+        assert answer.interim == [], answer.interim
+        then(answer, s3, bucket)
+
+    return check
+
+
 def last_segment(expected: str) -> Callable[[str], bool]:
     return lambda key: key.rsplit("/", 1)[-1] == expected
 
@@ -574,6 +594,33 @@ CASES: list[Case] = [
         form(part(b'form-data; name="f"; filename="' + b"n" * 10_000 + b'"') + b"--B--\r\n"),
         400,
         "bad_request",  # the part's header line passes aiohttp's 8190-byte limit
+        check=quotes_nothing_of(b"nnnnnnnn"),
+    ),
+    Case(
+        "form-bad-boundary-not-quoted",
+        form(b"--X\r\nsecret-looking-line\r\n--X--\r\n"),
+        400,
+        "bad_request",
+        check=quotes_nothing_of(b"secret-looking-line"),
+    ),
+    # Content-Type: printable ASCII only, never stored or sent back raw
+    Case(
+        "content-type-non-ascii", put("/uploads/t", headers=["Content-Type: text/\u00e9".encode()]), 400, "bad_request"
+    ),
+    Case("content-type-not-utf8", put("/uploads/t", headers=[b"Content-Type: text/\xff"]), 400, "bad_request"),
+    Case("content-type-control", put("/uploads/t", headers=[b"Content-Type: text/plain\x7f"]), 400, "bad_request"),
+    Case(
+        "form-part-content-type-non-ascii",
+        form(part(b'form-data; name="f"; filename="a"', extra="Content-Type: text/\u00e9\r\n".encode()) + b"--B--\r\n"),
+        400,
+        "bad_request",
+    ),
+    # RFC 9110 10.1.1: no 100 Continue for an HTTP/1.0 client
+    Case(
+        "expect-100-continue-http-1.0",
+        message("PUT /uploads/old HTTP/1.0", ["Content-Length: 5", "Expect: 100-continue"], b"hello"),
+        201,
+        check=without_interim(stored_one(lambda key: key == "old")),
     ),
     Case(
         "form-filename-8k",

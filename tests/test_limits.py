@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator
 
 from aiouploader.testing import MakeProxy, S3Server
@@ -88,3 +90,70 @@ async def claim_and_hold(host: str, port: int, length: int) -> None:
         await asyncio.Event().wait()
     finally:
         await closed(writer)
+
+
+async def stalled_downloads(
+    proxy_url: str, path: str, count: int
+) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """GETs whose clients read nothing, with small receive buffers: each holds its S3 connection."""
+    host, port = proxy_url.removeprefix("http://").split(":")
+    stalled = []
+    for i in range(count):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((host, int(port)))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Request-ID: slow-{i}\r\n\r\n".encode())
+        stalled.append((reader, writer))
+    return stalled
+
+
+async def test_slow_downloads_never_hold_up_uploads_or_readiness(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    """More readers than the upload side's S3 connections (32) hold theirs; uploads and /readyz still answer."""
+    s3_server.client.put_object(Bucket=bucket, Key="big", Body=os.urandom(20 * 1024**2))
+    proxy = await make_proxy(routes=[{"path": "/u", "bucket": bucket}], server={"body_idle_timeout": 120})
+    stalled = await stalled_downloads(proxy.url, "/u/big", 36)
+    try:
+        async with asyncio.timeout(30):  # without connections of their own, they hold everyone else's for 120 s
+            heads = [await reader.readuntil(b"\r\n\r\n") for reader, _ in stalled]
+            assert all(head.startswith(b"HTTP/1.1 200") for head in heads)
+            async with proxy.session.put(proxy("/u/after"), data=b"uploaded") as response:
+                assert response.status == 201
+            async with proxy.session.get(proxy("/readyz")) as response:
+                assert response.status == 200
+        assert all(not reader.at_eof() for reader, _ in stalled)  # still being served
+    finally:
+        for _, writer in stalled:
+            await closed(writer)
+    assert s3_server.get(bucket, "after") == b"uploaded"
+
+
+async def test_downloads_beyond_max_downloads_are_overloaded(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    s3_server.client.put_object(Bucket=bucket, Key="big", Body=os.urandom(20 * 1024**2))
+    proxy = await make_proxy(routes=[{"path": "/u", "bucket": bucket}], server={"max_downloads": 2})
+    stalled = await stalled_downloads(proxy.url, "/u/big", 2)
+    try:
+        for reader, _ in stalled:
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        for method in ("GET", "HEAD"):
+            async with proxy.session.request(method, proxy("/u/big")) as response:
+                assert (response.status, response.headers["Retry-After"]) == (503, "1")
+                if method == "GET":
+                    assert (await response.json())["error"]["code"] == "overloaded"
+        async with proxy.session.put(proxy("/u/small"), data=b"x") as response:
+            assert response.status == 201  # uploads are not downloads
+    finally:
+        for _, writer in stalled:
+            await closed(writer)
+    for _ in range(50):  # the server notices the closed connections
+        async with proxy.session.get(proxy("/u/small")) as response:
+            if response.status == 200:
+                assert await response.read() == b"x"
+                break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("downloads stayed overloaded after the others ended")

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -95,3 +96,20 @@ async def test_no_log_line_holds_a_token_or_credential(rclone_server: S3Server, 
     for secret in ("secret-token-xyz", "session-token-secret-456", os.environ["AWS_SECRET_ACCESS_KEY"]):
         assert secret not in output
     assert os.environ["AWS_ACCESS_KEY_ID"] not in output
+
+
+async def test_line_breaking_and_bidi_characters_in_keys_are_escaped(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aiouploader.access")
+    proxy = await make_proxy(routes=[{"path": "/u", "bucket": bucket}])
+    key = "a\u2028b\u2029c\u0085d\u202ee\u2066f-\u00e9t\u00e9.txt"
+    async with proxy.session.put(proxy("/u/" + quote(key)), data=b"x") as response:
+        assert response.status in (201, 400)  # the store's rules for keys: logged either way
+    formatter = JSONFormatter()
+    (record,) = [r for r in caplog.records if r.name == "aiouploader.access"]
+    text = formatter.format(record)
+    assert len(text.splitlines()) == 1 and len(text.split("\n")) == 1
+    assert not any(ch in text for ch in "\u2028\u2029\u0085\u202e\u2066")
+    assert "\\u2028" in text and "\\u202e" in text and "\u00e9t\u00e9" in text  # other text stays readable
+    assert json.loads(text)["path"] == "/u/" + key

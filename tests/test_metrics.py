@@ -6,13 +6,16 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aiouploader.testing import MakeProxy, Proxy, S3Server
+from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port
 
 from .raw import closed
+from .serving import serve
 
 MiB = 1024**2
 
@@ -115,7 +118,7 @@ async def test_answers_to_expect_100_continue_are_counted_and_logged(
     caplog.set_level(logging.INFO, logger="aiouploader.access")
     routes = [
         {"path": "/u", "bucket": bucket, "plugins": ["size_limit"], "plugin_settings": {"size_limit": {"max_size": 9}}},
-        {"path": "/direct", "bucket": bucket, "direct_upload": True},
+        {"path": "/direct", "bucket": s3_server.create_bucket(), "direct_upload": True},
     ]
     proxy = await make_proxy(routes=routes)
     host, port = proxy.url.removeprefix("http://").split(":")
@@ -136,3 +139,23 @@ async def test_answers_to_expect_100_continue_are_counted_and_logged(
     logged = {r.__dict__["fields"]["request_id"]: r.__dict__["fields"]["status"] for r in caplog.records}
     assert logged == {"expect-413": 413, "expect-307": 307}
     assert s3_server.keys(bucket) == []
+
+
+async def test_metrics_can_be_served_on_a_port_of_their_own(rclone_server: S3Server, tmp_path: Path) -> None:
+    """For operators who expose the main port: /metrics leaves it, and answers on metrics_host:metrics_port."""
+    metrics_port = free_port()
+    served = serve(tmp_path, rclone_server, rclone_server.create_bucket(), server=f"metrics_port = {metrics_port}")
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.put(served.url + "/u/k.txt", data=b"x") as response:
+                assert response.status == 201
+            async with session.get(served.url + "/metrics") as response:
+                assert response.status == 404
+            async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+                assert response.status == 200
+                text = await response.text()
+        assert 'aiouploader_uploads_total{outcome="created",route="/u"} 1.0' in text
+        served.process.terminate()
+        assert await asyncio.to_thread(served.process.wait, 30) == 0
+    finally:
+        served.stop()

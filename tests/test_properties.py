@@ -47,7 +47,10 @@ class Harness:
         self.thread.start()
         config = proxy_config(
             s3_server.endpoint_url,
-            [{"path": path, "bucket": self.bucket, "plugins": list(chain)} for chain, path in ROUTE.items()],
+            [
+                {"path": path, "bucket": self.bucket, "prefix": f"{path[1:]}/", "plugins": list(chain)}
+                for chain, path in ROUTE.items()
+            ],
             s3={"part_size": "5MiB", "parts_in_flight": 2},
             upload={"block_size": "256KiB"},
             plugins={

@@ -145,10 +145,11 @@ async def test_route_override_wins_over_the_global_default(
 ) -> None:
     proxy = await make_proxy(
         routes=[
-            {"path": "/default", "bucket": bucket, "plugins": ["size_limit"]},
+            {"path": "/default", "bucket": bucket, "prefix": "default/", "plugins": ["size_limit"]},
             {
                 "path": "/small",
                 "bucket": bucket,
+                "prefix": "small/",
                 "plugins": ["size_limit"],
                 "plugin_settings": {"size_limit": {"max_size": 1000}},
             },
@@ -163,7 +164,7 @@ async def test_route_override_wins_over_the_global_default(
     status, result = await put(proxy, "/default/d", os.urandom(3001))
     assert status == 413
     assert "3000B" in result["error"]["message"]
-    assert s3_server.keys(bucket) == ["a", "c"]
+    assert s3_server.keys(bucket) == ["default/c", "small/a"]
     assert s3_server.multipart_uploads(bucket) == []
 
 
@@ -276,10 +277,11 @@ def test_invalid_route_override_names_the_route() -> None:
     config = validate(
         {
             "routes": [
-                {"path": "/ok", "bucket": "bucket", "plugins": ["size_limit"]},
+                {"path": "/ok", "bucket": "bucket", "prefix": "ok/", "plugins": ["size_limit"]},
                 {
                     "path": "/bad",
                     "bucket": "bucket",
+                    "prefix": "bad/",
                     "plugins": ["size_limit"],
                     "plugin_settings": {"size_limit": {"max_size": "lots", "typo": 1}},
                 },

@@ -281,6 +281,38 @@ async def test_a_form_with_more_files_than_allowed_is_refused(
     assert s3_server.multipart_uploads(bucket) == []
 
 
+async def test_a_forms_files_together_are_bounded_by_max_form_size_and_each_by_size_limit(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    import aiohttp
+
+    proxy = await make_proxy(
+        routes=[
+            {
+                "path": "/uploads",
+                "bucket": bucket,
+                "plugins": ["size_limit"],
+                "plugin_settings": {"size_limit": {"max_size": 1000}},
+            }
+        ],
+        upload={"max_form_size": 2500},
+    )
+    for sizes, status, named in (
+        ((1000, 1000), 201, None),
+        ((1001,), 413, "1000B this route accepts"),
+        ((1000, 1000, 1000), 413, "2500 bytes upload.max_form_size allows"),
+    ):
+        form = aiohttp.FormData()
+        for i, size in enumerate(sizes):
+            form.add_field(f"f{i}", b"x" * size, filename=f"{len(sizes)}-{i}")
+        async with proxy.session.post(proxy("/uploads/"), data=form) as response:
+            assert response.status == status, await response.text()
+            if named:
+                assert named in (await response.json())["error"]["message"]
+    assert sorted(key.rsplit("/", 1)[1] for key in s3_server.keys(bucket)) == ["2-0", "2-1"]
+    assert s3_server.multipart_uploads(bucket) == []
+
+
 async def test_form_stores_an_empty_file_beside_others(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     import aiohttp
 
@@ -513,7 +545,12 @@ async def test_get_missing_object_is_404(make_proxy: MakeProxy, s3_server: S3Ser
 
 async def test_delete_only_where_allowed(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     route = {"bucket": bucket, "plugins": []}
-    proxy = await make_proxy(routes=[{"path": "/keep", **route}, {"path": "/scratch", **route, "allow_delete": True}])
+    proxy = await make_proxy(
+        routes=[
+            {"path": "/keep", "prefix": "keep/", **route},
+            {"path": "/scratch", "prefix": "scratch/", **route, "allow_delete": True},
+        ]
+    )
     for path in ("/keep/a", "/scratch/b"):
         async with proxy.session.put(proxy(path), data=b"x") as response:
             assert response.status == 201
@@ -524,7 +561,7 @@ async def test_delete_only_where_allowed(make_proxy: MakeProxy, s3_server: S3Ser
         assert response.status == 204
     async with proxy.session.delete(proxy("/scratch/b")) as response:
         assert response.status == 404
-    assert s3_server.keys(bucket) == ["a"]
+    assert s3_server.keys(bucket) == ["keep/a"]
 
 
 async def test_request_id_is_echoed_or_generated(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
@@ -612,8 +649,8 @@ async def test_plugins_run_in_the_configured_order(make_proxy: MakeProxy, s3_ser
     route = {"bucket": bucket, "plugins": []}
     proxy = await make_proxy(
         routes=[
-            {"path": "/ab", **route, "plugins": ["tag_a", "tag_b"]},
-            {"path": "/ba", **route, "plugins": ["tag_b", "tag_a"]},
+            {"path": "/ab", "prefix": "ab/", **route, "plugins": ["tag_a", "tag_b"]},
+            {"path": "/ba", "prefix": "ba/", **route, "plugins": ["tag_b", "tag_a"]},
         ],
         pm=pm,
         s3=SMALL_PARTS,
@@ -624,8 +661,8 @@ async def test_plugins_run_in_the_configured_order(make_proxy: MakeProxy, s3_ser
             result = await response.json()
             assert response.status == 201
             assert result["size"] == len(body) and result["stored_size"] == len(body) + 6
-    assert s3_server.get(bucket, "x") == body + b"<A><B>"
-    assert s3_server.get(bucket, "y") == body + b"<B><A>"
+    assert s3_server.get(bucket, "ab/x") == body + b"<A><B>"
+    assert s3_server.get(bucket, "ba/y") == body + b"<B><A>"
     assert first.log[-1] == "<A>:close" and "<A>:finish" in first.log
 
 
