@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,30 +35,12 @@ from botocore.exceptions import ClientError
 from .app import make_app, server_options
 from .config import Config, validate
 from .plugin_manager import make_plugin_manager
+from .ports import free_port as free_port
+from .ports import wait_for_port as wait_for_port
 from .runner import Runner
 
 ACCESS_KEY = "aiouploader-test"
 SECRET_KEY = "aiouploader-test-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on port {port} within {timeout:g}s")
 
 
 @dataclass

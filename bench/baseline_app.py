@@ -75,7 +75,8 @@ class QueueReader:
     async def put(self, item: Any) -> None:
         if self._space.locked():
             acquire = asyncio.ensure_future(self._space.acquire())
-            await asyncio.wait({acquire, self.done}, return_when=asyncio.FIRST_COMPLETED)
+            either: set[asyncio.Future[Any]] = {acquire, self.done}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if not acquire.done():
                 acquire.cancel()
                 await self.done  # the upload thread failed: raise its error

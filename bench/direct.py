@@ -12,8 +12,11 @@ on stdin, one answer on stdout.
 
 The multipart upload mirrors aiouploader's writer: same part size, at most
 ``parts_in_flight`` parts on their way per upload, one aiobotocore client with
-the same settings (no payload signing, checksums only where S3 requires them),
-and none of the extra digests aiouploader computes: this is the ceiling.
+the same settings (no payload signing, checksums only where S3 requires them;
+the bench takes them from aiouploader and passes them as
+``--client-config``, so that this process need not import aiouploader, whose
+modules would count in its peak RSS), and none of the extra digests
+aiouploader computes: this is the ceiling.
 """
 
 from __future__ import annotations
@@ -29,19 +32,6 @@ from typing import Any
 
 import aioboto3
 from aiobotocore.config import AioConfig
-
-
-def client_config(parts_in_flight: int) -> AioConfig:
-    return AioConfig(
-        region_name="us-east-1",
-        connect_timeout=10,
-        read_timeout=60,
-        retries={"mode": "standard", "max_attempts": 5},
-        max_pool_connections=max(32, parts_in_flight * 16),
-        s3={"addressing_style": "path", "payload_signing_enabled": False},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
 
 
 async def multipart(client: Any, bucket: str, key: str, data: bytes, part_size: int, in_flight: int) -> None:
@@ -88,11 +78,12 @@ async def main() -> None:
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--part-size", type=int, required=True)
     parser.add_argument("--parts-in-flight", type=int, required=True)
+    parser.add_argument("--client-config", type=json.loads, required=True, help="AioConfig's arguments, as JSON")
     args = parser.parse_args()
     loop = asyncio.get_running_loop()
     payloads: dict[str, bytes] = {}
     session = aioboto3.Session()
-    async with session.client("s3", endpoint_url=args.endpoint, config=client_config(args.parts_in_flight)) as client:
+    async with session.client("s3", endpoint_url=args.endpoint, config=AioConfig(**args.client_config)) as client:
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
             if not line:

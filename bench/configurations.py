@@ -1,0 +1,97 @@
+"""The configurations (a) to (i) that the bench compares, and the config file of each aiouploader server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tomllib
+from collections.abc import Callable
+from typing import Any
+
+KiB, MiB, GiB = 1024, 1024**2, 1024**3
+PART_SIZE = 8 * MiB
+PARTS_IN_FLIGHT = 4
+"""aiouploader's defaults; --part-size and --parts-in-flight change them for every configuration."""
+ACCESS_KEY = "aiouploader-bench"
+SECRET_KEY = "aiouploader-bench-secret-key"
+BUCKET = "bench"
+ROUTE = "/uploads"
+
+CONFIGS = {
+    "a": "ceiling: aioboto3 multipart from memory",
+    "b": "aiouploader: checksum",
+    "c": "aiouploader: size_limit, checksum, virus_scan (stub), encryption",
+    "d": "baseline: Starlette/uvicorn → queue → boto3 upload_fileobj",
+    "e": "aiouploader: size_limit",
+    "f": "aiouploader: virus_scan (stub)",
+    "g": "aiouploader: encryption",
+    "h": "aiouploader: checksum, s3.content_md5 = false",
+    "i": "baseline as usually written: (d) with boto3's default client",
+}
+CHAINS = {
+    "b": ["checksum"],
+    "c": ["size_limit", "checksum", "virus_scan", "encryption"],
+    "e": ["size_limit"],
+    "f": ["virus_scan"],
+    "g": ["encryption"],
+    "h": ["checksum"],
+}
+"""The route's plugins of the configurations that are aiouploader servers."""
+SETTINGS: dict[str, dict[str, dict[str, Any]]] = {"h": {"s3": {"content_md5": False}}}
+
+Setting = tuple[str, str, Any]
+"""``(section, key, value)`` of one --set."""
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for a str, bool, int, float or list of them (JSON's string escapes are TOML's)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def parse_setting(text: str) -> Setting:
+    """``section.key=TOML value`` for --set, e.g. ``s3.content_md5=false``."""
+    name, sep, raw = text.partition("=")
+    section, dot, key = name.strip().rpartition(".")
+    if not (sep and dot and section and key):
+        raise argparse.ArgumentTypeError(f"expected SECTION.KEY=VALUE, e.g. s3.content_md5=false, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word: a string
+    return section, key, value
+
+
+def aiouploader_toml(
+    config: str,
+    *,
+    port: int,
+    s3_url: str,
+    part_size: int,
+    parts_in_flight: int,
+    settings: list[Setting],
+    recipient: Callable[[], str],
+) -> str:
+    """The config file of configuration ``config``'s server: one route with its chain, then the --set settings."""
+    sections: dict[str, dict[str, Any]] = {
+        "server": {"host": "127.0.0.1", "port": port, "log_level": "warning"},
+        "s3": {"endpoint_url": s3_url, "part_size": part_size, "parts_in_flight": parts_in_flight},
+    }
+    if "virus_scan" in CHAINS[config]:
+        sections["plugins.virus_scan"] = {"backend": "stub"}
+    if "encryption" in CHAINS[config]:
+        sections["plugins.encryption"] = {"recipients": [recipient()]}
+    for name, values in SETTINGS.get(config, {}).items():
+        sections.setdefault(name, {}).update(values)
+    for name, key, value in settings:
+        sections.setdefault(name, {})[key] = value
+    sections["[routes]"] = {"path": ROUTE, "bucket": BUCKET, "plugins": CHAINS[config]}
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,32 @@
+"""What the measurements found, kept for the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .configurations import CONFIGS
+
+
+@dataclass
+class Single:
+    """One single upload of --size: its speed, CPU per GiB (the target's, the S3 server's, the machine's), peak RSS."""
+
+    seconds: float
+    mibps: float
+    cpu_per_gib: float
+    rss: int
+    s3_cpu_per_gib: float
+    all_cpu_per_gib: float
+    others: float
+
+
+@dataclass
+class Results:
+    singles: dict[str, dict[int, Single]] = field(default_factory=lambda: {k: {} for k in CONFIGS})
+    """Per configuration, per round."""
+    concurrent: dict[str, dict[str, float]] = field(default_factory=dict)
+    small: dict[str, dict[str, float]] = field(default_factory=dict)
+    flat: dict[str, dict[int, int]] = field(default_factory=dict)
+    """Per configuration, the peak RSS per --flat size."""
+    failures: list[str] = field(default_factory=list)
+    notes: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in CONFIGS})
