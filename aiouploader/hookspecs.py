@@ -4,6 +4,8 @@ A plugin is a module or object whose functions are marked with :data:`hookimpl`
 and named after the specs below. It is registered under a name (a built-in's
 module name, or its entry-point name in the ``aiouploader`` group), and it
 takes part in an upload only when a route lists that name in ``plugins``.
+The hooks of one upload receive that name as ``name``: the key of the
+plugin's entry in ``upload.reports``.
 Hooks are called once per upload, in the route's order; bytes flow through
 the :class:`UploadStage` objects the plugins return.
 
@@ -139,7 +141,7 @@ def aiouploader_configure(settings: dict[str, Any]) -> Any:
 
 
 @hookspec
-def aiouploader_upload_started(upload: Upload, settings: Any) -> None:
+def aiouploader_upload_started(upload: Upload, settings: Any, name: str) -> None:
     """An upload is about to start; no body byte has been read yet.
 
     May reject the upload by raising an :class:`~aiouploader.errors.UploadError`,
@@ -147,37 +149,53 @@ def aiouploader_upload_started(upload: Upload, settings: Any) -> None:
 
     :param upload: the upload.
     :param settings: what :func:`aiouploader_configure` returned for this route.
+    :param name: the name the plugin is registered under, and listed by in the route's ``plugins``.
     """
 
 
 @hookspec
-def aiouploader_upload_stage(upload: Upload, settings: Any) -> UploadStage | None:
+def aiouploader_upload_stage(upload: Upload, settings: Any, name: str) -> UploadStage | None:
     """Return the stage that sees this upload's bytes, or ``None`` to stay out of the stream.
 
     Called once per upload, after every ``upload_started`` hook, in chain order.
 
     :param upload: the upload.
     :param settings: what :func:`aiouploader_configure` returned for this route.
+    :param name: the name the plugin is registered under: give it to the stage
+        that reports its results in ``upload.reports[name]``.
     """
 
 
 @hookspec
-def aiouploader_upload_completed(upload: Upload, result: dict[str, Any], settings: Any) -> None:
+def aiouploader_upload_completed(upload: Upload, result: dict[str, Any], settings: Any, name: str) -> None:
     """S3 confirmed the object; ``result`` is the JSON the client is about to get.
 
     Runs before the response is sent: do slow work (notifications) in a task
     of your own so as not to delay the client.
+
+    :param upload: the upload.
+    :param result: the upload result.
+    :param settings: what :func:`aiouploader_configure` returned for this route.
+    :param name: the name the plugin is registered under.
     """
 
 
 @hookspec
-def aiouploader_upload_failed(upload: Upload, error: UploadError, settings: Any) -> None:
+def aiouploader_upload_failed(upload: Upload, error: UploadError, settings: Any, name: str) -> None:
     """The upload failed and was aborted; nothing is stored at the key.
 
+    :param upload: the upload.
     :param error: what the client is told.
+    :param settings: what :func:`aiouploader_configure` returned for this route.
+    :param name: the name the plugin is registered under.
     """
 
 
 @hookspec
-def aiouploader_download_stage(download: Download, settings: Any) -> DownloadStage | None:
-    """Return a stage that transforms the stored bytes on GET (e.g. decrypts), or ``None``."""
+def aiouploader_download_stage(download: Download, settings: Any, name: str) -> DownloadStage | None:
+    """Return a stage that transforms the stored bytes on GET (e.g. decrypts), or ``None``.
+
+    :param download: the GET or HEAD.
+    :param settings: what :func:`aiouploader_configure` returned for this route.
+    :param name: the name the plugin is registered under.
+    """

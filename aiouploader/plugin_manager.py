@@ -104,18 +104,22 @@ class PluginHooks:
         return self._hooks["aiouploader_configure"](settings=settings)
 
     def upload_started(self, upload: Upload, settings: Any) -> None:
-        self._hooks["aiouploader_upload_started"](upload=upload, settings=settings)
+        self._hooks["aiouploader_upload_started"](upload=upload, settings=settings, name=self.name)
 
     def upload_stage(self, upload: Upload, settings: Any) -> UploadStage | None:
-        stages: list[UploadStage] = self._hooks["aiouploader_upload_stage"](upload=upload, settings=settings)
+        stages: list[UploadStage] = self._hooks["aiouploader_upload_stage"](
+            upload=upload, settings=settings, name=self.name
+        )
         return stages[0] if stages else None
 
     def upload_completed(self, upload: Upload, result: dict[str, Any], settings: Any) -> None:
-        self._hooks["aiouploader_upload_completed"](upload=upload, result=result, settings=settings)
+        self._hooks["aiouploader_upload_completed"](upload=upload, result=result, settings=settings, name=self.name)
 
     def upload_failed(self, upload: Upload, error: UploadError, settings: Any) -> None:
-        self._hooks["aiouploader_upload_failed"](upload=upload, error=error, settings=settings)
+        self._hooks["aiouploader_upload_failed"](upload=upload, error=error, settings=settings, name=self.name)
 
     def download_stage(self, download: Download, settings: Any) -> DownloadStage | None:
-        stages: list[DownloadStage] = self._hooks["aiouploader_download_stage"](download=download, settings=settings)
+        stages: list[DownloadStage] = self._hooks["aiouploader_download_stage"](
+            download=download, settings=settings, name=self.name
+        )
         return stages[0] if stages else None

@@ -77,6 +77,43 @@ class Recorder:
         return _Unflip() if settings.get("flip") else None
 
 
+class _Reporting(UploadStage):
+    def __init__(self, upload: Upload, name: str) -> None:
+        self._upload = upload
+        self._name = name
+
+    async def finish(self) -> bytes:
+        self._upload.reports[self._name] = {"seen": self._upload.size}
+        return b""
+
+
+class Reporter:
+    """Reports under the name it is registered as, whatever that is."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    @hookimpl
+    def aiouploader_upload_started(self, upload: Upload, name: str) -> None:
+        self.names.append(name)
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, name: str) -> UploadStage:
+        return _Reporting(upload, name)
+
+    @hookimpl
+    def aiouploader_upload_completed(self, upload: Upload, name: str) -> None:
+        self.names.append(name)
+
+    @hookimpl
+    def aiouploader_upload_failed(self, upload: Upload, name: str) -> None:
+        self.names.append(name)
+
+    @hookimpl
+    def aiouploader_download_stage(self, download: Download, name: str) -> None:
+        self.names.append(name)
+
+
 async def recorded(make_proxy: MakeProxy, bucket: str, **settings: Any) -> tuple[Proxy, Recorder]:
     pm = make_plugin_manager()
     recorder = Recorder()
@@ -162,3 +199,22 @@ async def test_aiouploader_download_stage_undoes_the_upload_stage(
     async with proxy.session.get(proxy("/u/k"), headers={"Range": "bytes=100-199"}) as response:
         assert response.status == 206 and await response.read() == body[100:200]
     assert ("download", "k") in recorder.calls
+
+
+async def test_the_hooks_get_the_name_the_plugin_is_registered_under(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    pm = make_plugin_manager()
+    first, second = Reporter(), Reporter()
+    pm.register(first, name="first_reporter")
+    pm.register(second, name="second_reporter")
+    proxy = await make_proxy(
+        routes=[{"path": "/u", "bucket": bucket, "plugins": ["first_reporter", "second_reporter"]}], pm=pm
+    )
+    status, result = await put(proxy, "k", b"hello")
+    assert status == 201
+    assert result["plugins"] == {"first_reporter": {"seen": 5}, "second_reporter": {"seen": 5}}
+    async with proxy.session.get(proxy("/u/k")) as response:
+        assert response.status == 200
+    assert first.names == ["first_reporter"] * 3
+    assert second.names == ["second_reporter"] * 3
