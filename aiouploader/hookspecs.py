@@ -6,8 +6,10 @@ module name, or its entry-point name in the ``aiouploader`` group), and it
 takes part in an upload only when a route lists that name in ``plugins``.
 The hooks of one upload receive that name as ``name``: the key of the
 plugin's entry in ``upload.reports``.
-Hooks are called once per upload, in the route's order; bytes flow through
-the :class:`UploadStage` objects the plugins return.
+:func:`aiouploader_startup` and :func:`aiouploader_shutdown` are called once
+per server; the others once per route at start-up (configure), or once per
+upload or download in the route's order. Bytes flow through the
+:class:`UploadStage` objects the plugins return.
 
 A plugin rejects an upload by raising an :class:`aiouploader.errors.UploadError`
 subclass (for example :class:`~aiouploader.errors.PayloadTooLarge`); the S3
@@ -125,6 +127,11 @@ class DownloadStage:
         return self._fetch(start, end)
 
 
+# -------------------------------------------------------------------------
+# The server's life: settings, start-up and shutdown
+# -------------------------------------------------------------------------
+
+
 @hookspec(firstresult=True)
 def aiouploader_configure(settings: dict[str, Any]) -> Any:
     """Validate this plugin's settings for one route, at start-up.
@@ -138,6 +145,46 @@ def aiouploader_configure(settings: dict[str, Any]) -> Any:
         receives as ``settings`` on that route (``None`` is fine). Raise
         ``ValueError`` naming the setting to stop start-up with exit status 2.
     """
+
+
+@hookspec
+async def aiouploader_startup(settings: dict[str, Any], name: str) -> None:
+    """The server starts: open what the plugin keeps for the life of the process.
+
+    Called once per server, before it listens, for each plugin that a route
+    lists, in the order the routes first list them; each is awaited before
+    the next is called. Not timed. Implement it as ``async def``.
+
+    :param settings: what :func:`aiouploader_configure` returned, by the path of
+        each route that lists the plugin.
+    :param name: the name the plugin is registered under.
+    :raise: anything, to stop start-up: the server exits with status 2 and one
+        line naming the plugin, after the ``aiouploader_shutdown`` of the
+        plugins started before it.
+    """
+
+
+@hookspec
+async def aiouploader_shutdown(settings: dict[str, Any], name: str, grace: float) -> None:
+    """The server stops: finish the plugin's own work (deliveries, flushes) and close what it holds.
+
+    Called once per server for each plugin whose :func:`aiouploader_startup`
+    ran, after the uploads in flight finished or were cancelled (on SIGTERM or
+    SIGINT, after the drain), all plugins at once. Implement it as
+    ``async def``.
+
+    :param settings: as for :func:`aiouploader_startup`.
+    :param name: the name the plugin is registered under.
+    :param grace: the seconds left of ``server.shutdown_grace``. A hook still
+        running then is cancelled (at once on a second signal), and its
+        warning logged; an exception is logged, and the other plugins still
+        shut down.
+    """
+
+
+# -------------------------------------------------------------------------
+# One upload, and one download
+# -------------------------------------------------------------------------
 
 
 @hookspec
