@@ -71,6 +71,7 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
         route.chain.observe = metrics.observe_stage(route.path)
     lifespan = app[LIFESPAN] = Lifespan(routes, config.server.shutdown_grace)
     app.cleanup_ctx.append(lifespan.context)
+    app.cleanup_ctx.append(metrics.watch_loop_lag)
 
     async def s3_client(app: web.Application) -> AsyncIterator[None]:
         session = aioboto3.Session()

@@ -89,7 +89,9 @@ class UploadStage:
     failure. A stage's output is the next stage's input, and the last stage's
     output is what S3 stores. A :meth:`feed` or :meth:`finish` that takes longer
     than the route's ``plugin_timeout`` is cancelled and fails the upload with
-    ``plugin_error``, as an exception would.
+    ``plugin_error``, as an exception would. The timeout cannot interrupt code
+    that does not await; each stretch of it that holds the event loop for
+    0.1 seconds or more is logged as a warning naming the plugin.
     """
 
     async def feed(self, block: bytes) -> bytes:

@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
+from .plugins_for_tests import Blocking
 from .raw import closed
 
 MiB = 1024**2
@@ -136,3 +138,17 @@ async def test_answers_to_expect_100_continue_are_counted_and_logged(
     logged = {r.__dict__["fields"]["request_id"]: r.__dict__["fields"]["status"] for r in caplog.records}
     assert logged == {"expect-413": 413, "expect-307": 307}
     assert s3_server.keys(bucket) == []
+
+
+async def test_event_loop_lag_is_a_histogram_that_sees_a_blocking_stage(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    pm = make_plugin_manager()
+    pm.register(Blocking(), name="sleepy")
+    proxy = await make_proxy(routes=[{"path": "/u", "bucket": bucket, "plugins": ["sleepy"]}], pm=pm)
+    async with proxy.session.put(proxy("/u/k"), data=b"x" * 1000) as response:
+        assert response.status == 201
+    text = await scrape(proxy)
+    samples = value(text, "aiouploader_event_loop_lag_seconds_count")
+    assert samples >= 1 and value(text, "aiouploader_event_loop_lag_seconds_bucket", le="+Inf") == samples
+    assert samples - value(text, "aiouploader_event_loop_lag_seconds_bucket", le="0.1") >= 1
