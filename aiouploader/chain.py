@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from .builtin.checksum import ChecksumStage, expected_digests, lowercased
-from .config import Config, ConfigError, RouteConfig
+from .config import Config, ConfigError, RouteConfig, did_you_mean
 from .errors import PluginError, UploadError
 from .hookspecs import Download, DownloadStage, Fetch, Upload, UploadStage
 from .plugin_manager import PluginHooks, installed
@@ -164,8 +164,10 @@ class Chain:
         plugins = []
         for name in route.plugins:
             if pm.get_plugin(name) is None:
+                names = installed(pm)
                 raise ConfigError(
-                    f"routes {route.path}: unknown plugin {name!r}; installed: {', '.join(installed(pm))}"
+                    f"routes {route.path}: unknown plugin {name!r}; installed: {', '.join(names)}"
+                    f"{did_you_mean(name, names)}"
                 )
             if route.direct_upload and any(
                 caller.name == "aiouploader_upload_stage" for caller in pm.get_hookcallers(pm.get_plugin(name)) or []
