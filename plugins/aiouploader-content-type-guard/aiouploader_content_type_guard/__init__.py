@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import field_validator
-
 from aiouploader import Upload, UploadError, UploadStage, hookimpl
 from aiouploader.config import Settings, parse_settings
+from pydantic import field_validator
 
 __version__ = "0.1.0"
 UNKNOWN = "application/octet-stream"

@@ -7,11 +7,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiouploader_content_type_guard import HEAD, GuardSettings, GuardStage, UnsupportedMediaType, sniff
-
 from aiouploader import Upload
 from aiouploader.config import ConfigError
 from aiouploader.testing import MakeProxy, Proxy, S3Server
+
+from aiouploader_content_type_guard import HEAD, GuardSettings, GuardStage, UnsupportedMediaType, sniff
 
 MiB = 1024**2
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"

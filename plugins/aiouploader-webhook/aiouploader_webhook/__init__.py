@@ -31,10 +31,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import Field, field_validator
-
 from aiouploader import Upload, hookimpl
 from aiouploader.config import Settings, parse_settings
+from pydantic import Field, field_validator
 
 __version__ = "0.1.0"
 EVENT = "upload.completed"

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import aiouploader_webhook
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from yarl import URL
-
 from aiouploader.config import ConfigError
 from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port, wait_for_port
+from yarl import URL
+
+import aiouploader_webhook
 
 NEVER = 0
 """An answer of the receiver: hold the request open until the test ends."""
