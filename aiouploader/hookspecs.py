@@ -3,13 +3,14 @@
 A plugin is a module or object whose functions are marked with :data:`hookimpl`
 and named after the specs below. It is registered under a name (a built-in's
 module name, or its entry-point name in the ``aiouploader`` group), and it
-takes part in an upload only when a route lists that name in ``plugins``.
-The hooks of one upload receive that name as ``name``: the key of the
-plugin's entry in ``upload.reports``.
+takes part only when a route lists that name in ``plugins``. Every hook but
+:func:`aiouploader_configure` receives that name as ``name``: it is the key
+of the plugin's entry in ``upload.reports``.
+
 :func:`aiouploader_startup` and :func:`aiouploader_shutdown` are called once
-per server; the others once per route at start-up (configure), or once per
-upload or download in the route's order. Bytes flow through the
-:class:`UploadStage` objects the plugins return.
+per server, :func:`aiouploader_configure` once per route at start-up, and the
+others once per upload or download, in the route's order. Bytes flow through
+the :class:`UploadStage` objects the plugins return.
 
 A plugin rejects an upload by raising an :class:`aiouploader.errors.UploadError`
 subclass (for example :class:`~aiouploader.errors.PayloadTooLarge`); the S3
@@ -155,7 +156,7 @@ async def aiouploader_startup(settings: dict[str, Any], name: str) -> None:
 
     Called once per server, before it listens, for each plugin that a route
     lists, in the order the routes first list them; each is awaited before
-    the next is called. Not timed. Implement it as ``async def``.
+    the next is called, with no time limit. Implement it as ``async def``.
 
     :param settings: what :func:`aiouploader_configure` returned, by the path of
         each route that lists the plugin.
@@ -170,10 +171,10 @@ async def aiouploader_startup(settings: dict[str, Any], name: str) -> None:
 async def aiouploader_shutdown(settings: dict[str, Any], name: str, grace: float) -> None:
     """The server stops: finish the plugin's own work (deliveries, flushes) and close what it holds.
 
-    Called once per server for each plugin whose :func:`aiouploader_startup`
-    ran, after the uploads in flight finished or were cancelled (on SIGTERM or
-    SIGINT, after the drain), all plugins at once. Implement it as
-    ``async def``.
+    Called once per server for each plugin a route lists (when a start-up
+    failed, for those started before it), after the uploads in flight
+    finished or were cancelled (on SIGTERM or SIGINT, after the drain), all
+    plugins at once. Implement it as ``async def``.
 
     :param settings: as for :func:`aiouploader_startup`.
     :param name: the name the plugin is registered under.
