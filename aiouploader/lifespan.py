@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,18 @@ log = logging.getLogger(__name__)
 
 CANCEL_WAIT_SECONDS = 5.0
 """How long a shutdown hook cancelled at the end of the grace may take to let go."""
+
+
+async def within_grace(awaitable: Awaitable[Any], grace: float, hurry: asyncio.Event | None = None) -> None:
+    """Wait for ``awaitable`` for up to ``grace`` seconds, or until ``hurry`` is set; then cancel it."""
+    waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(awaitable)}
+    if hurry is not None:
+        waiters.add(asyncio.ensure_future(hurry.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 @dataclass
@@ -61,14 +73,7 @@ class Lifespan:
         stopping = {asyncio.create_task(self._shutdown(plugin, grace)): plugin.hooks.name for plugin in self._started}
         if not stopping:
             return
-        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(asyncio.wait(set(stopping)))}
-        if hurry is not None:
-            waiters.add(asyncio.ensure_future(hurry.wait()))
-        try:
-            await asyncio.wait(waiters, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await within_grace(asyncio.wait(set(stopping)), grace, hurry)
         late = [task for task in stopping if not task.done()]
         for task in late:
             log.warning(

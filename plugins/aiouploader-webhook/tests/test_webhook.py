@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiouploader.config import ConfigError
-from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port, wait_for_port
+from aiouploader.testing import MakeProxy, Proxy, S3Server, Served, free_port, serve_process
 from yarl import URL
 
 import aiouploader_webhook
@@ -193,30 +191,15 @@ async def test_a_delivery_cancelled_as_the_server_stops_is_logged(
     assert f"webhook to {receiver.url} gave up: cancelled" in message
 
 
-def serve(
-    tmp_path: Path, s3_server: S3Server, bucket: str, grace: float, webhook: str
-) -> tuple[str, subprocess.Popen[bytes], Path]:
+def serve(tmp_path: Path, s3_server: S3Server, bucket: str, grace: float, webhook: str) -> Served:
     """``aiouploader serve`` in a process of its own, with a route ``/u`` whose plugins post to the webhook."""
-    port = free_port()
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f"[server]\nport = {port}\nshutdown_grace = {grace}\n"
+    return serve_process(
+        tmp_path,
+        f"[server]\nshutdown_grace = {grace}\n"
         f'[s3]\nendpoint_url = "{s3_server.endpoint_url}"\n'
         f'[[routes]]\npath = "/u"\nbucket = "{bucket}"\nplugins = ["checksum", "webhook"]\n'
-        f"[plugins.webhook]\n{webhook}\n"
+        f"[plugins.webhook]\n{webhook}\n",
     )
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aiouploader", "serve", "--config", str(config)], stdout=out, stderr=out
-        )
-    try:
-        wait_for_port(port, process, "aiouploader")
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-    return f"http://127.0.0.1:{port}", process, log
 
 
 async def put_to(url: str, body: bytes, request_id: str) -> tuple[int, dict[str, Any]]:
@@ -229,19 +212,17 @@ async def test_a_delivery_in_flight_at_sigterm_is_delivered(
     s3_server: S3Server, bucket: str, receiver: Receiver, tmp_path: Path
 ) -> None:
     receiver.answers = [503]
-    url, process, log = serve(tmp_path, s3_server, bucket, 10, f'url = "{receiver.url}"\nattempts = 2\nbackoff = 1.0')
+    served = serve(tmp_path, s3_server, bucket, 10, f'url = "{receiver.url}"\nattempts = 2\nbackoff = 1.0')
     try:
-        status, result = await put_to(f"{url}/u/a.txt", b"hello", "hook-8")
+        status, result = await put_to(f"{served.url}/u/a.txt", b"hello", "hook-8")
         assert status == 201
         await asyncio.wait_for(receiver.called.wait(), 5)
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(process.wait, 30) == 0
+        served.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(served.process.wait, 30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        served.stop()
     assert [json.loads(body) for _, body in receiver.calls] == [result, result]
-    text = log.read_text()
+    text = served.log.read_text()
     assert "webhook: waiting up to" in text and "gave up" not in text
 
 
@@ -249,19 +230,17 @@ async def test_a_delivery_past_the_grace_is_cancelled_and_logged(
     s3_server: S3Server, bucket: str, receiver: Receiver, tmp_path: Path
 ) -> None:
     receiver.answers = [NEVER]
-    url, process, log = serve(tmp_path, s3_server, bucket, 1, f'url = "{receiver.url}"\nattempts = 1\ntimeout = 60')
+    served = serve(tmp_path, s3_server, bucket, 1, f'url = "{receiver.url}"\nattempts = 1\ntimeout = 60')
     try:
-        assert (await put_to(f"{url}/u/a.txt", b"hello", "hook-9"))[0] == 201
+        assert (await put_to(f"{served.url}/u/a.txt", b"hello", "hook-9"))[0] == 201
         await asyncio.wait_for(receiver.called.wait(), 5)
         signalled = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(process.wait, 30) == 0
+        served.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(served.process.wait, 30) == 0
         assert time.monotonic() - signalled < 6
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    text = log.read_text()
+        served.stop()
+    text = served.log.read_text()
     assert "plugin webhook: shutdown still running at the end of server.shutdown_grace" in text
     assert f"request hook-9: webhook to {receiver.url} gave up: cancelled" in text
 
