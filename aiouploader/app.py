@@ -16,6 +16,7 @@ from . import handlers
 from .chain import Chain
 from .config import Config, S3Config
 from .cors import cors, mark_response
+from .lifespan import LIFESPAN, Lifespan
 from .logs import access
 from .metrics import METRICS, InstrumentedClient, Metrics, handle_metrics
 from .middlewares import errors
@@ -78,6 +79,9 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
     metrics = app[METRICS] = Metrics()
     for route in routes:
         route.chain.observe = metrics.observe_stage(route.path)
+    lifespan = app[LIFESPAN] = Lifespan(routes, config.server.shutdown_grace)
+    app.cleanup_ctx.append(lifespan.context)
+    app.cleanup_ctx.append(metrics.watch_loop_lag)
 
     async def s3_client(app: web.Application) -> AsyncIterator[None]:
         session = aioboto3.Session()

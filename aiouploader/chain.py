@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+import types
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -13,7 +15,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from .builtin.checksum import ChecksumStage, expected_digests, lowercased
-from .config import Config, ConfigError, RouteConfig
+from .config import Config, ConfigError, RouteConfig, did_you_mean
 from .errors import PluginError, UploadError
 from .hookspecs import Download, DownloadStage, Fetch, Upload, UploadStage
 from .plugin_manager import PluginHooks, installed
@@ -23,6 +25,59 @@ T = TypeVar("T")
 
 StageObserver = Callable[[str, float], None]
 """Called with a plugin's name and the seconds one ``feed`` or ``finish`` of its stage took."""
+
+HOLD_WARNING_SECONDS = 0.1
+"""A plugin that holds the event loop this long at one stretch is logged: every other request waited meanwhile."""
+
+
+def _held(name: str, request_id: str, call: str, seconds: float) -> None:
+    if seconds < HOLD_WARNING_SECONDS:
+        return
+    log.warning(
+        "request %s: plugin %s held the event loop for %.3f seconds in %s(), stalling every other request; "
+        "blocking work belongs in asyncio.to_thread",
+        request_id,
+        name,
+        seconds,
+        call,
+        extra={"request_id": request_id, "fields": {"plugin": name, "call": call, "held_seconds": round(seconds, 6)}},
+    )
+
+
+@contextmanager
+def _holding(name: str, request_id: str, call: str) -> Iterator[None]:
+    """Time a synchronous hook call: all of it holds the event loop."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        _held(name, request_id, call, time.perf_counter() - started)
+
+
+@types.coroutine
+def _sliced(name: str, request_id: str, call: str, start: Callable[[], Awaitable[T]]) -> Generator[Any, Any, T]:
+    """Await ``start()``, timing each stretch of the plugin's code between two suspensions."""
+    steps: Generator[Any, Any, T] | None = None
+    value: Any = None
+    throw = False
+    while True:
+        started = time.perf_counter()
+        try:
+            if steps is None:
+                steps = start().__await__()
+            suspended = steps.throw(value) if throw else steps.send(value)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        finally:
+            _held(name, request_id, call, time.perf_counter() - started)
+        try:
+            value, throw = (yield suspended), False
+        except GeneratorExit:
+            steps.close()
+            raise
+        except BaseException as exc:
+            value, throw = exc, True
 
 
 @dataclass(frozen=True)
@@ -74,13 +129,14 @@ def _output(name: str, request_id: str, data: object) -> bytes:
     raise PluginError(name)
 
 
-async def _within(name: str, request_id: str, limit: float, call: str, awaitable: Awaitable[T]) -> T:
-    """Await one stage call under :func:`_blame`; one that takes over ``limit`` seconds is a plugin error too."""
+async def _within(name: str, request_id: str, limit: float, call: str, start: Callable[[], Awaitable[T]]) -> T:
+    """Await one stage call, ``start()``, under :func:`_blame`, timing its stretches on the event loop; one that
+    takes over ``limit`` seconds is a plugin error too."""
     with _blame(name, request_id):
         deadline = asyncio.timeout(limit)
         try:
             async with deadline:
-                return await awaitable
+                return await _sliced(name, request_id, call, start)
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -108,8 +164,10 @@ class Chain:
         plugins = []
         for name in route.plugins:
             if pm.get_plugin(name) is None:
+                names = installed(pm)
                 raise ConfigError(
-                    f"routes {route.path}: unknown plugin {name!r}; installed: {', '.join(installed(pm))}"
+                    f"routes {route.path}: unknown plugin {name!r}; installed: {', '.join(names)}"
+                    f"{did_you_mean(name, names)}"
                 )
             if route.direct_upload and any(
                 caller.name == "aiouploader_upload_stage" for caller in pm.get_hookcallers(pm.get_plugin(name)) or []
@@ -129,7 +187,7 @@ class Chain:
     def started(self, upload: Upload) -> None:
         """Run ``upload_started`` in order: before any body byte is read."""
         for plugin in self.plugins:
-            with _blame(plugin.name, upload.request_id):
+            with _blame(plugin.name, upload.request_id), _holding(plugin.name, upload.request_id, "upload_started"):
                 plugin.hooks.upload_started(upload, plugin.settings)
 
     def pipeline(self, upload: Upload) -> Pipeline:
@@ -141,7 +199,7 @@ class Chain:
                 if expected_digests(lowercased(upload.headers)):
                     stages.append(("checksum", ChecksumStage(upload)))
         for plugin in self.plugins:
-            with _blame(plugin.name, upload.request_id):
+            with _blame(plugin.name, upload.request_id), _holding(plugin.name, upload.request_id, "upload_stage"):
                 stage = plugin.hooks.upload_stage(upload, plugin.settings)
             if stage is not None:
                 stages.append((plugin.name, stage))
@@ -157,7 +215,8 @@ class Chain:
         """Tell every plugin; one that fails is logged, and the others are still told."""
         for plugin in self.plugins:
             try:
-                call(plugin)
+                with _holding(plugin.name, upload.request_id, hook):
+                    call(plugin)
             except Exception:
                 log.exception(
                     "request %s: plugin %s failed in %s",
@@ -170,10 +229,11 @@ class Chain:
     async def open_download(self, download: Download, fetch: Fetch, size: int) -> tuple[Fetch, int]:
         """Stack the download stages over ``fetch``; return the outermost reader and its size."""
         for plugin in reversed(self.plugins):
-            with _blame(plugin.name, download.request_id):
+            with _blame(plugin.name, download.request_id), _holding(plugin.name, download.request_id, "download_stage"):
                 stage: DownloadStage | None = plugin.hooks.download_stage(download, plugin.settings)
             if stage is not None:
-                size = await _within(plugin.name, download.request_id, self.timeout, "open", stage.open(fetch, size))
+                opening = functools.partial(stage.open, fetch, size)
+                size = await _within(plugin.name, download.request_id, self.timeout, "open", opening)
                 fetch = stage.read
         return fetch, size
 
@@ -199,9 +259,8 @@ class Pipeline:
             if not block:
                 break
             started = time.perf_counter()
-            block = _output(
-                name, self._request_id, await _within(name, self._request_id, self._timeout, "feed", stage.feed(block))
-            )
+            fed = await _within(name, self._request_id, self._timeout, "feed", functools.partial(stage.feed, block))
+            block = _output(name, self._request_id, fed)
             if self._observe is not None:
                 self._observe(name, time.perf_counter() - started)
         return block
@@ -212,7 +271,7 @@ class Pipeline:
         for i, (name, stage) in enumerate(self._stages):
             started = time.perf_counter()
             trailing = _output(
-                name, self._request_id, await _within(name, self._request_id, self._timeout, "finish", stage.finish())
+                name, self._request_id, await _within(name, self._request_id, self._timeout, "finish", stage.finish)
             )
             if self._observe is not None:
                 self._observe(name, time.perf_counter() - started)
@@ -223,7 +282,7 @@ class Pipeline:
     async def close(self) -> None:
         for name, stage in self._stages:
             try:
-                await stage.close()
+                await _sliced(name, self._request_id, "close", stage.close)
             except Exception:
                 log.exception(
                     "request %s: plugin %s failed to close its stage",

@@ -148,14 +148,16 @@ async def _run(
 
     Draining turns ``/readyz`` and new uploads into 503 ``draining`` while the
     listener stays open, gives uploads in flight ``server.shutdown_grace``
-    seconds, cancels the rest (aborting their S3 uploads), then closes. A
-    second signal ends the grace at once.
+    seconds, cancels the rest (aborting their S3 uploads), gives the plugins'
+    shutdown hooks what is left of the grace, then closes. A second signal
+    ends the grace at once.
     """
     from aiohttp import web
 
     from .app import make_metrics_app, server_options
     from .config import ConfigError
     from .handlers import SERVICE
+    from .lifespan import LIFESPAN
     from .metrics import METRICS
     from .runner import Runner
 
@@ -193,9 +195,11 @@ async def _run(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal)
         await stop.wait()
+        deadline = loop.time() + grace
         log.info("draining: uploads in flight get %g seconds", grace)
         cancelled = await app[SERVICE].drain(grace, hurry)
         log.info("drained: %d uploads cancelled", cancelled)
+        await app[LIFESPAN].shutdown(max(0.0, deadline - loop.time()), hurry)
     finally:
         if metrics_runner is not None:
             await metrics_runner.cleanup()

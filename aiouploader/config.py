@@ -504,13 +504,15 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse_settings(model: type[M], settings: Mapping[str, Any]) -> M:
-    """Validate a plugin's settings; a ``ValueError`` whose one line names the bad setting."""
+    """Validate a plugin's settings; a ``ValueError`` whose one line names every bad setting, ``; `` between."""
     try:
         return model.model_validate(settings)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise ValueError(f"{_location(error['loc']) or 'settings'}: {message}") from None
+        problems = dict.fromkeys(
+            f"{_location(error['loc']) or 'settings'}: {str(error['msg']).removeprefix('Value error, ')}"
+            for error in exc.errors()
+        )
+        raise ValueError("; ".join(problems)) from None
 
 
 MASK = "***"

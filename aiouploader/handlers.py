@@ -38,6 +38,7 @@ from .errors import (
 )
 from .hookspecs import Download, Upload
 from .keys import form_filename, generated_key, key_for_file, key_from_path
+from .lifespan import within_grace
 from .middlewares import CUT, REQUEST_ID, error_response, request_id
 from .routes import PROBES, Route, resolve
 from .s3 import S3, part_size_for, translate
@@ -140,16 +141,8 @@ class Service:
             self._downloads -= 1
 
     async def _until_idle(self, seconds: float, hurry: asyncio.Event | None = None) -> None:
-        if not self.uploads:
-            return
-        waiters = {asyncio.ensure_future(self._idle.wait())}
-        if hurry is not None:
-            waiters.add(asyncio.ensure_future(hurry.wait()))
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        if self.uploads:
+            await within_grace(self._idle.wait(), seconds, hurry)
 
     async def drain(self, grace: float, hurry: asyncio.Event | None = None) -> int:
         """Refuse new uploads; give those in flight ``grace`` seconds, then cancel them.

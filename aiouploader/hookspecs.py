@@ -3,8 +3,13 @@
 A plugin is a module or object whose functions are marked with :data:`hookimpl`
 and named after the specs below. It is registered under a name (a built-in's
 module name, or its entry-point name in the ``aiouploader`` group), and it
-takes part in an upload only when a route lists that name in ``plugins``.
-Hooks are called once per upload, in the route's order; bytes flow through
+takes part only when a route lists that name in ``plugins``. Every hook but
+:func:`aiouploader_configure` receives that name as ``name``: it is the key
+of the plugin's entry in ``upload.reports``.
+
+:func:`aiouploader_startup` and :func:`aiouploader_shutdown` are called once
+per server, :func:`aiouploader_configure` once per route at start-up, and the
+others once per upload or download, in the route's order. Bytes flow through
 the :class:`UploadStage` objects the plugins return.
 
 A plugin rejects an upload by raising an :class:`aiouploader.errors.UploadError`
@@ -85,7 +90,9 @@ class UploadStage:
     failure. A stage's output is the next stage's input, and the last stage's
     output is what S3 stores. A :meth:`feed` or :meth:`finish` that takes longer
     than the route's ``plugin_timeout`` is cancelled and fails the upload with
-    ``plugin_error``, as an exception would.
+    ``plugin_error``, as an exception would. The timeout cannot interrupt code
+    that does not await; each stretch of it that holds the event loop for
+    0.1 seconds or more is logged as a warning naming the plugin.
     """
 
     async def feed(self, block: bytes) -> bytes:
@@ -123,6 +130,11 @@ class DownloadStage:
         return self._fetch(start, end)
 
 
+# -------------------------------------------------------------------------
+# The server's life: settings, start-up and shutdown
+# -------------------------------------------------------------------------
+
+
 @hookspec(firstresult=True)
 def aiouploader_configure(settings: dict[str, Any]) -> Any:
     """Validate this plugin's settings for one route, at start-up.
@@ -139,7 +151,47 @@ def aiouploader_configure(settings: dict[str, Any]) -> Any:
 
 
 @hookspec
-def aiouploader_upload_started(upload: Upload, settings: Any) -> None:
+async def aiouploader_startup(settings: dict[str, Any], name: str) -> None:
+    """The server starts: open what the plugin keeps for the life of the process.
+
+    Called once per server, before it listens, for each plugin that a route
+    lists, in the order the routes first list them; each is awaited before
+    the next is called, with no time limit. Implement it as ``async def``.
+
+    :param settings: what :func:`aiouploader_configure` returned, by the path of
+        each route that lists the plugin.
+    :param name: the name the plugin is registered under.
+    :raise: anything, to stop start-up: the server exits with status 2 and one
+        line naming the plugin, after the ``aiouploader_shutdown`` of the
+        plugins started before it.
+    """
+
+
+@hookspec
+async def aiouploader_shutdown(settings: dict[str, Any], name: str, grace: float) -> None:
+    """The server stops: finish the plugin's own work (deliveries, flushes) and close what it holds.
+
+    Called once per server for each plugin a route lists (when a start-up
+    failed, for those started before it), after the uploads in flight
+    finished or were cancelled (on SIGTERM or SIGINT, after the drain), all
+    plugins at once. Implement it as ``async def``.
+
+    :param settings: as for :func:`aiouploader_startup`.
+    :param name: the name the plugin is registered under.
+    :param grace: the seconds left of ``server.shutdown_grace``. A hook still
+        running then is cancelled (at once on a second signal), and its
+        warning logged; an exception is logged, and the other plugins still
+        shut down.
+    """
+
+
+# -------------------------------------------------------------------------
+# One upload, and one download
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def aiouploader_upload_started(upload: Upload, settings: Any, name: str) -> None:
     """An upload is about to start; no body byte has been read yet.
 
     May reject the upload by raising an :class:`~aiouploader.errors.UploadError`,
@@ -147,37 +199,53 @@ def aiouploader_upload_started(upload: Upload, settings: Any) -> None:
 
     :param upload: the upload.
     :param settings: what :func:`aiouploader_configure` returned for this route.
+    :param name: the name the plugin is registered under, and listed by in the route's ``plugins``.
     """
 
 
 @hookspec
-def aiouploader_upload_stage(upload: Upload, settings: Any) -> UploadStage | None:
+def aiouploader_upload_stage(upload: Upload, settings: Any, name: str) -> UploadStage | None:
     """Return the stage that sees this upload's bytes, or ``None`` to stay out of the stream.
 
     Called once per upload, after every ``upload_started`` hook, in chain order.
 
     :param upload: the upload.
     :param settings: what :func:`aiouploader_configure` returned for this route.
+    :param name: the name the plugin is registered under: give it to the stage
+        that reports its results in ``upload.reports[name]``.
     """
 
 
 @hookspec
-def aiouploader_upload_completed(upload: Upload, result: dict[str, Any], settings: Any) -> None:
+def aiouploader_upload_completed(upload: Upload, result: dict[str, Any], settings: Any, name: str) -> None:
     """S3 confirmed the object; ``result`` is the JSON the client is about to get.
 
     Runs before the response is sent: do slow work (notifications) in a task
     of your own so as not to delay the client.
+
+    :param upload: the upload.
+    :param result: the upload result.
+    :param settings: what :func:`aiouploader_configure` returned for this route.
+    :param name: the name the plugin is registered under.
     """
 
 
 @hookspec
-def aiouploader_upload_failed(upload: Upload, error: UploadError, settings: Any) -> None:
+def aiouploader_upload_failed(upload: Upload, error: UploadError, settings: Any, name: str) -> None:
     """The upload failed and was aborted; nothing is stored at the key.
 
+    :param upload: the upload.
     :param error: what the client is told.
+    :param settings: what :func:`aiouploader_configure` returned for this route.
+    :param name: the name the plugin is registered under.
     """
 
 
 @hookspec
-def aiouploader_download_stage(download: Download, settings: Any) -> DownloadStage | None:
-    """Return a stage that transforms the stored bytes on GET (e.g. decrypts), or ``None``."""
+def aiouploader_download_stage(download: Download, settings: Any, name: str) -> DownloadStage | None:
+    """Return a stage that transforms the stored bytes on GET (e.g. decrypts), or ``None``.
+
+    :param download: the GET or HEAD.
+    :param settings: what :func:`aiouploader_configure` returned for this route.
+    :param name: the name the plugin is registered under.
+    """

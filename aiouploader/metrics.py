@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sized
+from collections.abc import AsyncIterator, Awaitable, Callable, Sized
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +15,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
 S3_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 STAGE_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+LAG_INTERVAL = 0.25
+"""Seconds between two samples of the event loop's lag."""
 
 
 class Metrics:
@@ -57,6 +62,12 @@ class Metrics:
         self.orphans = Counter(
             "aiouploader_orphan_uploads_aborted", "Stale multipart uploads the orphan sweep aborted.", registry=r
         )
+        self.loop_lag = Histogram(
+            "aiouploader_event_loop_lag_seconds",
+            f"How late the event loop woke a timer, sampled every {LAG_INTERVAL:g} seconds: "
+            "the time something held the loop while every request waited.",
+            buckets=LAG_BUCKETS, registry=r,
+        )  # fmt: skip
 
     def observe_stage(self, route: str) -> Callable[[str, float], None]:
         """A callback for a route's chain: ``(plugin, seconds)`` per stage call."""
@@ -65,6 +76,22 @@ class Metrics:
             self.stage_seconds.labels(route, plugin).observe(seconds)
 
         return observe
+
+    async def watch_loop_lag(self, app: web.Application) -> AsyncIterator[None]:
+        """For ``app.cleanup_ctx``: sample the event loop's lag while the app runs."""
+
+        async def watch() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                due = loop.time() + LAG_INTERVAL
+                await asyncio.sleep(LAG_INTERVAL)
+                self.loop_lag.observe(max(0.0, loop.time() - due))
+
+        watcher = asyncio.create_task(watch())
+        yield
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

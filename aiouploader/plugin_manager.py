@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+from collections.abc import Awaitable
 from typing import Any
 
 import pluggy
@@ -92,6 +93,8 @@ class PluginHooks:
             hook: pm.subset_hook_caller(hook, remove_plugins=others)
             for hook in (
                 "aiouploader_configure",
+                "aiouploader_startup",
+                "aiouploader_shutdown",
                 "aiouploader_upload_started",
                 "aiouploader_upload_stage",
                 "aiouploader_upload_completed",
@@ -103,19 +106,34 @@ class PluginHooks:
     def configure(self, settings: dict[str, Any]) -> Any:
         return self._hooks["aiouploader_configure"](settings=settings)
 
+    def startup(self, settings: dict[str, Any]) -> Awaitable[None] | None:
+        """The plugin's ``aiouploader_startup`` coroutine, to await; ``None`` when it has none."""
+        started: list[Awaitable[None]] = self._hooks["aiouploader_startup"](settings=settings, name=self.name)
+        return started[0] if started else None
+
+    def shutdown(self, settings: dict[str, Any], grace: float) -> Awaitable[None] | None:
+        stopped: list[Awaitable[None]] = self._hooks["aiouploader_shutdown"](
+            settings=settings, name=self.name, grace=grace
+        )
+        return stopped[0] if stopped else None
+
     def upload_started(self, upload: Upload, settings: Any) -> None:
-        self._hooks["aiouploader_upload_started"](upload=upload, settings=settings)
+        self._hooks["aiouploader_upload_started"](upload=upload, settings=settings, name=self.name)
 
     def upload_stage(self, upload: Upload, settings: Any) -> UploadStage | None:
-        stages: list[UploadStage] = self._hooks["aiouploader_upload_stage"](upload=upload, settings=settings)
+        stages: list[UploadStage] = self._hooks["aiouploader_upload_stage"](
+            upload=upload, settings=settings, name=self.name
+        )
         return stages[0] if stages else None
 
     def upload_completed(self, upload: Upload, result: dict[str, Any], settings: Any) -> None:
-        self._hooks["aiouploader_upload_completed"](upload=upload, result=result, settings=settings)
+        self._hooks["aiouploader_upload_completed"](upload=upload, result=result, settings=settings, name=self.name)
 
     def upload_failed(self, upload: Upload, error: UploadError, settings: Any) -> None:
-        self._hooks["aiouploader_upload_failed"](upload=upload, error=error, settings=settings)
+        self._hooks["aiouploader_upload_failed"](upload=upload, error=error, settings=settings, name=self.name)
 
     def download_stage(self, download: Download, settings: Any) -> DownloadStage | None:
-        stages: list[DownloadStage] = self._hooks["aiouploader_download_stage"](download=download, settings=settings)
+        stages: list[DownloadStage] = self._hooks["aiouploader_download_stage"](
+            download=download, settings=settings, name=self.name
+        )
         return stages[0] if stages else None

@@ -9,6 +9,9 @@ tests can ask for:
 * ``bucket``: a new, empty bucket on ``s3_server``;
 * ``make_proxy``: start aiouploader in-process with the routes you give it
   and get a :class:`Proxy` (its URL and an aiohttp session).
+
+:func:`serve_process` starts it as a process of its own instead, for what
+only a process shows: signals, exit status, shutdown.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +181,40 @@ def s3_server(moto_server: S3Server) -> S3Server:
 @pytest.fixture
 def bucket(s3_server: S3Server) -> str:
     return s3_server.create_bucket()
+
+
+@dataclass
+class Served:
+    """``aiouploader serve`` in a process of its own, for what only a real process shows: signals, exit status."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    """Where its stdout and stderr go."""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def serve_process(tmp_path: Path, config: str, env: Mapping[str, str] | None = None) -> Served:
+    """Start ``python -m aiouploader serve --port PORT`` with the TOML ``config``, on a free port of
+    ``server.host`` (127.0.0.1 unless ``config`` says)."""
+    port = free_port()
+    path = tmp_path / f"config-{port}.toml"
+    path.write_text(config)
+    log = tmp_path / f"server-{port}.log"
+    command = [sys.executable, "-m", "aiouploader", "serve", "--config", str(path), "--port", str(port)]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=out, env=env)
+    try:
+        wait_for_port(port, process, "aiouploader")
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return Served(f"http://127.0.0.1:{port}", process, log)
 
 
 @dataclass

@@ -31,7 +31,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 def ceiling_client_options(parts_in_flight: int) -> dict[str, Any]:
     """aiouploader's S3 client settings as plain values for (a)'s process, which does not import aiouploader
     (its modules would count in the ceiling's peak RSS)."""
-    ours, default = client_config(S3Config(parts_in_flight=parts_in_flight)), AioConfig()
+    ours, default = client_config(S3Config(parts_in_flight=parts_in_flight), 0), AioConfig()
     return {
         name: getattr(ours, name) for name in AioConfig.OPTION_DEFAULTS if getattr(ours, name) != getattr(default, name)
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs (Debian packages, a virtualenv), then runs
+# Installs everything the test suite and the benchmark need (Debian packages, a virtualenv), then runs
 # the linters, the type checker and the tests. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' -e plugins/aiouploader-content-type-guard -e plugins/aiouploader-webhook
+# compat: a path in a .pth file, which mypy follows (it cannot follow setuptools' import hooks), so that
+# mypy run inside an example plugin's directory finds aiouploader as it would an installed one.
+.venv/bin/python -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat \
+  -e '.[test]' -e plugins/aiouploader-content-type-guard -e plugins/aiouploader-webhook -r bench/requirements.txt
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiouploader import Upload, UploadStage, hookimpl
@@ -94,3 +95,24 @@ class Lifecycle:
     @hookimpl
     def aiouploader_upload_failed(self, upload: Upload, error: Exception, settings: Any) -> None:
         self.events.append(("failed", type(error).__name__))
+
+
+class _BlockingStage(UploadStage):
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    async def feed(self, block: bytes) -> bytes:
+        time.sleep(self._seconds)  # noqa: ASYNC251 - the mistake this plugin exists to make
+        return block
+
+
+class Blocking:
+    """Holds the event loop for ``seconds`` (0.5 unless its settings say) in each ``feed``, as blocking code would."""
+
+    @hookimpl
+    def aiouploader_configure(self, settings: dict[str, Any]) -> float:
+        return float(settings.get("seconds", 0.5))
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, settings: float) -> UploadStage:
+        return _BlockingStage(settings)

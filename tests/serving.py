@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from aiouploader.testing import S3Server, free_port, wait_for_port
+from aiouploader.testing import S3Server, Served, serve_process
 
 
 def rss(pid: int) -> int:
@@ -32,18 +29,6 @@ def mapped_files(pid: int) -> set[str]:
     return {fields[5] for fields in (line.split(maxsplit=5) for line in lines) if len(fields) == 6}
 
 
-@dataclass
-class Served:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-
 def serve(
     tmp_path: Path,
     s3: S3Server,
@@ -57,22 +42,10 @@ def serve(
     env: Mapping[str, str] | None = None,
 ) -> Served:
     """Start ``aiouploader serve`` with one route ``/u`` on ``bucket``; extra TOML lines per section."""
-    port = free_port()
-    config = tmp_path / f"config-{port}.toml"
-    config.write_text(
-        f"[server]\nport = {port}\n{server}\n"
+    return serve_process(
+        tmp_path,
+        f"[server]\n{server}\n"
         f'[s3]\nendpoint_url = "{s3.endpoint_url}"\npart_size = "{part_size}"\n{s3_settings}\n'
-        f'[[routes]]\npath = "/u"\nbucket = "{bucket}"\nprefix = "{prefix}"\nplugins = {json.dumps(list(plugins))}\n'
+        f'[[routes]]\npath = "/u"\nbucket = "{bucket}"\nprefix = "{prefix}"\nplugins = {json.dumps(list(plugins))}\n',
+        env,
     )
-    log = tmp_path / f"server-{port}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aiouploader", "serve", "--config", str(config)], stdout=out, stderr=out, env=env
-        )
-    try:
-        wait_for_port(port, process, "aiouploader")
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-    return Served(f"http://127.0.0.1:{port}", process, log)

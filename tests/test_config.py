@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from aiouploader.config import ConfigError, apply_env, load, validate
+from aiouploader.builtin.size_limit import SizeLimitSettings
+from aiouploader.config import ConfigError, apply_env, load, parse_settings, validate
 from aiouploader.sizes import format_size, parse_size
 
 ROUTE = '[[routes]]\npath = "/uploads"\nbucket = "incoming"\n'
@@ -167,6 +168,22 @@ def test_unknown_plugin_lists_the_installed_ones(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert "unknown plugin 'nope'" in run.stderr and "checksum" in run.stderr and "size_limit" in run.stderr
+
+
+def test_a_misspelt_plugin_gets_a_did_you_mean(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE.replace("]\n", ']\nplugins = ["size_limit", "virusscan"]\n', 1))
+    line = assert_refused(["check-config", str(path)], "unknown plugin 'virusscan'")
+    assert line.endswith("(did you mean virus_scan?)")
+
+
+def test_every_bad_setting_is_named_on_the_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE.replace("]\n", "]\nplugin_timeout = 0\n", 1) + "[server]\nport = 70000\nprot = 80\n")
+    line = assert_refused(["check-config", str(path)], "server.port", None, "server.prot", "routes[0].plugin_timeout")
+    assert line.count("; ") == 2
+    with pytest.raises(ValueError, match=r"^max_size: .*; reject: Extra inputs are not permitted$"):
+        parse_settings(SizeLimitSettings, {"max_size": "lots", "reject": True})
 
 
 def test_env_override_of_a_missing_list_entry_is_an_error() -> None:

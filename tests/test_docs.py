@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 from pathlib import Path
@@ -34,6 +35,19 @@ def test_every_hook_is_in_the_hook_reference_with_its_parameters(hook: str) -> N
 
 def test_the_hook_reference_names_only_hooks_that_exist() -> None:
     assert sorted(re.findall(r"^### `(\w+)\(", hook_reference(), re.M)) == HOOKS
+
+
+def test_the_plugin_docs_say_where_what_they_use_is_imported_from() -> None:
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    shown = {
+        name.strip(): module
+        for module, names in re.findall(r"^from (aiouploader[\w.]*) import (.+)$", text, re.M)
+        for name in names.split(",")
+    }
+    for name, module in shown.items():
+        assert hasattr(importlib.import_module(module), name), f"docs/plugins.md: from {module} import {name}"
+    used = {"hookimpl", "Upload", "UploadStage", "Settings", "parse_settings", "make_plugin_manager"}
+    assert used <= shown.keys()
 
 
 @pytest.mark.parametrize("hook", HOOKS)

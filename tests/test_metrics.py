@@ -12,8 +12,10 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port
 
+from .plugins_for_tests import Blocking
 from .raw import closed
 from .serving import serve
 
@@ -159,3 +161,17 @@ async def test_metrics_can_be_served_on_a_port_of_their_own(rclone_server: S3Ser
         assert await asyncio.to_thread(served.process.wait, 30) == 0
     finally:
         served.stop()
+
+
+async def test_event_loop_lag_is_a_histogram_that_sees_a_blocking_stage(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    pm = make_plugin_manager()
+    pm.register(Blocking(), name="sleepy")
+    proxy = await make_proxy(routes=[{"path": "/u", "bucket": bucket, "plugins": ["sleepy"]}], pm=pm)
+    async with proxy.session.put(proxy("/u/k"), data=b"x" * 1000) as response:
+        assert response.status == 201
+    text = await scrape(proxy)
+    samples = value(text, "aiouploader_event_loop_lag_seconds_count")
+    assert samples >= 1 and value(text, "aiouploader_event_loop_lag_seconds_bucket", le="+Inf") == samples
+    assert samples - value(text, "aiouploader_event_loop_lag_seconds_bucket", le="0.1") >= 1

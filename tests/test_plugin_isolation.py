@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 from typing import Any
 
@@ -16,7 +17,7 @@ from aiouploader.hookspecs import Fetch
 from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
-from .plugins_for_tests import Boom
+from .plugins_for_tests import Blocking, Boom
 
 MiB = 1024**2
 SMALL_PARTS = {"part_size": "5MiB", "parts_in_flight": 2}
@@ -187,6 +188,24 @@ async def test_a_plugins_own_timeout_error_is_a_failure_not_a_plugin_timeout(
     [record] = records_of(caplog, "own-1")
     assert record.exc_info is not None and isinstance(record.exc_info[1], TimeoutError)
     assert_nothing_left(s3_server, bucket)
+
+
+async def test_a_stage_that_blocks_the_event_loop_is_named_in_the_log_with_how_long(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pm = make_plugin_manager()
+    pm.register(Blocking(), name="sleepy")
+    proxy = await make_proxy(routes=[{"path": "/u", "bucket": bucket, "plugins": ["checksum", "sleepy"]}], pm=pm)
+    async with proxy.session.put(proxy("/u/k"), data=b"x" * 1000, headers={"X-Request-ID": "held-1"}) as response:
+        assert response.status == 201
+    [record] = [r for r in records_of(caplog, "held-1") if r.levelno == logging.WARNING]
+    held = re.fullmatch(
+        r"request held-1: plugin sleepy held the event loop for (\d+\.\d{3}) seconds in feed\(\), stalling every "
+        r"other request; blocking work belongs in asyncio.to_thread",
+        record.getMessage(),
+    )
+    assert held is not None and float(held[1]) >= 0.5
+    assert getattr(record, "fields", {})["plugin"] == "sleepy"
 
 
 @pytest.mark.parametrize("value", [0, -1, "soon"])

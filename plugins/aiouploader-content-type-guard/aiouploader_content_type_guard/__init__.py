@@ -19,13 +19,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import field_validator
-
 from aiouploader import Upload, UploadError, UploadStage, hookimpl
 from aiouploader.config import Settings, parse_settings
+from pydantic import field_validator
 
 __version__ = "0.1.0"
-NAME = "content_type_guard"
 UNKNOWN = "application/octet-stream"
 
 MAGIC: list[tuple[str, tuple[tuple[int, bytes], ...]]] = [
@@ -80,8 +78,9 @@ class GuardSettings(Settings):
 
 
 class GuardStage(UploadStage):
-    def __init__(self, upload: Upload, settings: GuardSettings) -> None:
+    def __init__(self, upload: Upload, settings: GuardSettings, name: str) -> None:
         self._upload = upload
+        self._name = name
         self._allow = settings.allow
         self._head = bytearray()
         self._decided = False
@@ -92,7 +91,7 @@ class GuardStage(UploadStage):
             raise UnsupportedMediaType(
                 f"The upload's content is {kind}, which this route does not accept (allowed: {', '.join(self._allow)})."
             )
-        self._upload.reports[NAME] = {"detected": kind}
+        self._upload.reports[self._name] = {"detected": kind}
         self._decided = True
 
     def _release(self) -> bytes:
@@ -120,5 +119,5 @@ def aiouploader_configure(settings: dict[str, Any]) -> GuardSettings:
 
 
 @hookimpl
-def aiouploader_upload_stage(upload: Upload, settings: GuardSettings) -> UploadStage:
-    return GuardStage(upload, settings)
+def aiouploader_upload_stage(upload: Upload, settings: GuardSettings, name: str) -> UploadStage:
+    return GuardStage(upload, settings, name)

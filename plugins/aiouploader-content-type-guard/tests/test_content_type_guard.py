@@ -7,11 +7,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiouploader_content_type_guard import HEAD, GuardSettings, GuardStage, UnsupportedMediaType, sniff
-
 from aiouploader import Upload
 from aiouploader.config import ConfigError
 from aiouploader.testing import MakeProxy, Proxy, S3Server
+
+from aiouploader_content_type_guard import HEAD, GuardSettings, GuardStage, UnsupportedMediaType, sniff
 
 MiB = 1024**2
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
@@ -100,12 +100,12 @@ async def test_an_unknown_type_in_allow_stops_start_up(make_proxy: MakeProxy, bu
 
 async def test_the_magic_number_may_arrive_a_byte_at_a_time() -> None:
     upload = Upload("r", "/u", "b", "", "k", "image/png", None, {})
-    stage = GuardStage(upload, GuardSettings())
+    stage = GuardStage(upload, GuardSettings(), "content_type_guard")
     body = PNG + b"more"
     passed = b"".join([await stage.feed(body[i : i + 1]) for i in range(len(body))])
     assert passed + await stage.finish() == body
     assert passed[:HEAD] == body[:HEAD]
-    stage = GuardStage(upload, GuardSettings())
+    stage = GuardStage(upload, GuardSettings(), "content_type_guard")
     assert await stage.feed(ELF[:3]) == b""
     with pytest.raises(UnsupportedMediaType):
         await stage.feed(ELF[3:])

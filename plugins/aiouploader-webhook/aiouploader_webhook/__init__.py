@@ -12,9 +12,11 @@ The body is the upload result, the JSON the client got with its 201; the
 ``X-Request-ID`` header is the upload's. Delivery starts once S3 confirmed the
 object and never delays or fails the upload: a try fails on a connection
 error, a timeout or a status other than 2xx, and when every try failed the
-delivery is logged as an error with the request id and given up. Nothing
-waits for deliveries when the server stops: one still running then is
-cancelled, and logged as given up in the same way.
+delivery is logged as an error with the request id and given up. When the
+server stops, its shutdown waits for the deliveries in progress, retries
+included, for what is left of ``server.shutdown_grace`` after the uploads in
+flight; one still running then is cancelled, and logged as given up in the
+same way.
 
 Logs show the URL without its user, password, query and fragment.
 """
@@ -29,10 +31,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import Field, field_validator
-
 from aiouploader import Upload, hookimpl
 from aiouploader.config import Settings, parse_settings
+from pydantic import Field, field_validator
 
 __version__ = "0.1.0"
 EVENT = "upload.completed"
@@ -107,7 +108,7 @@ async def deliver(settings: WebhookSettings, body: bytes, request_id: str) -> bo
 
 
 async def drain() -> None:
-    """Wait for the deliveries in progress, and any they are joined by meanwhile (tests use it)."""
+    """Wait for the deliveries in progress, and any they are joined by meanwhile."""
     while _deliveries:
         await asyncio.gather(*_deliveries, return_exceptions=True)
 
@@ -115,6 +116,20 @@ async def drain() -> None:
 @hookimpl
 def aiouploader_configure(settings: dict[str, Any]) -> WebhookSettings:
     return parse_settings(WebhookSettings, settings)
+
+
+@hookimpl
+async def aiouploader_startup(settings: dict[str, WebhookSettings]) -> None:
+    for route, webhook in settings.items():
+        log.info("webhook: uploads to %s are posted to %s", route, _shown(webhook.url))
+
+
+@hookimpl
+async def aiouploader_shutdown(grace: float) -> None:
+    """Wait for the deliveries in progress; cancelled when the grace is over, this cancels them."""
+    if _deliveries:
+        log.info("webhook: waiting up to %.1f seconds for %d deliveries", grace, len(_deliveries))
+    await drain()
 
 
 @hookimpl

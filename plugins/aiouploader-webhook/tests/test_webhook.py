@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import aiouploader_webhook
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiouploader.config import ConfigError
+from aiouploader.testing import MakeProxy, Proxy, S3Server, Served, free_port, serve_process
 from yarl import URL
 
-from aiouploader.config import ConfigError
-from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port
+import aiouploader_webhook
 
 NEVER = 0
 """An answer of the receiver: hold the request open until the test ends."""
@@ -186,6 +189,60 @@ async def test_a_delivery_cancelled_as_the_server_stops_is_logged(
     await asyncio.gather(*deliveries, return_exceptions=True)
     [message] = logged(caplog, "hook-7", 40)
     assert f"webhook to {receiver.url} gave up: cancelled" in message
+
+
+def serve(tmp_path: Path, s3_server: S3Server, bucket: str, grace: float, webhook: str) -> Served:
+    """``aiouploader serve`` in a process of its own, with a route ``/u`` whose plugins post to the webhook."""
+    return serve_process(
+        tmp_path,
+        f"[server]\nshutdown_grace = {grace}\n"
+        f'[s3]\nendpoint_url = "{s3_server.endpoint_url}"\n'
+        f'[[routes]]\npath = "/u"\nbucket = "{bucket}"\nplugins = ["checksum", "webhook"]\n'
+        f"[plugins.webhook]\n{webhook}\n",
+    )
+
+
+async def put_to(url: str, body: bytes, request_id: str) -> tuple[int, dict[str, Any]]:
+    headers = {"X-Request-ID": request_id}
+    async with aiohttp.ClientSession() as session, session.put(url, data=body, headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_a_delivery_in_flight_at_sigterm_is_delivered(
+    s3_server: S3Server, bucket: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    receiver.answers = [503]
+    served = serve(tmp_path, s3_server, bucket, 10, f'url = "{receiver.url}"\nattempts = 2\nbackoff = 1.0')
+    try:
+        status, result = await put_to(f"{served.url}/u/a.txt", b"hello", "hook-8")
+        assert status == 201
+        await asyncio.wait_for(receiver.called.wait(), 5)
+        served.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(served.process.wait, 30) == 0
+    finally:
+        served.stop()
+    assert [json.loads(body) for _, body in receiver.calls] == [result, result]
+    text = served.log.read_text()
+    assert "webhook: waiting up to" in text and "gave up" not in text
+
+
+async def test_a_delivery_past_the_grace_is_cancelled_and_logged(
+    s3_server: S3Server, bucket: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    receiver.answers = [NEVER]
+    served = serve(tmp_path, s3_server, bucket, 1, f'url = "{receiver.url}"\nattempts = 1\ntimeout = 60')
+    try:
+        assert (await put_to(f"{served.url}/u/a.txt", b"hello", "hook-9"))[0] == 201
+        await asyncio.wait_for(receiver.called.wait(), 5)
+        signalled = time.monotonic()
+        served.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(served.process.wait, 30) == 0
+        assert time.monotonic() - signalled < 6
+    finally:
+        served.stop()
+    text = served.log.read_text()
+    assert "plugin webhook: shutdown still running at the end of server.shutdown_grace" in text
+    assert f"request hook-9: webhook to {receiver.url} gave up: cancelled" in text
 
 
 @pytest.mark.parametrize(
