@@ -18,7 +18,8 @@ from pydantic import BaseModel
 from aiouploader.builtin.encryption import EncryptionSettings
 from aiouploader.builtin.size_limit import SizeLimitSettings
 from aiouploader.builtin.virus_scan import VirusScanSettings
-from aiouploader.config import RouteConfig, S3Config, ServerConfig, TokenConfig, UploadConfig, load, validate
+from aiouploader.config import RouteConfig, S3Config, ServerConfig, TokenConfig, UploadConfig, validate
+from aiouploader.config_file import load
 from aiouploader.sizes import parse_size
 from aiouploader.testing import MakeProxy, S3Server
 
