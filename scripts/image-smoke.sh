@@ -35,7 +35,7 @@ fi
 
 # Debian's mirror as apt is configured to reach it.
 mirror=$(apt-get indextargets --format '$(SITE) $(RELEASE) $(COMPONENT)' 'Identifier: Packages' |
-  awk '$2 == "bookworm" && $3 == "main" { print $1; exit }')
+  awk '$2 == "bookworm" && $3 == "main" && !found { print $1; found = 1 }') || true
 mirror=${DEBIAN_MIRROR:-${mirror:-http://deb.debian.org/debian}}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/aiouploader-image.XXXXXX")
@@ -133,8 +133,8 @@ uid=${user%%:*} gid=${user#*:}
 ctr=$(b from -q "$image")
 root=$(b mount "$ctr")
 [ -d "$root/etc/aiouploader" ] || fail "the image has no /etc/aiouploader to mount the config on"
-leftovers=$(find "$root" -xdev \( -path '*/bin/gcc*' -o -path '*/bin/cc' -o -name 'cc1*' -o -path "$root/src" -o -path '*/.cache/pip' \
-  -o -name conftest.py -o -name 'test_conf_examples.py' \) -print -quit)
+leftovers=$(find "$root" -xdev \( -path '*/bin/gcc*' -o -path '*/bin/cc' -o -name 'cc1*' -o -path "$root/src" \
+  -o -path '*/.cache/pip' -o -name conftest.py -o -name 'test_conf_examples.py' \) -print -quit)
 [ -z "$leftovers" ] || fail "the image carries a compiler, the build's sources, tests or pip's cache: $leftovers"
 mkdir -p "$root/run/secrets" "$root/run/clamav"  # mount points, as a runtime makes them
 
