@@ -52,6 +52,7 @@ cleanup() {
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
 
 # 1. The base: Debian's python3 as /usr/local/bin/python with pip beside it.
 base=localhost/aiouploader-base:bookworm
