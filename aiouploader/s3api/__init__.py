@@ -10,6 +10,7 @@ configuration so that it can be proven on its own:
 - `.chunked`: `ChunkedDecoder` turns an ``aws-chunked`` body back into the object's
   bytes as it streams, checking chunk signatures, the trailer signature, trailing
   checksums and the decoded length.
+- `.auth_fields`: the signature's fields from the header or the presigned query.
 - `.checksums`: the ``x-amz-checksum-*`` algorithms, incrementally.
 - `.errors`: S3's error codes as exceptions.
 

@@ -22,6 +22,12 @@ given to it the way the request was received instead:
   re-encoding differs from the raw one is tried both ways. Any other service (AWS's
   generic test suite) gets botocore's normalise-then-encode rules.
 
+Reading the signature's fields (and S3's checks of form, scope, clock and expiry that
+come before any signature) is `.auth_fields`. An unknown access key id is signed for
+with a random secret before `InvalidAccessKeyId` is raised, so that it costs what a
+known key with a wrong signature costs; signatures are compared with
+`hmac.compare_digest`.
+
 The result carries what decoding the body needs: the payload mode the client declared
 in ``x-amz-content-sha256``, and for the streaming modes the signing key, scope,
 timestamp and seed signature that `.chunked` chains each chunk signature from.
@@ -37,7 +43,6 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
@@ -46,6 +51,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
+from .auth_fields import from_header, from_query, header, parse_credential
 from .errors import (
     AccessDenied,
     AuthorizationHeaderMalformed,
@@ -54,24 +60,17 @@ from .errors import (
     InvalidArgument,
     InvalidRequest,
     InvalidURI,
-    RequestTimeTooSkewed,
     S3Error,
     SignatureDoesNotMatch,
     XAmzContentSHA256Mismatch,
 )
 
-ALGORITHM = "AWS4-HMAC-SHA256"
-MAX_SKEW = dt.timedelta(minutes=15)
-MAX_EXPIRES = 604800
-TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 CredentialsLookup = Callable[[str], "str | None"]
 """Access key id → secret access key, or None for an unknown key."""
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_TIMESTAMP = re.compile(r"\d{8}T\d{6}Z")
-_PRESIGN_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders")
 _UNKNOWN_KEY_SECRET = secrets.token_urlsafe(30)
 
 
@@ -183,20 +182,20 @@ def verify_request(
             "parameter or the Authorization header should be specified"
         )
     if presigned:
-        auth = _from_query(pairs, now)
+        auth = from_query(pairs, now)
     elif authorizations:
-        auth = _from_header(authorizations, header_pairs, now)
+        auth = from_header(authorizations, header_pairs, now)
     elif any(k == "AWSAccessKeyId" for k, _ in pairs):
         raise InvalidArgument("Unsupported Authorization Type: only AWS Signature Version 4 is accepted")
     else:
         raise AccessDenied("Anonymous requests are not accepted; sign the request with AWS Signature Version 4.")
     error: type[S3Error] = AuthorizationQueryParametersError if presigned else AuthorizationHeaderMalformed
-    akid, date, scope_region, scope_service = _parse_credential(auth.credential, error, region, service)
+    akid, date, scope_region, scope_service = parse_credential(auth.credential, error, region, service)
     if auth.timestamp[:8] != date:
         raise error(f"Invalid credential date. Date is not the same as {'X-Amz-Date' if presigned else 'x-amz-date'}.")
 
     if service != "s3":
-        mode, digest = PayloadMode.SHA256, payload_sha256 or _header(header_pairs, "x-amz-content-sha256")
+        mode, digest = PayloadMode.SHA256, payload_sha256 or header(header_pairs, "x-amz-content-sha256")
         if digest is None:
             raise ValueError("payload_sha256 is needed outside S3")
     elif presigned:
@@ -204,7 +203,7 @@ def verify_request(
         if mode.streaming:
             raise InvalidArgument("A presigned URL cannot declare a streaming payload.")
     else:
-        declared = _header(header_pairs, "x-amz-content-sha256")
+        declared = header(header_pairs, "x-amz-content-sha256")
         if declared is None:
             raise InvalidRequest("Missing required header for this request: x-amz-content-sha256")
         mode, digest = _payload_mode(declared)
@@ -243,14 +242,6 @@ def verify_request(
     )
 
 
-@dataclass(frozen=True)
-class _Auth:
-    credential: str
-    signed_headers: str
-    signature: str
-    timestamp: str
-
-
 class _Canonicaliser(S3SigV4Auth):  # type: ignore[misc]
     """botocore's S3 signer, given the request as received instead of choosing for itself."""
 
@@ -282,109 +273,6 @@ class _Canonicaliser(S3SigV4Auth):  # type: ignore[misc]
         self.credentials = Credentials(akid, secret)
         signature: str = self.signature(string_to_sign, request)
         return signature
-
-
-def _from_header(values: list[str], header_pairs: list[tuple[str, str]], now: dt.datetime) -> _Auth:
-    if len(values) != 1:
-        raise InvalidArgument("Only one Authorization header is allowed.")
-    algorithm, _, rest = values[0].strip().partition(" ")
-    if algorithm != ALGORITHM:
-        raise InvalidArgument("Unsupported Authorization Type")
-    fields: dict[str, str] = {}
-    for part in rest.split(","):
-        name, eq, value = part.strip().partition("=")
-        if not eq or name in fields or name not in ("Credential", "SignedHeaders", "Signature"):
-            raise AuthorizationHeaderMalformed(f"The authorization header is malformed; unexpected {part.strip()!r}.")
-        fields[name] = value
-    if len(fields) != 3:
-        raise AuthorizationHeaderMalformed(
-            "The authorization header is malformed; it needs Credential, SignedHeaders and Signature."
-        )
-    timestamp = _header_timestamp(header_pairs)
-    when = dt.datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(tzinfo=dt.UTC)
-    if abs(now - when) > MAX_SKEW:
-        raise RequestTimeTooSkewed()
-    return _Auth(fields["Credential"], fields["SignedHeaders"], fields["Signature"], timestamp)
-
-
-def _header_timestamp(header_pairs: list[tuple[str, str]]) -> str:
-    invalid = AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
-    amz_date = _header(header_pairs, "x-amz-date")
-    if amz_date is not None:
-        if not _TIMESTAMP.fullmatch(amz_date.strip()):
-            raise invalid
-        try:
-            dt.datetime.strptime(amz_date.strip(), TIMESTAMP_FORMAT)
-        except ValueError:
-            raise invalid from None
-        return amz_date.strip()
-    date = _header(header_pairs, "date")
-    try:
-        parsed = parsedate_to_datetime(date) if date else None
-    except (TypeError, ValueError):
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise invalid
-    return parsed.astimezone(dt.UTC).strftime(TIMESTAMP_FORMAT)
-
-
-def _from_query(pairs: list[tuple[str, str]], now: dt.datetime) -> _Auth:
-    values: dict[str, list[str]] = {}
-    for name, value in pairs:
-        values.setdefault(name, []).append(value)
-    missing = [n for n in (*_PRESIGN_PARAMS, "X-Amz-Signature") if len(values.get(n, ())) != 1]
-    if missing:
-        raise AuthorizationQueryParametersError(
-            "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
-            "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
-        )
-    one = {name: v[0] for name, v in values.items()}
-    if one["X-Amz-Algorithm"] != ALGORITHM:
-        raise AuthorizationQueryParametersError('X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"')
-    timestamp = one["X-Amz-Date"]
-    try:
-        if not _TIMESTAMP.fullmatch(timestamp):
-            raise ValueError(timestamp)
-        when = dt.datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(tzinfo=dt.UTC)
-    except ValueError:
-        raise AuthorizationQueryParametersError(
-            "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
-        ) from None
-    expires = one["X-Amz-Expires"]
-    if not re.fullmatch(r"-?\d{1,12}", expires):
-        raise AuthorizationQueryParametersError("X-Amz-Expires should be a number")
-    seconds = int(expires)
-    if seconds < 0:
-        raise AuthorizationQueryParametersError("X-Amz-Expires must be non-negative")
-    if seconds > MAX_EXPIRES:
-        raise AuthorizationQueryParametersError("X-Amz-Expires must be less than a week (in seconds) that is 604800")
-    if when - now > MAX_SKEW:
-        raise AccessDenied("Request is not valid yet")
-    if now > when + dt.timedelta(seconds=seconds):
-        raise AccessDenied("Request has expired")
-    return _Auth(one["X-Amz-Credential"], one["X-Amz-SignedHeaders"], one["X-Amz-Signature"], timestamp)
-
-
-def _parse_credential(
-    credential: str, error: type[S3Error], region: str | None, service: str
-) -> tuple[str, str, str, str]:
-    parts = credential.split("/")
-    if len(parts) != 5 or not all(parts):
-        raise error(
-            f'The credential {credential!r} is malformed; expected "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
-        )
-    akid, date, scope_region, scope_service, terminal = parts
-    if terminal != "aws4_request":
-        raise error(f"The credential is malformed; incorrect terminal '{terminal}'. This endpoint uses 'aws4_request'.")
-    if scope_service != service:
-        raise error(
-            f"The credential is malformed; incorrect service '{scope_service}'. This endpoint uses '{service}'."
-        )
-    if region is not None and scope_region != region:
-        raise error(f"The authorization is malformed; the region '{scope_region}' is wrong; expecting '{region}'")
-    if not re.fullmatch(r"\d{8}", date):
-        raise error(f"The credential is malformed; invalid date '{date}'.")
-    return akid, date, scope_region, scope_service
 
 
 def _signed_headers(
@@ -434,13 +322,6 @@ def _parse_query(query: str) -> list[tuple[str, str]]:
             except UnicodeDecodeError:
                 raise InvalidURI() from None
     return pairs
-
-
-def _header(header_pairs: list[tuple[str, str]], name: str) -> str | None:
-    values = [v for n, v in header_pairs if n == name]
-    if len(values) > 1:
-        raise InvalidArgument(f"The header {name} may appear only once.")
-    return values[0] if values else None
 
 
 def _payload_mode(value: str) -> tuple[PayloadMode, str | None]:
