@@ -9,12 +9,8 @@ import io
 import itertools
 import zlib
 from typing import Any
-from urllib.parse import urlsplit
 
-import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.config import Config
 from botocore.httpchecksum import Crc32Checksum, Sha1Checksum, Sha256Checksum
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,9 +29,7 @@ from aiouploader.s3api.errors import (
     SignatureDoesNotMatch,
 )
 from aiouploader.s3api.sigv4 import EMPTY_SHA256, signing_key
-
-AKID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-KEYS = {AKID: SECRET}
+from tests.s3api_clients import AKID, KEYS, SECRET, captured_client, headers_of, verify_sent
 
 # ---- AWS's published examples: sigv4-streaming and sigv4-streaming-trailers (S3 API reference) ----------------
 # PUT of 65 KiB of "a" in 64 KiB chunks, 20130524T000000Z, us-east-1, the documentation's example keys.
@@ -170,38 +164,12 @@ def test_the_final_chunk_cannot_be_dropped() -> None:
 # ---- botocore's own aws-chunked bodies (STREAMING-UNSIGNED-PAYLOAD-TRAILER) ----------------------------------
 
 
-class _EmptyBody:
-    def stream(self, **kwargs: Any) -> Any:
-        yield b""
-
-
 def boto3_put(payload: bytes, **params: Any) -> tuple[VerifiedRequest, CIMultiDict[str], bytes]:
     """What boto3's put_object sends over https, verified, with its body as sent."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url="https://127.0.0.1:9443",
-        aws_access_key_id=AKID,
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    )
-    sent: list[Any] = []
-
-    def capture(request: Any, **kwargs: Any) -> AWSResponse:
-        body = request.body
-        sent.append((request, body.read() if hasattr(body, "read") else bytes(body or b"")))
-        return AWSResponse(request.url, 200, {}, _EmptyBody())
-
-    s3.meta.events.register("before-send.s3", capture)
+    s3, sent = captured_client("https://127.0.0.1:9443")
     s3.put_object(Bucket="bucket", Key="key", Body=io.BytesIO(payload), **params)
     request, body = sent[0]
-    parts = urlsplit(request.url)
-    headers: CIMultiDict[str] = CIMultiDict(
-        (k, v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()
-    )
-    headers.setdefault("Host", parts.netloc)
-    verified = verify_request("PUT", parts.path, parts.query, headers, KEYS.get, dt.datetime.now(dt.UTC))
-    return verified, headers, body
+    return verify_sent(request), headers_of(request), body
 
 
 @pytest.mark.parametrize("algorithm", ["CRC32", "SHA1", "SHA256"])

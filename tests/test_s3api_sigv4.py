@@ -5,16 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest, AWSResponse
-from botocore.config import Config
+from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from multidict import CIMultiDict
 
@@ -32,13 +29,12 @@ from aiouploader.s3api.errors import (
     XAmzContentSHA256Mismatch,
 )
 from aiouploader.s3api.sigv4 import signing_key
+from tests.s3api_clients import AKID, KEYS, SECRET, captured_client, verify_sent
 
 SUITE = Path(__file__).parent / "data" / "sigv4"
 SUITE_KEYS = {"AKIDEXAMPLE": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}
 SUITE_NOW = dt.datetime(2015, 8, 30, 12, 36, tzinfo=dt.UTC)
 
-AKID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-KEYS = {AKID: SECRET}
 NO_KEYS: dict[str, str] = {}
 ENDPOINT = "http://127.0.0.1:9000"
 
@@ -71,19 +67,16 @@ def suite_cases() -> list[Any]:
     return [pytest.param(sreq, id=sreq.stem) for sreq in sorted(SUITE.rglob("*.sreq"))]
 
 
+def verify_suite_request(method: str, path: str, query: str, headers: CIMultiDict[str], body: bytes) -> VerifiedRequest:
+    payload = hashlib.sha256(body).hexdigest()
+    return verify_request(
+        method, path, query, headers, SUITE_KEYS.get, SUITE_NOW, service="service", payload_sha256=payload
+    )
+
+
 @pytest.mark.parametrize("sreq", suite_cases())
 def test_the_suite_signed_request_verifies(sreq: Path) -> None:
-    method, path, query, headers, body = parse_sreq(sreq.read_text("utf-8"))
-    verified = verify_request(
-        method,
-        path,
-        query,
-        headers,
-        SUITE_KEYS.get,
-        SUITE_NOW,
-        service="service",
-        payload_sha256=hashlib.sha256(body).hexdigest(),
-    )
+    verified = verify_suite_request(*parse_sreq(sreq.read_text("utf-8")))
     authz = sreq.with_suffix(".authz").read_text("utf-8").strip()
     assert authz.endswith(f"Signature={verified.signature}")
     assert verified.scope == "20150830/us-east-1/service/aws4_request"
@@ -96,16 +89,7 @@ def test_the_suite_request_with_one_signature_byte_changed_is_refused(sreq: Path
     last = authorization[-1]
     headers["Authorization"] = authorization[:-1] + ("0" if last != "0" else "1")
     with pytest.raises(SignatureDoesNotMatch):
-        verify_request(
-            method,
-            path,
-            query,
-            headers,
-            SUITE_KEYS.get,
-            SUITE_NOW,
-            service="service",
-            payload_sha256=hashlib.sha256(body).hexdigest(),
-        )
+        verify_suite_request(method, path, query, headers, body)
 
 
 def test_the_suite_has_its_vectors() -> None:
@@ -257,64 +241,30 @@ def test_a_signed_payload_digest_is_checked_against_the_body() -> None:
 # ---- boto3 clients: what they really send ---------------------------------------------------------------------
 
 
-class _EmptyBody:
-    def stream(self, **kwargs: Any) -> Iterator[bytes]:
-        yield b""
-
-
-def client(endpoint: str = ENDPOINT, **config: Any) -> tuple[Any, list[Any]]:
-    """A boto3 S3 client whose requests are captured instead of sent (answered 200, empty)."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=AKID,
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, **config),
-    )
-    sent: list[Any] = []
-
-    def capture(request: Any, **kwargs: Any) -> AWSResponse:
-        sent.append(request)
-        return AWSResponse(request.url, 200, {}, _EmptyBody())
-
-    s3.meta.events.register("before-send.s3", capture)
-    return s3, sent
-
-
-def verify_sent(request: Any, when: dt.datetime | None = None) -> VerifiedRequest:
-    parts = urlsplit(request.url)
-    headers: CIMultiDict[str] = CIMultiDict(
-        (name, value.decode() if isinstance(value, bytes) else value) for name, value in request.headers.items()
-    )
-    headers.setdefault("Host", parts.netloc)
-    return verify_request(request.method, parts.path, parts.query, headers, KEYS.get, when or now())
-
-
 def test_boto3_put_object_verifies() -> None:
-    s3, sent = client()
+    s3, sent = captured_client(ENDPOINT)
     s3.put_object(Bucket="bucket", Key="dir/ä b+c.txt", Body=b"payload", Metadata={"k": "v"})
-    verified = verify_sent(sent[0])
+    verified = verify_sent(sent[0][0])
     assert verified.payload_mode in (PayloadMode.SHA256, PayloadMode.STREAMING_UNSIGNED_TRAILER)
 
 
 def test_boto3_put_object_over_https_declares_a_trailer_and_verifies() -> None:
-    s3, sent = client("https://127.0.0.1:9443")
+    s3, sent = captured_client("https://127.0.0.1:9443")
     s3.put_object(Bucket="bucket", Key="key", Body=io.BytesIO(b"x" * 100_000))
-    verified = verify_sent(sent[0])
+    verified = verify_sent(sent[0][0])
     assert verified.payload_mode is PayloadMode.STREAMING_UNSIGNED_TRAILER
-    assert sent[0].headers["x-amz-trailer"] in ("x-amz-checksum-crc32", b"x-amz-checksum-crc32")
+    assert sent[0][0].headers["x-amz-trailer"] in ("x-amz-checksum-crc32", b"x-amz-checksum-crc32")
 
 
 def test_boto3_list_objects_v2_verifies() -> None:
-    s3, sent = client()
+    s3, sent = captured_client(ENDPOINT)
     s3.list_objects_v2(Bucket="bucket", Prefix="a b/ü~*", Delimiter="/", StartAfter="x=y&z")
-    assert verify_sent(sent[0]).payload_mode is PayloadMode.SHA256
+    assert verify_sent(sent[0][0]).payload_mode is PayloadMode.SHA256
 
 
 @pytest.mark.parametrize("operation", ["get_object", "put_object"])
 def test_a_boto3_presigned_url_verifies_until_it_expires(operation: str) -> None:
-    s3, _ = client()
+    s3, _ = captured_client(ENDPOINT)
     url = s3.generate_presigned_url(operation, Params={"Bucket": "bucket", "Key": "a b/ü+c"}, ExpiresIn=60)
     parts = urlsplit(url)
     headers = CIMultiDict({"Host": parts.netloc})
@@ -328,7 +278,7 @@ def test_a_boto3_presigned_url_verifies_until_it_expires(operation: str) -> None
 
 
 def test_a_tampered_presigned_url_is_refused() -> None:
-    s3, _ = client()
+    s3, _ = captured_client(ENDPOINT)
     url = s3.generate_presigned_url("get_object", Params={"Bucket": "bucket", "Key": "key"}, ExpiresIn=60)
     parts = urlsplit(url)
     headers = CIMultiDict({"Host": parts.netloc})
@@ -368,7 +318,7 @@ def test_a_tampered_presigned_url_is_refused() -> None:
     ],
 )
 def test_bad_presigned_parameters_are_refused_as_s3_does(replace: tuple[str, str], message: str) -> None:
-    s3, _ = client()
+    s3, _ = captured_client(ENDPOINT)
     url = s3.generate_presigned_url("get_object", Params={"Bucket": "bucket", "Key": "key"}, ExpiresIn=60)
     parts = urlsplit(url)
     assert replace[0] in parts.query
