@@ -83,6 +83,23 @@ def test_the_suite_signed_request_verifies(sreq: Path) -> None:
 
 
 @pytest.mark.parametrize("sreq", suite_cases())
+def test_the_suite_canonical_request_and_string_to_sign_come_out_of_botocore(sreq: Path, monkeypatch: Any) -> None:
+    seen: list[tuple[str, str]] = []
+    original = S3SigV4Auth.string_to_sign
+
+    def capture(self: Any, request: Any, canonical_request: str) -> str:
+        result: str = original(self, request, canonical_request)
+        seen.append((canonical_request, result))
+        return result
+
+    monkeypatch.setattr(S3SigV4Auth, "string_to_sign", capture)
+    verify_suite_request(*parse_sreq(sreq.read_text("utf-8")))
+    creq = sreq.with_suffix(".creq").read_text("utf-8")
+    sts = sreq.with_suffix(".sts").read_text("utf-8")
+    assert seen == [(creq, sts)]
+
+
+@pytest.mark.parametrize("sreq", suite_cases())
 def test_the_suite_request_with_one_signature_byte_changed_is_refused(sreq: Path) -> None:
     method, path, query, headers, body = parse_sreq(sreq.read_text("utf-8"))
     authorization = headers["Authorization"]
@@ -133,6 +150,15 @@ def test_a_request_signed_by_botocore_verifies(url: str) -> None:
     assert verified.payload_mode is PayloadMode.SHA256
     assert verified.payload_sha256 == hashlib.sha256(body).hexdigest()
     assert not verified.presigned
+
+
+def test_a_request_dated_by_its_date_header_verifies() -> None:
+    path, query, headers = signed_by_botocore("GET", f"{ENDPOINT}/bucket/key", headers={"Date": "now"})
+    assert "X-Amz-Date" not in headers
+    verify_request("GET", path, query, headers, KEYS.get, now())
+    headers["Date"] = "Mon, 01 Jan 2001 00:00:00 GMT"
+    with pytest.raises(RequestTimeTooSkewed):
+        verify_request("GET", path, query, headers, KEYS.get, now())
 
 
 def test_a_path_signed_in_its_canonical_encoding_verifies_when_sent_less_encoded() -> None:

@@ -76,8 +76,10 @@ def header_timestamp(header_pairs: list[tuple[str, str]]) -> str:
         parsed = parsedate_to_datetime(date) if date else None
     except (TypeError, ValueError):
         parsed = None
-    if parsed is None or parsed.tzinfo is None:
+    if parsed is None:
         raise invalid
+    if parsed.tzinfo is None:  # "-0000", as botocore writes it: UTC
+        parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.astimezone(dt.UTC).strftime(TIMESTAMP_FORMAT)
 
 
