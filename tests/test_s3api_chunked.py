@@ -155,6 +155,17 @@ def test_a_tampered_trailing_checksum_or_trailer_signature_is_refused() -> None:
         decode(decoder, without_signature)
 
 
+def test_after_an_error_the_decoder_refuses_everything() -> None:
+    decoder, body = example("signed")
+    tampered = flip(body, 200)
+    with pytest.raises(SignatureDoesNotMatch):
+        decoder.feed(tampered[:70000])
+    with pytest.raises(SignatureDoesNotMatch):
+        decoder.feed(tampered[70000:])
+    with pytest.raises(SignatureDoesNotMatch):
+        decoder.finish()
+
+
 def test_the_final_chunk_cannot_be_dropped() -> None:
     decoder, body = example("signed")
     with pytest.raises(IncompleteBody):

@@ -30,7 +30,14 @@ import re
 from collections.abc import Mapping
 
 from .checksums import HEADER_PREFIX, Checksum
-from .errors import IncompleteBody, InvalidArgument, InvalidRequest, MissingContentLength, SignatureDoesNotMatch
+from .errors import (
+    IncompleteBody,
+    InvalidArgument,
+    InvalidRequest,
+    MissingContentLength,
+    S3Error,
+    SignatureDoesNotMatch,
+)
 from .sigv4 import EMPTY_SHA256, PayloadMode, VerifiedRequest
 
 MAX_LINE = 1024
@@ -87,6 +94,7 @@ class ChunkedDecoder:
         self._trailer_lines: list[tuple[str, str]] = []
         self._trailer_signature: str | None = None
         self._skipped_blank = False
+        self._error: S3Error | None = None
 
     @classmethod
     def for_request(cls, verified: VerifiedRequest, headers: Mapping[str, str]) -> ChunkedDecoder:
@@ -118,7 +126,18 @@ class ChunkedDecoder:
         return {name: checksum.b64digest() for name, checksum in self._checksums.items()}
 
     def feed(self, data: bytes) -> bytes:
-        """Take the next piece of the body; return the payload bytes it completes."""
+        """Take the next piece of the body; return the payload bytes it completes.
+
+        After an error every later call raises it again."""
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._feed(data)
+        except S3Error as error:
+            self._error = error
+            raise
+
+    def _feed(self, data: bytes) -> bytes:
         out: list[bytes] = []
         view = bytes(data)
         pos, end = 0, len(view)
@@ -163,6 +182,8 @@ class ChunkedDecoder:
 
     def finish(self) -> dict[str, str]:
         """Call at the end of the body: raises unless it was complete and correct; returns the trailers."""
+        if self._error is not None:
+            raise self._error
         if self._state is not _State.DONE:
             raise IncompleteBody("The request body ended before its aws-chunked encoding did.")
         return self.trailers
