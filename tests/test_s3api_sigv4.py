@@ -166,6 +166,15 @@ def test_a_path_signed_in_its_canonical_encoding_verifies_when_sent_less_encoded
     verify_request("GET", "/bucket/a(b)", query, headers, KEYS.get, now())
 
 
+def test_an_encoded_slash_is_not_a_separator_for_the_signature() -> None:
+    _, query, headers = signed_by_botocore("GET", f"{ENDPOINT}/bucket/a/b")
+    with pytest.raises(SignatureDoesNotMatch):
+        verify_request("GET", "/bucket/a%2Fb", query, headers, KEYS.get, now())
+    _, query, headers = signed_by_botocore("GET", f"{ENDPOINT}/bucket/a%2Fb")
+    with pytest.raises(SignatureDoesNotMatch):
+        verify_request("GET", "/bucket/a/b", query, headers, KEYS.get, now())
+
+
 def test_the_signing_key_is_the_one_botocore_signs_with() -> None:
     path, query, headers = signed_by_botocore("GET", f"{ENDPOINT}/bucket/key", region="eu-central-1")
     verified = verify_request("GET", path, query, headers, KEYS.get, now())

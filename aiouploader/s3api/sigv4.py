@@ -19,7 +19,8 @@ given to it the way the request was received instead:
   literally (``%2B``), as the SDKs never send ``+`` for a space.
 - *Path*: for S3 the path is signed as sent, never normalised (keys may hold ``//`` or
   ``..``). Some signers re-encode the decoded path instead, so a path whose canonical
-  re-encoding differs from the raw one is tried both ways. Any other service (AWS's
+  re-encoding (segment by segment: ``%2F`` stays inside its segment) differs from the
+  raw one is tried both ways. Any other service (AWS's
   generic test suite) gets botocore's normalise-then-encode rules.
 
 Reading the signature's fields (and S3's checks of form, scope, clock and expiry that
@@ -305,7 +306,8 @@ def _canonical_paths(path: str, service: str) -> list[str]:
         if service != "s3":
             normalised: str = SigV4Auth(None, service, "")._normalize_url_path(path)
             return [normalised]
-        reencoded = quote(unquote_to_bytes(path), safe="/~")
+        # segment by segment, so that an encoded "/" (%2F) never turns into a separator
+        reencoded = "/".join(quote(unquote_to_bytes(segment), safe="~") for segment in path.split("/"))
         path.encode()
     except UnicodeEncodeError:
         raise InvalidURI() from None
