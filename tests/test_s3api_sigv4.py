@@ -13,6 +13,8 @@ import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from aiouploader.s3api import PayloadMode, PayloadSha256, VerifiedRequest, verify_request
@@ -295,6 +297,19 @@ def test_boto3_list_objects_v2_verifies() -> None:
     s3, sent = captured_client(ENDPOINT)
     s3.list_objects_v2(Bucket="bucket", Prefix="a b/ü~*", Delimiter="/", StartAfter="x=y&z")
     assert verify_sent(sent[0][0]).payload_mode is PayloadMode.SHA256
+
+
+KEY_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=KEY_TEXT, prefix=KEY_TEXT, marker=KEY_TEXT)
+def test_any_key_and_query_boto3_sends_verifies(key: str, prefix: str, marker: str) -> None:
+    s3, sent = captured_client(ENDPOINT)
+    s3.put_object(Bucket="bucket", Key=key, Body=b"x")
+    s3.list_objects(Bucket="bucket", Prefix=prefix, Marker=marker, Delimiter="/")
+    for request, _ in sent:
+        verify_sent(request)
 
 
 @pytest.mark.parametrize("operation", ["get_object", "put_object"])
