@@ -299,7 +299,7 @@ def test_boto3_list_objects_v2_verifies() -> None:
     assert verify_sent(sent[0][0]).payload_mode is PayloadMode.SHA256
 
 
-KEY_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40)
+KEY_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=40)
 
 
 @settings(max_examples=60, deadline=None)
