@@ -322,6 +322,8 @@ def test_a_boto3_presigned_url_verifies_until_it_expires(operation: str) -> None
     verified = verify_request(method, parts.path, parts.query, headers, KEYS.get, now())
     assert verified.presigned and verified.payload_mode is PayloadMode.UNSIGNED
     verify_request(method, parts.path, parts.query, headers, KEYS.get, now() + dt.timedelta(seconds=59))
+    with pytest.raises(AccessDenied, match="not valid yet"):
+        verify_request(method, parts.path, parts.query, headers, KEYS.get, now() - dt.timedelta(minutes=16))
     with pytest.raises(AccessDenied, match="Request has expired") as raised:
         verify_request(method, parts.path, parts.query, headers, KEYS.get, now() + dt.timedelta(seconds=62))
     assert raised.value.status == 403
