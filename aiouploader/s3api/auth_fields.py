@@ -31,6 +31,8 @@ _PRESIGN_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-E
 
 @dataclass(frozen=True)
 class Auth:
+    """A signature's fields as the client sent them, not yet checked against a secret."""
+
     credential: str
     signed_headers: str
     signature: str
@@ -38,6 +40,7 @@ class Auth:
 
 
 def from_header(values: list[str], header_pairs: list[tuple[str, str]], now: dt.datetime) -> Auth:
+    """The ``Authorization`` header's fields; its time is ``x-amz-date`` (else ``Date``), within `MAX_SKEW`."""
     if len(values) != 1:
         raise InvalidArgument("Only one Authorization header is allowed.")
     algorithm, _, rest = values[0].strip().partition(" ")
@@ -84,6 +87,7 @@ def header_timestamp(header_pairs: list[tuple[str, str]]) -> str:
 
 
 def from_query(pairs: list[tuple[str, str]], now: dt.datetime) -> Auth:
+    """A presigned URL's fields: each ``X-Amz-*`` parameter once, not expired, not dated ahead beyond `MAX_SKEW`."""
     values: dict[str, list[str]] = {}
     for name, value in pairs:
         values.setdefault(name, []).append(value)
