@@ -11,10 +11,7 @@ import dataclasses
 import datetime
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from .writer import ObjectWriter
+from typing import Any, Protocol
 
 KEPT_HEADERS = {
     "Content-Encoding": "ContentEncoding",
@@ -54,7 +51,7 @@ def version_of(answer: Mapping[str, Any]) -> str | None:
 
 
 class ObjectStore(Protocol):
-    """What the server asks of an object store.
+    """What the server asks of an object store; an :class:`~.writer.ObjectWriter` writes over any.
 
     Keys, parameters and answers are S3's, named as botocore names them
     (``ContentType``, ``ETag``, ``ChecksumCRC32C``...). The writes
@@ -93,19 +90,6 @@ class ObjectStore(Protocol):
         """A URL that lets its bearer PUT the object at ``key`` for ``expires_in`` seconds, on these terms."""
 
     # Writes: see the class docstring for what they raise
-
-    def writer(
-        self,
-        bucket: str,
-        key: str,
-        *,
-        content_type: str,
-        metadata: Mapping[str, str],
-        headers: Mapping[str, str] | None = None,
-        content_length: int | None = None,
-        if_none_match: bool = False,
-    ) -> ObjectWriter:
-        """A writer of the object at ``key``; ``headers`` may hold any of :data:`KEPT_HEADERS`."""
 
     async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
         """Store ``body`` at ``key`` with ``attributes`` (``ContentType``, ``Metadata``, checksums, ``IfNoneMatch``)."""

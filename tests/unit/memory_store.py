@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from aiouploader.checksums import b64, digest
 from aiouploader.config import S3Config
 from aiouploader.errors import NotFound, ObjectChanged
-from aiouploader.s3 import MAX_PARTS, MIN_PART_SIZE, ObjectInfo, ObjectWriter
+from aiouploader.s3 import MAX_PARTS, MIN_PART_SIZE, ObjectInfo
 from aiouploader.s3.writer import md5_etag
 
 
@@ -157,29 +157,6 @@ class MemoryStore:
         return f"memory://{bucket}/{key}?expires_in={expires_in}"
 
     # Writes
-
-    def writer(
-        self,
-        bucket: str,
-        key: str,
-        *,
-        content_type: str,
-        metadata: Mapping[str, str],
-        headers: Mapping[str, str] | None = None,
-        content_length: int | None = None,
-        if_none_match: bool = False,
-    ) -> ObjectWriter:
-        return ObjectWriter(
-            self,
-            self.config,
-            bucket,
-            key,
-            content_type=content_type,
-            metadata=metadata,
-            headers=headers,
-            content_length=content_length,
-            if_none_match=if_none_match,
-        )
 
     async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
         lost = await self._call("put_object")

@@ -14,7 +14,7 @@ from aiouploader.chain import BoundPlugin, Chain
 from aiouploader.errors import PluginError
 from aiouploader.hookspecs import Upload, UploadStage, hookimpl
 from aiouploader.plugin_manager import PluginHooks
-from aiouploader.s3 import Stored
+from aiouploader.s3 import ObjectWriter, Stored
 
 from .memory_store import MemoryStore
 
@@ -90,7 +90,9 @@ async def store_through(chain: Chain, blocks: Iterable[bytes], store: MemoryStor
     upload = new_upload()
     chain.started(upload)
     pipeline = chain.pipeline(upload)
-    target = store.writer(upload.bucket, upload.s3_key, content_type=upload.content_type, metadata=upload.metadata)
+    target = ObjectWriter(
+        store, store.config, upload.bucket, upload.s3_key, content_type=upload.content_type, metadata=upload.metadata
+    )
     try:
         for block in blocks:
             await target.write(await pipeline.feed(block))

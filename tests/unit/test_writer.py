@@ -21,7 +21,9 @@ BUCKET, KEY = "bucket", "key"
 
 
 def writer(store: MemoryStore, *, content_length: int | None = None, if_none_match: bool = False) -> ObjectWriter:
-    return store.writer(
+    return ObjectWriter(
+        store,
+        store.config,
         BUCKET,
         KEY,
         content_type="application/octet-stream",
