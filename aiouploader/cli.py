@@ -90,7 +90,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from . import allocator, logs
     from .app import make_app
-    from .config import load
+    from .config_file import load
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     config = load(args.config, default=DEV_CONFIG if args.dev else None, server=overrides)
@@ -234,7 +234,8 @@ def _cannot_listen(server: ServerConfig, exc: OSError) -> str:
 
 def check_config(args: argparse.Namespace) -> int:
     from .builtin import encryption
-    from .config import load, masked
+    from .config_file import load
+    from .masking import masked
 
     config = load(args.path)
     _plugins(config)
@@ -261,7 +262,8 @@ def plugins(args: argparse.Namespace) -> int:
 
 def sign(args: argparse.Namespace) -> int:
     from . import auth
-    from .config import ConfigError, load
+    from .config import ConfigError
+    from .config_file import load
     from .errors import InvalidKey
     from .keys import check_key
     from .sizes import parse_size

@@ -1,17 +1,13 @@
-"""The configuration model: one TOML file, overridden by ``AIOUPLOADER_<SECTION>__<KEY>``."""
+"""The configuration model: every setting, its default and what it accepts (config_file reads it in)."""
 
 from __future__ import annotations
 
-import copy
 import difflib
 import ipaddress
-import os
 import re
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from botocore.handlers import VALID_BUCKET
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url, validate_region_name
@@ -28,8 +24,6 @@ from pydantic import (
 
 from .s3.parts import MAX_PART_SIZE, MIN_PART_SIZE, upload_memory
 from .sizes import parse_size
-
-ENV_PREFIX = "AIOUPLOADER_"
 
 Size = Annotated[int, BeforeValidator(parse_size)]
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
@@ -386,7 +380,7 @@ class Config(Settings):
         for route, other, rules in self.overlapping_routes():
             if rules:
                 raise ValueError(
-                    f"routes: {route.path} and {other.path} reach the same objects (bucket {route.bucket!r}, prefixes "
+                    f"routes {route.path} and {other.path} reach the same objects (bucket {route.bucket!r}, prefixes "
                     f"{route.prefix!r} and {other.prefix!r}) but differ in {', '.join(rules)}: a client of one would "
                     "go round the other's rules; give them prefixes that do not start one another, or one bucket each"
                 )
@@ -417,35 +411,6 @@ def _rule(config: Config, route: RouteConfig, rule: str) -> Any:
     return getattr(route, rule)
 
 
-def _env_value(text: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Overlay ``AIOUPLOADER_SECTION__KEY[__KEY...]`` variables onto the parsed TOML."""
-    for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        path = name[len(ENV_PREFIX) :].lower().split("__")
-        node: Any = data
-        for i, part in enumerate(path[:-1]):
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"{name}: there is no {'.'.join(path[: i + 1])} to override")
-                node = node[int(part)]
-            else:
-                node = node.setdefault(part, {})
-            if not isinstance(node, dict | list):
-                raise ConfigError(f"{name}: {'.'.join(path[: i + 1])} is not a section")
-        if isinstance(node, list):
-            raise ConfigError(f"{name}: a list entry needs an index, e.g. ROUTES__0__BUCKET")
-        node[path[-1]] = _env_value(raw)
-    return data
-
-
 def _location(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
@@ -458,44 +423,6 @@ def validate(data: Mapping[str, Any]) -> Config:
         return parse_settings(Config, data)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-
-
-def read(path: str | Path) -> dict[str, Any]:
-    """The settings in the TOML file at ``path``, not yet validated."""
-    try:
-        with open(path, "rb") as file:
-            return tomllib.load(file)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-
-
-def load(
-    path: str | Path | None,
-    environ: Mapping[str, str] = os.environ,
-    *,
-    default: Mapping[str, Any] | None = None,
-    server: Mapping[str, Any] | None = None,
-) -> Config:
-    """Read ``path`` (or ``$AIOUPLOADER_CONFIG``; else ``default``), apply the environment, validate.
-
-    ``server`` holds command-line overrides of ``[server]`` settings: they win
-    over the file and the environment, and are validated the same way.
-    """
-    path = path or environ.get("AIOUPLOADER_CONFIG")
-    data = read(path) if path else copy.deepcopy(dict(default or {}))
-    data = apply_env(data, environ)
-    if not path and "routes" not in data:
-        raise ConfigError(
-            "no configuration: give --config PATH or set AIOUPLOADER_CONFIG "
-            "(conf/aiouploader.toml shows every setting; serve --dev needs none)"
-        )
-    if server and isinstance(data.setdefault("server", {}), dict):
-        data["server"].update(server)
-    return validate(data)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -511,78 +438,3 @@ def parse_settings(model: type[M], settings: Mapping[str, Any]) -> M:
             for error in exc.errors()
         )
         raise ValueError("; ".join(problems)) from None
-
-
-MASK = "***"
-_SECRET_NAME = re.compile(
-    r"secret|token|passw|pwd|credential|cookie|authorization|private|^keys?$|(signing|api|hmac|access|shared)_?keys?"
-    r"|^sha256$",  # the hash of a bearer token: enough to try guesses offline
-    re.I,
-)
-_SECRET_PARAM = re.compile(r"token|secret|sig|pass|pwd|key|credential|auth|session|code", re.I)
-_URL = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<authority>[^/?#]*)(?P<path>[^?#]*)(?P<query>\?[^#]*)?(?P<fragment>#.*)?",
-    re.S,
-)
-_PARAM = re.compile(r"(?P<start>^[?#]|[&;])(?P<name>[^=&;]*)=(?P<value>[^&;]*)")
-
-
-def masked(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A dumped :class:`Config` fit to show: every value under a secret-named setting
-    (``auth.signing_keys``, ``auth.tokens[*].sha256``, a plugin's ``token``) as ``***``,
-    and in every URL the password and the values of query parameters named like secrets.
-
-    The keys of ``[plugins]`` and ``[routes.plugin_settings]`` are plugin names, not settings.
-    """
-    shown: dict[str, Any] = {}
-    for key, value in data.items():
-        if key == "plugins":
-            shown[key] = _masked_plugin_tables(value)
-        elif key == "routes":
-            shown[key] = [
-                {k: _masked_plugin_tables(v) if k == "plugin_settings" else _masked(v, k) for k, v in route.items()}
-                for route in value
-            ]
-        else:
-            shown[key] = _masked(value, key)
-    return shown
-
-
-def _masked_plugin_tables(tables: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _masked(settings) for name, settings in tables.items()}
-
-
-def _masked(value: Any, name: str = "", secret: bool = False) -> Any:
-    secret = secret or bool(_SECRET_NAME.search(name))
-    if isinstance(value, dict):
-        return {key: _masked(item, key, secret) for key, item in value.items()}
-    if isinstance(value, list):
-        # The tables of an array (auth.tokens) are records whose fields have names of their own.
-        return [_masked(item, "", secret and not isinstance(item, dict)) for item in value]
-    if secret and value not in (None, ""):
-        return MASK
-    if isinstance(value, str):
-        return _masked_url(value)
-    return value
-
-
-def _masked_url(text: str) -> str:
-    url = _URL.fullmatch(text)
-    if url is None:
-        return text
-    userinfo, at, host = url["authority"].rpartition("@")
-    if at and ":" in userinfo:
-        userinfo = f"{userinfo.partition(':')[0]}:{MASK}"
-    query, fragment = (_masked_params(url[part] or "") for part in ("query", "fragment"))
-    return f"{url['scheme']}{userinfo}{at}{host}{url['path']}{query}{fragment}"
-
-
-def _masked_params(params: str) -> str:
-    return _PARAM.sub(
-        lambda param: (
-            f"{param['start']}{param['name']}={MASK}"
-            if param["value"] and _SECRET_PARAM.search(unquote(param["name"]))
-            else param[0]
-        ),
-        params,
-    )

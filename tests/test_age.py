@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.hmac import HMAC
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from aiouploader import age
+from aiouploader import age, age_keys
 from aiouploader.age import (
     CHUNK_SIZE,
     STORED_CHUNK_SIZE,
@@ -212,7 +212,7 @@ def test_bad_recipient(text: str) -> None:
 
 
 def test_bad_recipient_wrong_length() -> None:
-    short = age._bech32_encode("age", bytes(31))
+    short = age_keys._bech32_encode("age", bytes(31))
     with pytest.raises(ValueError, match="length"):
         parse_recipient(short)
 

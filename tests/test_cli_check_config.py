@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aiouploader.config import masked
+from aiouploader.masking import masked
 
 SIGNING_SECRET = "signing-secret-" + "s" * 32
 CONFIG = """

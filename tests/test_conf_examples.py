@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml  # type: ignore[import-untyped]
 from pydantic import BaseModel
@@ -18,7 +19,8 @@ from pydantic import BaseModel
 from aiouploader.builtin.encryption import EncryptionSettings
 from aiouploader.builtin.size_limit import SizeLimitSettings
 from aiouploader.builtin.virus_scan import VirusScanSettings
-from aiouploader.config import RouteConfig, S3Config, ServerConfig, TokenConfig, UploadConfig, load, validate
+from aiouploader.config import RouteConfig, S3Config, ServerConfig, TokenConfig, UploadConfig, validate
+from aiouploader.config_file import load
 from aiouploader.sizes import parse_size
 from aiouploader.testing import MakeProxy, S3Server
 
@@ -26,6 +28,7 @@ from .serving import serve
 
 CONF = Path(__file__).parent.parent / "conf"
 DOCS = Path(__file__).parent.parent / "docs"
+DOCKERFILE = Path(__file__).parent.parent / "Dockerfile"
 MiB = 1024**2
 
 
@@ -35,6 +38,21 @@ def sidecar_example() -> tuple[dict[str, Any], dict[str, Any]]:
     template: dict[str, Any] = deployment["spec"]["template"]
     (sidecar,) = template["spec"]["initContainers"]
     return sidecar, template
+
+
+def dockerfile() -> dict[str, str]:
+    """The Dockerfile's instructions, the last of each kind, with continued lines joined."""
+    instructions = {}
+    for line in re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text()).splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            keyword, _, rest = line.strip().partition(" ")
+            instructions[keyword.upper()] = rest.strip()
+    return instructions
+
+
+def compose_service() -> dict[str, Any]:
+    service: dict[str, Any] = yaml.safe_load((CONF / "compose.yaml").read_text())["services"]["aiouploader"]
+    return service
 
 
 def _family(name: str) -> str:
@@ -105,11 +123,63 @@ def test_the_sidecar_memory_limit_is_the_one_docs_operations_gives() -> None:
     assert limit == documented * MiB
     assert config.server.max_buffered == buffered * MiB == uploads * per_upload  # no more uploads than fit
     assert limit >= config.server.max_buffered + process
+    request = parse_size(sidecar["resources"]["requests"]["memory"].replace("Mi", "MiB"))
+    assert process <= request <= limit
     compose: dict[str, Any] = yaml.safe_load((CONF / "compose.yaml").read_text())
     assert validate(tomllib.loads(compose["configs"]["aiouploader"]["content"])).server.max_buffered == buffered * MiB
     assert parse_size(compose["services"]["aiouploader"]["mem_limit"].replace("m", "MiB")) == limit
     comment = re.search(r"about\s+#?\s*(\d+)MiB for the process", (CONF / "kubernetes-sidecar.yaml").read_text())
     assert comment and int(comment[1]) * MiB == process
+
+
+@pytest.mark.parametrize("version", ["1.29", kubernetes_validate.latest_version()])
+def test_the_kubernetes_manifest_matches_the_api_schema(version: str) -> None:
+    """Strict: a misspelt field (``readOnlyRootFilesytem``) would otherwise be ignored by the API server."""
+    for resource in yaml.safe_load_all((CONF / "kubernetes-sidecar.yaml").read_text()):
+        kubernetes_validate.validate(resource, version, strict=True)
+
+
+def test_the_examples_run_as_the_images_user() -> None:
+    user = dockerfile()["USER"]
+    uid, gid = (int(n) for n in user.split(":"))
+    assert uid != 0
+    _, template = sidecar_example()
+    pod = template["spec"]["securityContext"]
+    assert (pod["runAsUser"], pod["runAsGroup"], pod["fsGroup"]) == (uid, gid, gid)
+    assert compose_service()["user"] == user
+
+
+def test_the_examples_mount_the_config_where_the_image_reads_it() -> None:
+    image = dockerfile()
+    cmd = json.loads(image["CMD"])
+    config = Path(cmd[cmd.index("--config") + 1])
+    assert f"mkdir -m 0755 {config.parent}" in image["RUN"], "the image has the mount point"
+    sidecar, template = sidecar_example()
+    assert sidecar.get("args", cmd) == cmd and "command" not in sidecar
+    (mount,) = (m for m in sidecar["volumeMounts"] if m["mountPath"] == str(config.parent))
+    assert mount["readOnly"] is True
+    (volume,) = (v for v in template["spec"]["volumes"] if v["name"] == mount["name"])
+    config_map, _ = yaml.safe_load_all((CONF / "kubernetes-sidecar.yaml").read_text())
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"] and config.name in config_map["data"]
+    (compose_config,) = compose_service()["configs"]
+    assert compose_config["target"] == str(config)
+
+
+def test_the_examples_listen_and_probe_on_the_images_port() -> None:
+    image = dockerfile()
+    port = int(image["EXPOSE"])
+    assert f"'http://127.0.0.1:{port}/healthz'" in image["HEALTHCHECK"]
+    sidecar, _ = sidecar_example()
+    assert [p["containerPort"] for p in sidecar["ports"]] == [port]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert f"'http://127.0.0.1:{port}/" in sidecar[probe]["exec"]["command"][-1]
+    config_map, _ = yaml.safe_load_all((CONF / "kubernetes-sidecar.yaml").read_text())
+    compose: dict[str, Any] = yaml.safe_load((CONF / "compose.yaml").read_text())
+    for text in (config_map["data"]["config.toml"], compose["configs"]["aiouploader"]["content"]):
+        assert validate(tomllib.loads(text)).server.port == port
+    service = compose_service()
+    assert "healthcheck" not in service, "Compose runs the image's HEALTHCHECK"
+    assert [p.rsplit(":", 1)[1] for p in service["ports"]] == [str(port)]
 
 
 def test_the_compose_config_validates() -> None:

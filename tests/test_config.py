@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from aiouploader.builtin.size_limit import SizeLimitSettings
-from aiouploader.config import ConfigError, apply_env, load, parse_settings, validate
+from aiouploader.config import ConfigError, parse_settings, validate
+from aiouploader.config_file import apply_env, load
 from aiouploader.sizes import format_size, parse_size
 
 ROUTE = '[[routes]]\npath = "/uploads"\nbucket = "incoming"\n'
@@ -350,7 +351,7 @@ def test_routes_that_reach_the_same_objects_under_other_rules_stop_start_up(tmp_
     """An open route whose prefix starts a token route's would let anyone overwrite what the token guards."""
     path = tmp_path / "c.toml"
     path.write_text(OPEN_AND_TOKEN)
-    line = assert_refused(["check-config", str(path)], "routes: /openab and /tok", None, "'to'", "'tok/'", "auth")
+    line = assert_refused(["check-config", str(path)], "routes /openab and /tok", None, "'to'", "'tok/'", "auth")
     assert "bk1" in line
 
 

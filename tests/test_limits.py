@@ -111,9 +111,12 @@ async def stalled_downloads(
 async def test_slow_downloads_never_hold_up_uploads_or_readiness(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:
-    """More readers than the upload side's S3 connections (32) hold theirs; uploads and /readyz still answer."""
+    """More readers than the upload side's S3 connections (32 with 2 parts in flight) hold theirs; uploads and
+    /readyz still answer."""
     s3_server.client.put_object(Bucket=bucket, Key="big", Body=os.urandom(20 * 1024**2))
-    proxy = await make_proxy(routes=[{"path": "/u", "bucket": bucket}], server={"body_idle_timeout": 120})
+    proxy = await make_proxy(
+        routes=[{"path": "/u", "bucket": bucket}], s3={"parts_in_flight": 2}, server={"body_idle_timeout": 120}
+    )
     stalled = await stalled_downloads(proxy.url, "/u/big", 36)
     try:
         async with asyncio.timeout(30):  # without connections of their own, they hold everyone else's for 120 s
