@@ -22,10 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from .s3.parts import MAX_PART_SIZE, MIN_PART_SIZE, upload_memory
 from .sizes import parse_size
-
-MIN_PART_SIZE = 5 * 1024**2
-MAX_PART_SIZE = 5 * 1024**3
 
 Size = Annotated[int, BeforeValidator(parse_size)]
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
@@ -323,10 +321,9 @@ class Config(Settings):
             raise ValueError("two routes have the same path")
         return value
 
-    @property
-    def upload_bound(self) -> int:
-        """The most one upload may hold in memory: ``part_size x (parts_in_flight + 1) + block_size``."""
-        return self.s3.part_size * (self.s3.parts_in_flight + 1) + self.upload.block_size
+    def upload_memory(self, content_length: int | None = None) -> int:
+        """The most one upload of ``content_length`` bytes (``None``: unknown) may hold in memory."""
+        return upload_memory(self.s3.part_size, self.s3.parts_in_flight, self.upload.block_size, content_length)
 
     @model_validator(mode="after")
     def _credentials_for_the_routes(self) -> Config:
@@ -354,10 +351,10 @@ class Config(Settings):
 
     @model_validator(mode="after")
     def _room_for_an_upload(self) -> Config:
-        if self.server.max_buffered < self.upload_bound:
+        if self.server.max_buffered < (bound := self.upload_memory()):
             raise ValueError(
                 f"server.max_buffered: must hold at least one upload's buffers, s3.part_size x "
-                f"(s3.parts_in_flight + 1) + upload.block_size = {self.upload_bound} bytes; "
+                f"(s3.parts_in_flight + 1) + upload.block_size = {bound} bytes; "
                 "below that every upload is refused"
             )
         return self

@@ -1,4 +1,34 @@
-"""The errors an upload can end with, each knowing its HTTP status and JSON code."""
+"""The errors a request can end with, each knowing its HTTP status and JSON ``code``.
+
+Four tiers say whose failure it is; catch a tier to handle all of its errors::
+
+    UploadError                 500 internal_error: a failure nobody foresaw
+    ├── ClientFault             4xx: the request cannot succeed as it was sent
+    │   ├── BadRequest          400 bad_request
+    │   ├── InvalidKey          400 invalid_key
+    │   ├── ChecksumMismatch    400 checksum_mismatch
+    │   ├── Unauthorized        401 unauthorized
+    │   ├── Forbidden           403 forbidden
+    │   ├── NotFound            404 not_found
+    │   ├── MethodNotAllowed    405 method_not_allowed
+    │   ├── RequestTimeout      408 request_timeout
+    │   ├── ObjectChanged       409 conflict
+    │   ├── PreconditionFailed  412 precondition_failed
+    │   ├── PayloadTooLarge     413 payload_too_large
+    │   ├── RangeNotSatisfiable 416 range_not_satisfiable
+    │   ├── ExpectationFailed   417 expectation_failed
+    │   └── Infected            422 infected
+    ├── UpstreamFault           5xx: S3, or a service a plugin relies on, failed
+    │   ├── UpstreamError       502 upstream_error
+    │   ├── ScannerUnavailable  503 scanner_unavailable (Retry-After)
+    │   └── UpstreamTimeout     504 upstream_timeout
+    ├── PluginFault             500: a plugin broke
+    │   └── PluginError         500 plugin_error
+    └── ServerFault             503: this server cannot take the request now (Retry-After)
+        ├── Overloaded          503 overloaded
+        ├── Draining            503 draining
+        └── NotReady            503 not_ready
+"""
 
 from __future__ import annotations
 
@@ -18,92 +48,25 @@ class UploadError(Exception):
         return {"error": {"code": self.code, "message": self.message}}
 
 
-class BadRequest(UploadError):
+class ClientFault(UploadError):
+    """The request cannot succeed as it was sent: a 4xx."""
+
     status = 400
     code = "bad_request"
 
 
-class InvalidKey(UploadError):
-    status = 400
-    code = "invalid_key"
+class UpstreamFault(UploadError):
+    """S3, or a service a plugin relies on, failed or did not answer."""
 
-
-class ChecksumMismatch(UploadError):
-    status = 400
-    code = "checksum_mismatch"
-
-
-class Unauthorized(UploadError):
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(UploadError):
-    status = 403
-    code = "forbidden"
-
-
-class NotFound(UploadError):
-    status = 404
-    code = "not_found"
-
-
-class MethodNotAllowed(UploadError):
-    status = 405
-    code = "method_not_allowed"
-
-
-class RequestTimeout(UploadError):
-    status = 408
-    code = "request_timeout"
-
-
-class PreconditionFailed(UploadError):
-    status = 412
-    code = "precondition_failed"
-
-
-class ObjectChanged(UploadError):
-    status = 409
-    code = "conflict"
-
-
-class ExpectationFailed(UploadError):
-    status = 417
-    code = "expectation_failed"
-
-
-class PayloadTooLarge(UploadError):
-    status = 413
-    code = "payload_too_large"
-
-
-class RangeNotSatisfiable(UploadError):
-    status = 416
-    code = "range_not_satisfiable"
-
-
-class Infected(UploadError):
-    status = 422
-    code = "infected"
-
-    def __init__(self, signature: str) -> None:
-        super().__init__(f"The upload was rejected: the virus scan found {signature}.")
-        self.signature = signature
-
-
-class PluginError(UploadError):
-    status = 500
-    code = "plugin_error"
-
-    def __init__(self, plugin: str, message: str | None = None) -> None:
-        super().__init__(message or f"The plugin {plugin!r} failed; the upload was not stored.")
-        self.plugin = plugin
-
-
-class UpstreamError(UploadError):
     status = 502
     code = "upstream_error"
+
+
+class PluginFault(UploadError):
+    """A plugin broke: it raised something other than an :class:`UploadError`, or took too long."""
+
+    status = 500
+    code = "plugin_error"
 
 
 class _RetryLater(UploadError):
@@ -113,22 +76,118 @@ class _RetryLater(UploadError):
         super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
-class Overloaded(_RetryLater):
+class ServerFault(_RetryLater):
+    """This server cannot take the request now (overloaded, shutting down, not ready): retry later.
+
+    Raise one of its subclasses: each has its own ``code``.
+    """
+
+
+class BadRequest(ClientFault):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidKey(ClientFault):
+    status = 400
+    code = "invalid_key"
+
+
+class ChecksumMismatch(ClientFault):
+    status = 400
+    code = "checksum_mismatch"
+
+
+class Unauthorized(ClientFault):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ClientFault):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ClientFault):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(ClientFault):
+    status = 405
+    code = "method_not_allowed"
+
+
+class RequestTimeout(ClientFault):
+    status = 408
+    code = "request_timeout"
+
+
+class PreconditionFailed(ClientFault):
+    status = 412
+    code = "precondition_failed"
+
+
+class ObjectChanged(ClientFault):
+    status = 409
+    code = "conflict"
+
+
+class ExpectationFailed(ClientFault):
+    status = 417
+    code = "expectation_failed"
+
+
+class PayloadTooLarge(ClientFault):
+    status = 413
+    code = "payload_too_large"
+
+
+class RangeNotSatisfiable(ClientFault):
+    status = 416
+    code = "range_not_satisfiable"
+
+
+class Infected(ClientFault):
+    status = 422
+    code = "infected"
+
+    def __init__(self, signature: str) -> None:
+        super().__init__(f"The upload was rejected: the virus scan found {signature}.")
+        self.signature = signature
+
+
+class PluginError(PluginFault):
+    status = 500
+    code = "plugin_error"
+
+    def __init__(self, plugin: str, message: str | None = None) -> None:
+        super().__init__(message or f"The plugin {plugin!r} failed; the upload was not stored.")
+        self.plugin = plugin
+
+
+class UpstreamError(UpstreamFault):
+    status = 502
+    code = "upstream_error"
+
+
+class Overloaded(ServerFault):
     code = "overloaded"
 
 
-class ScannerUnavailable(_RetryLater):
+class ScannerUnavailable(UpstreamFault, _RetryLater):
+    status = 503
     code = "scanner_unavailable"
 
 
-class Draining(_RetryLater):
+class Draining(ServerFault):
     code = "draining"
 
 
-class NotReady(_RetryLater):
+class NotReady(ServerFault):
     code = "not_ready"
 
 
-class UpstreamTimeout(UploadError):
+class UpstreamTimeout(UpstreamFault):
     status = 504
     code = "upstream_timeout"

@@ -41,7 +41,7 @@ from .keys import form_filename, generated_key, key_for_file, key_from_path
 from .lifespan import within_grace
 from .middlewares import CUT, REQUEST_ID, error_response, request_id
 from .routes import PROBES, Route, resolve
-from .s3 import S3, part_size_for, translate
+from .s3 import S3, translate
 from .upload import Read, Staged, stage
 
 log = logging.getLogger(__name__)
@@ -78,15 +78,8 @@ class Service:
         self.authorizer = Authorizer(self.config.auth)
 
     def buffer_need(self, content_length: int | None) -> int:
-        """The most an upload of ``content_length`` bytes (``None``: unknown) may hold in memory.
-
-        A length over ``part_size`` x 10,000 needs larger parts, and as many more bytes.
-        """
-        s3, block = self.config.s3, self.config.upload.block_size
-        if content_length is None:
-            return self.config.upload_bound
-        part = part_size_for(1, s3.part_size, content_length)
-        return min(part * (s3.parts_in_flight + 1) + block, content_length + block)
+        """The most an upload of ``content_length`` bytes (``None``: unknown) may hold in memory."""
+        return self.config.upload_memory(content_length)
 
     def admit(self, grant: Grant | None, content_length: int | None = None) -> None:
         """Refuse an upload beyond the limits of the server or of the client's credentials."""
@@ -425,24 +418,25 @@ async def _handle_upload_in_flight(request: web.Request, route: Route) -> web.St
 async def _redirect_to_s3(request: web.Request, route: Route, upload: Upload) -> web.StreamResponse:
     """``307`` to a presigned PutObject URL for this key, once credentials and lifecycle hooks agree."""
     grant = _authorize(request)
-    params: dict[str, Any] = {"Bucket": upload.bucket, "Key": upload.s3_key}
+    content_length = None
     if grant and grant.max_size is not None:
         if request.content_length is None:
             raise BadRequest("These credentials limit the size: send the body with a Content-Length, not chunked.")
-        params["ContentLength"] = request.content_length
+        content_length = request.content_length
     if not request.get(STARTED, False):
         route.chain.started(upload)
-    if request.headers.get("Content-Type"):
-        params["ContentType"] = upload.content_type
-    if conditions.only_if_absent(request.headers):
-        params["IfNoneMatch"] = "*"
     expires_in = route.config.direct_upload_expires
     if grant and grant.expires is not None:
         expires_in = min(expires_in, math.floor(grant.expires - time.time()))
         if expires_in < 1:
             raise Forbidden("The signed URL has expired.")
-    url = await request.app[SERVICE].s3.client.generate_presigned_url(
-        ClientMethod="put_object", Params=params, ExpiresIn=expires_in
+    url = await request.app[SERVICE].s3.presign_put(
+        upload.bucket,
+        upload.s3_key,
+        expires_in=expires_in,
+        content_length=content_length,
+        content_type=upload.content_type if request.headers.get("Content-Type") else None,
+        if_none_match=conditions.only_if_absent(request.headers),
     )
     return web.Response(status=307, headers={"Location": url})
 

@@ -16,33 +16,17 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from botocore.exceptions import ClientError
-
-from .s3 import S3
+from .s3 import S3, MultipartUpload
 
 log = logging.getLogger(__name__)
 
 
-async def stale_uploads(s3: S3, bucket: str, prefix: str, ttl: float) -> list[dict[str, Any]]:
-    """Multipart uploads under ``bucket``/``prefix`` initiated more than ``ttl`` seconds ago."""
+async def stale_uploads(s3: S3, bucket: str, prefix: str, ttl: float) -> list[MultipartUpload]:
+    """Multipart uploads under ``bucket``/``prefix`` initiated more than ``ttl`` seconds ago, not this process's."""
     cutoff = datetime.now(UTC) - timedelta(seconds=ttl)
-    found: list[dict[str, Any]] = []
-    markers: dict[str, str] = {}
-    while True:
-        try:
-            page = await s3.client.list_multipart_uploads(Bucket=bucket, Prefix=prefix, **markers)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
-                return found
-            raise
-        for upload in page.get("Uploads", []):
-            if upload["Initiated"] < cutoff and upload["UploadId"] not in s3.in_progress:
-                found.append(upload)
-        if not page.get("IsTruncated"):
-            return found
-        markers = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+    uploads = await s3.list_multipart_uploads(bucket, prefix)
+    return [upload for upload in uploads if upload.initiated < cutoff and upload.upload_id not in s3.in_progress]
 
 
 async def sweep(s3: S3, targets: Iterable[tuple[str, str]], ttl: float) -> int:
@@ -57,9 +41,9 @@ async def sweep(s3: S3, targets: Iterable[tuple[str, str]], ttl: float) -> int:
         for upload in uploads:
             log.warning(
                 "aborting the orphaned multipart upload %s of %s/%s (initiated %s)",
-                upload["UploadId"], bucket, upload["Key"], upload["Initiated"].isoformat(),
+                upload.upload_id, bucket, upload.key, upload.initiated.isoformat(),
             )  # fmt: skip
-            aborted += await s3.abort(bucket, upload["Key"], upload["UploadId"])
+            aborted += await s3.abort(bucket, upload.key, upload.upload_id)
     return aborted
 
 

@@ -41,6 +41,7 @@ from .plugin_manager import make_plugin_manager
 from .ports import free_port as free_port
 from .ports import wait_for_port as wait_for_port
 from .runner import Runner
+from .s3.errors import code_and_status
 
 ACCESS_KEY = "aiouploader-test"
 SECRET_KEY = "aiouploader-test-secret"
@@ -87,7 +88,7 @@ class S3Server:
         try:
             uploads: list[dict[str, Any]] = self.client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+            if code_and_status(exc)[0] == "NoSuchUpload":
                 return []
             raise
         return uploads

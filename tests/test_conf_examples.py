@@ -119,7 +119,7 @@ def test_the_sidecar_memory_limit_is_the_one_docs_operations_gives() -> None:
     found = re.search(r'examples allow (\d+) \(`max_buffered = "(\d+)MiB"`, (\d+) MiB\)', operations)
     assert found, "docs/operations.md no longer says what the examples allow"
     uploads, buffered, documented = (int(n) for n in found.groups())
-    per_upload = config.s3.part_size * (config.s3.parts_in_flight + 1) + config.upload.block_size
+    per_upload = config.upload_memory()
     assert limit == documented * MiB
     assert config.server.max_buffered == buffered * MiB == uploads * per_upload  # no more uploads than fit
     assert limit >= config.server.max_buffered + process

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiouploader.config import MAX_PART_SIZE
-from aiouploader.s3 import MAX_PARTS, part_size_for
+from aiouploader.s3 import MAX_PART_SIZE, MAX_PARTS, part_size_for
 
 MiB = 1024**2
 TiB = 1024**4

@@ -2,49 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import hashlib
 import re
-import zlib
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
-import crc32c
-
+from ..checksums import HASHES
 from ..config import Settings, parse_settings
 from ..errors import BadRequest, ChecksumMismatch
 from ..hookspecs import Upload, UploadStage, hookimpl
+from ..offload import off_loop
 
-THREAD_THRESHOLD = 256 * 1024
-
-
-class _Hash(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-    def digest(self) -> bytes: ...
-
-
-class _Crc:
-    def __init__(self, func: Callable[[bytes, int], int]) -> None:
-        self._func = func
-        self._value = 0
-
-    def update(self, data: bytes) -> None:
-        self._value = self._func(data, self._value)
-
-    def digest(self) -> bytes:
-        return self._value.to_bytes(4, "big")
-
-
-_FACTORIES: dict[str, Callable[[], _Hash]] = {
-    "md5": hashlib.md5,
-    "sha1": hashlib.sha1,
-    "sha256": hashlib.sha256,
-    "sha512": hashlib.sha512,
-    "crc32": lambda: _Crc(zlib.crc32),
-    "crc32c": lambda: _Crc(crc32c.crc32c),
-}
 _HEADERS = {
     "content-md5": "md5",
     "x-amz-checksum-sha256": "sha256",
@@ -120,17 +89,14 @@ class ChecksumStage(UploadStage):
         self._upload = upload
         self._expected = [] if upload.form_field is not None else expected_digests(lowercased(upload.headers))
         names = {"sha256"} | {algorithm for _, algorithm, _ in self._expected}
-        self._hashes = {name: _FACTORIES[name]() for name in sorted(names)}
+        self._hashes = {name: HASHES[name]() for name in sorted(names)}
 
     def _update(self, block: bytes) -> None:
         for hasher in self._hashes.values():
             hasher.update(block)
 
     async def feed(self, block: bytes) -> bytes:
-        if len(block) >= THREAD_THRESHOLD:
-            await asyncio.to_thread(self._update, block)
-        else:
-            self._update(block)
+        await off_loop(self._update, block)
         return block
 
     async def finish(self) -> bytes:

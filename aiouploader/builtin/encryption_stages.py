@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from .. import age
 from ..errors import UpstreamError
 from ..hookspecs import Download, DownloadStage, Fetch, Upload, UploadStage
+from ..offload import off_loop
 
-THREAD_THRESHOLD = 256 * 1024
 MAGIC = b"age-encryption.org/v1\n"
 CIPHERTEXT_TYPE = "application/octet-stream"
 """What an age object is served as where the route cannot decrypt it."""
@@ -30,14 +28,6 @@ def _undecryptable(exc: Exception) -> UpstreamError:
     return UpstreamError(f"The stored object cannot be decrypted ({exc}); it may be damaged or for another key.")
 
 
-async def _off_loop(func: Any, data: bytes | bytearray | memoryview) -> bytes:
-    if len(data) >= THREAD_THRESHOLD:
-        result: bytes = await asyncio.to_thread(func, data)
-        return result
-    result = func(data)
-    return result
-
-
 class EncryptStage(UploadStage):
     def __init__(self, upload: Upload, keys: Keys) -> None:
         self._upload = upload
@@ -45,7 +35,7 @@ class EncryptStage(UploadStage):
         self._recipients = len(keys.recipients)
 
     async def feed(self, block: bytes) -> bytes:
-        return await _off_loop(self._encryptor.update, block)
+        return await off_loop(self._encryptor.update, block)
 
     async def finish(self) -> bytes:
         self._upload.reports["encryption"] = {"format": "age-v1", "recipients": self._recipients}

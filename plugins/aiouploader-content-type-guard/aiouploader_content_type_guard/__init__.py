@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiouploader import Upload, UploadError, UploadStage, hookimpl
+from aiouploader import Upload, UploadStage, hookimpl
 from aiouploader.config import Settings, parse_settings
+from aiouploader.errors import ClientFault
 from pydantic import field_validator
 
 __version__ = "0.1.0"
@@ -58,7 +59,7 @@ def sniff(head: bytes) -> str:
     return UNKNOWN
 
 
-class UnsupportedMediaType(UploadError):
+class UnsupportedMediaType(ClientFault):
     status = 415
     code = "unsupported_media_type"
 

@@ -1,0 +1,55 @@
+"""Digests by name (MD5, SHA-1, SHA-256, SHA-512, CRC32, CRC32C), whole or incremental, and their base64."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zlib
+from collections.abc import Callable
+from typing import Protocol
+
+import crc32c
+
+Data = bytes | bytearray | memoryview
+
+
+class Hash(Protocol):
+    def update(self, data: Data, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+class _Crc:
+    """A CRC as a hash object: its digest is the 4 big-endian bytes S3 and RFC 9530 exchange."""
+
+    def __init__(self, func: Callable[[Data, int], int]) -> None:
+        self._func = func
+        self._value = 0
+
+    def update(self, data: Data, /) -> None:
+        self._value = self._func(data, self._value)
+
+    def digest(self) -> bytes:
+        return self._value.to_bytes(4, "big")
+
+
+HASHES: dict[str, Callable[[], Hash]] = {
+    "md5": hashlib.md5,
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+    "crc32": lambda: _Crc(zlib.crc32),
+    "crc32c": lambda: _Crc(crc32c.crc32c),
+}
+"""A new incremental hash, by algorithm name."""
+
+
+def digest(algorithm: str, data: Data) -> bytes:
+    """The ``algorithm`` digest of ``data``; CPU-bound (see :func:`aiouploader.offload.off_loop`)."""
+    hasher = HASHES[algorithm]()
+    hasher.update(data)
+    return hasher.digest()
+
+
+def b64(digest: bytes) -> str:
+    """A digest as HTTP headers carry it: Content-MD5, x-amz-checksum-*, Content-Digest."""
+    return base64.b64encode(digest).decode()

@@ -1,0 +1,282 @@
+"""The object writer: one object as a single PutObject when it fits one part, as a multipart upload otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import re
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..checksums import b64, digest
+from ..errors import NotFound
+from ..offload import off_loop
+from .errors import code_and_status, maybe_stored, outcome_unknown, translate
+from .parts import part_size_for
+from .store import KEPT_HEADERS, Stored, version_of
+
+if TYPE_CHECKING:
+    from ..config import S3Config
+    from .store import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+def md5_etag(md5: bytes, parts: int | None = None) -> str:
+    """The ETag S3 gives an object it stored unencrypted: the MD5 of the body, or of the parts' MD5s and their count."""
+    return f'"{md5.hex()}"' if parts is None else f'"{hashlib.md5(md5).hexdigest()}-{parts}"'
+
+
+class ObjectWriter:
+    """Writes one object: a single PutObject when it fits one part, multipart otherwise.
+
+    :meth:`write` returns only once its bytes are buffered within
+    ``part size x (parts in flight + 1)`` (see :func:`~.parts.upload_memory`),
+    so the caller reads the client at the pace the store takes the parts.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        config: S3Config,
+        bucket: str,
+        key: str,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
+        content_length: int | None = None,
+        if_none_match: bool = False,
+    ) -> None:
+        self._store = store
+        self._config = config
+        self.bucket = bucket
+        self.key = key
+        self._attributes: dict[str, Any] = {"ContentType": content_type, "Metadata": dict(metadata)}
+        """What S3 stores with the object: ``ContentType``, ``Metadata``, ``ContentEncoding``..."""
+        self._attributes |= {KEPT_HEADERS[name]: value for name, value in (headers or {}).items()}
+        self._algorithm = None if config.checksum_algorithm == "none" else config.checksum_algorithm
+        self._content_length = content_length
+        self._if_none_match = if_none_match
+        self._pending: deque[bytes | memoryview] = deque()
+        self._pending_size = 0
+        self._upload_id: str | None = None
+        self._creating: asyncio.Future[str] | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(config.parts_in_flight)
+        self._failure: BaseException | None = None
+        self._spare: list[bytearray] = []
+        self.stored_size = 0
+
+    def checksum_args(self, body: bytes | bytearray) -> dict[str, str]:
+        """Content-MD5 and the additional checksum of ``body``, as S3 takes them; CPU-bound, call off the loop."""
+        args = {}
+        if self._config.content_md5:
+            args["ContentMD5"] = b64(digest("md5", body))
+        if self._algorithm:
+            args[f"Checksum{self._algorithm.upper()}"] = b64(digest(self._algorithm, body))
+            args["ChecksumAlgorithm"] = self._algorithm.upper()
+        return args
+
+    def _next_part_size(self) -> int:
+        return part_size_for(len(self._parts) + 1, self._config.part_size, self._content_length)
+
+    async def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self._raise_failure()
+        self._pending.append(data)
+        self._pending_size += len(data)
+        self.stored_size += len(data)
+        while self._pending_size > (size := self._next_part_size()):
+            await self._send_part(size)
+
+    def _take(self, size: int) -> bytearray:
+        """The next ``size`` pending bytes, copied once into the part's buffer.
+
+        A bytearray, because botocore would wrap ``bytes`` in a BytesIO that
+        aiohttp copies again before sending. Buffers of parts S3 took are
+        reused: allocating and freeing part-sized buffers makes the allocator
+        keep far more memory than is live.
+        """
+        part = self._spare.pop() if self._spare and len(self._spare[-1]) == size else bytearray(size)
+        view = memoryview(part)
+        filled = 0
+        while filled < size:
+            chunk = self._pending.popleft()
+            if len(chunk) > size - filled:
+                rest = memoryview(chunk)
+                self._pending.appendleft(rest[size - filled :])
+                chunk = rest[: size - filled]
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        self._pending_size -= size
+        return part
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    async def _send_part(self, size: int) -> None:
+        """Send the next ``size`` pending bytes as a part once a slot is free."""
+        if self._upload_id is None:
+            await self._create()
+        await self._slots.acquire()
+        self._raise_failure()
+        body = self._take(size)
+        part: dict[str, Any] = {"PartNumber": len(self._parts) + 1}
+        self._parts.append(part)
+        task = asyncio.create_task(self._upload_part(part, body))
+        self._tasks.add(task)
+        task.add_done_callback(self._part_done)
+
+    def _part_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+
+    async def _create(self) -> None:
+        attributes = dict(self._attributes)
+        if self._algorithm:
+            attributes["ChecksumAlgorithm"] = self._algorithm.upper()
+        # Shielded: cancelled while S3 creates the upload, abort() still learns its id and aborts it.
+        self._creating = asyncio.ensure_future(self._store.create_multipart_upload(self.bucket, self.key, attributes))
+        try:
+            self._upload_id = await asyncio.shield(self._creating)
+        except Exception as exc:
+            raise translate(exc, "starting the multipart upload", writing=True) from exc
+
+    async def _upload_part(self, part: dict[str, Any], body: bytearray) -> None:
+        assert self._upload_id is not None
+        checksums = await off_loop(self.checksum_args, body)
+        number = part["PartNumber"]
+        try:
+            response = await self._store.upload_part(self.bucket, self.key, self._upload_id, number, body, checksums)
+        except Exception as exc:
+            raise translate(exc, f"uploading part {number}", writing=True) from exc
+        for name, value in checksums.items():
+            if name.startswith("Checksum") and name != "ChecksumAlgorithm":
+                part[name] = response.get(name, value)
+        part["ETag"] = response["ETag"]
+        self._spare.append(body)
+
+    async def send_all(self) -> None:
+        """Send what is left as parts of a multipart upload; the object shows only once :meth:`complete` runs.
+
+        An empty object has no part to send: :meth:`complete` stores it.
+        """
+        if not self.stored_size:
+            return
+        if self._upload_id is None:
+            await self._create()
+        await self._send_rest()
+
+    async def _send_rest(self) -> None:
+        """Send the pending bytes as the last part, and wait for every part; raises if one failed."""
+        if self._pending_size:
+            await self._send_part(self._pending_size)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        self._spare.clear()
+        self._raise_failure()
+
+    async def complete(self) -> Stored:
+        """Send what is left and make the object visible; raises if anything failed."""
+        if self._upload_id is None:
+            return await self._put(self._take(self._pending_size))
+        await self._send_rest()
+        parts = self._parts
+        try:
+            response = await self._store.complete_multipart_upload(
+                self.bucket, self.key, self._upload_id, parts, if_none_match=self._if_none_match
+            )
+        except Exception as exc:
+            if not outcome_unknown(exc):
+                raise translate(exc, "completing the multipart upload", writing=True) from exc
+            response = await self._settle_complete(exc)
+        checksum: dict[str, str] = {}
+        if self._algorithm:
+            name = self._algorithm.upper()
+            composite = b"".join(base64.b64decode(p[f"Checksum{name}"]) for p in parts)
+            ours = f"{b64(digest(self._algorithm, composite))}-{len(parts)}"
+            checksum[self._algorithm] = response.get(f"Checksum{name}") or ours
+        return Stored(response["ETag"], version_of(response), self.stored_size, checksum)
+
+    async def _settle_complete(self, exc: Exception) -> dict[str, Any]:
+        """After a complete S3 did not answer: what S3 made of it, as a complete's answer, or the error.
+
+        An abort that finds the upload proves it was not completed. One that no
+        longer finds it means the complete (or someone's abort) went through:
+        the object at the key is this upload when its ETag is the one S3
+        derives from these parts.
+        """
+        assert self._upload_id is not None
+        doing = "completing the multipart upload"
+        try:
+            await self._store.abort_multipart_upload(self.bucket, self.key, self._upload_id)
+        except Exception as abort_error:
+            if code_and_status(abort_error)[0] != "NoSuchUpload":
+                raise maybe_stored(exc, doing) from exc
+        else:
+            raise translate(exc, doing, writing=True) from exc
+        etags = [str(part["ETag"]).strip('"') for part in self._parts]
+        if not all(re.fullmatch(r"[0-9a-f]{32}", etag) for etag in etags):
+            raise maybe_stored(exc, doing) from exc
+        expected = md5_etag(b"".join(bytes.fromhex(etag) for etag in etags), len(etags))
+        return await self._head_if(expected, exc, doing)
+
+    async def _head_if(self, etag: str, exc: Exception, doing: str) -> dict[str, Any]:
+        """S3's answer for the object when its ETag is ``etag`` (this upload's); else raise for ``exc``."""
+        try:
+            head = await self._store.head(self.bucket, self.key)
+        except NotFound:
+            raise translate(exc, doing, writing=True) from exc
+        except Exception:
+            raise maybe_stored(exc, doing) from exc
+        if head.etag != etag:
+            raise maybe_stored(exc, doing) from exc
+        log.warning("S3 did not answer %s of %s/%s, but stored it", doing, self.bucket, self.key)
+        return {"ETag": head.etag, "VersionId": head.version_id}
+
+    async def _put(self, body: bytearray) -> Stored:
+        checksums = await off_loop(self.checksum_args, body)
+        attributes = self._attributes | checksums
+        if self._if_none_match:
+            attributes["IfNoneMatch"] = "*"
+        try:
+            response = await self._store.put_object(self.bucket, self.key, body, attributes)
+        except Exception as exc:
+            if not (outcome_unknown(exc) and "ContentMD5" in checksums):
+                raise translate(exc, "storing the object", writing=True) from exc
+            response = await self._head_if(
+                md5_etag(base64.b64decode(checksums["ContentMD5"])), exc, "storing the object"
+            )
+        checksum = {
+            name.removeprefix("Checksum").lower(): response.get(name, value)
+            for name, value in checksums.items()
+            if name.startswith("Checksum") and name != "ChecksumAlgorithm"
+        }
+        return Stored(response["ETag"], version_of(response), len(body), checksum)
+
+    async def abort(self) -> None:
+        """Forget the buffered bytes, stop the parts on their way, and abort the multipart upload."""
+        self._pending.clear()
+        self._pending_size = 0
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        self._spare.clear()  # the error that ends the upload may keep this writer alive a while
+        if self._upload_id is None and self._creating is not None:
+            # Cancelled while S3 was creating the multipart upload: it may exist all the same.
+            with contextlib.suppress(Exception):  # when it failed, there is nothing to abort
+                self._upload_id = await self._creating
+        if self._upload_id is not None:
+            await self._store.abort(self.bucket, self.key, self._upload_id)
+            self._upload_id = None
