@@ -1,12 +1,14 @@
-"""Digests by name (MD5, SHA-1, SHA-256, SHA-512, CRC32, CRC32C), whole or incremental, and their base64."""
+"""Digests by name (MD5, SHA-1, SHA-256, SHA-512, CRC32, CRC32C, and CRC64NVME where ``awscrt`` is installed),
+whole or incremental, and their base64."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import zlib
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import crc32c
 
@@ -19,17 +21,18 @@ class Hash(Protocol):
 
 
 class _Crc:
-    """A CRC as a hash object: its digest is the 4 big-endian bytes S3 and RFC 9530 exchange."""
+    """A CRC as a hash object: its digest is the big-endian bytes S3 and RFC 9530 exchange."""
 
-    def __init__(self, func: Callable[[Data, int], int]) -> None:
+    def __init__(self, func: Callable[[Data, int], int], size: int = 4) -> None:
         self._func = func
+        self._size = size
         self._value = 0
 
     def update(self, data: Data, /) -> None:
         self._value = self._func(data, self._value)
 
     def digest(self) -> bytes:
-        return self._value.to_bytes(4, "big")
+        return self._value.to_bytes(self._size, "big")
 
 
 HASHES: dict[str, Callable[[], Hash]] = {
@@ -41,6 +44,12 @@ HASHES: dict[str, Callable[[], Hash]] = {
     "crc32c": lambda: _Crc(crc32c.crc32c),
 }
 """A new incremental hash, by algorithm name."""
+
+try:
+    _crt: Any = importlib.import_module("awscrt.checksums")
+    HASHES["crc64nvme"] = lambda: _Crc(_crt.crc64nvme, 8)
+except ImportError:  # botocore computes CRC64NVME with awscrt too
+    pass
 
 
 def digest(algorithm: str, data: Data) -> bytes:
