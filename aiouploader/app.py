@@ -18,11 +18,11 @@ from .config import Config, S3Config
 from .cors import cors, mark_response
 from .lifespan import LIFESPAN, Lifespan
 from .logs import access
-from .metrics import METRICS, InstrumentedClient, Metrics, handle_metrics
+from .metrics import METRICS, InstrumentedClient, Metrics, count_uploads, handle_metrics
 from .middlewares import errors
 from .orphans import keep_sweeping
 from .plugin_manager import check_plugin_tables, make_plugin_manager
-from .routes import Route
+from .routes import ROUTES, Route, find_route
 from .s3 import S3
 
 
@@ -74,7 +74,8 @@ def make_metrics_app(metrics: Metrics) -> web.Application:
 
 def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:
     routes = build_routes(config, pm or make_plugin_manager())
-    app = web.Application(middlewares=[cors, access, errors])
+    app = web.Application(middlewares=[find_route, cors, access, count_uploads, errors])
+    app[ROUTES] = routes
     app.on_response_prepare.append(mark_response)
     metrics = app[METRICS] = Metrics()
     for route in routes:

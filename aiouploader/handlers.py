@@ -39,8 +39,8 @@ from .errors import (
 from .hookspecs import Download, Upload
 from .keys import form_filename, generated_key, key_for_file, key_from_path
 from .lifespan import within_grace
-from .middlewares import CUT, REQUEST_ID, error_response, request_id
-from .routes import PROBES, Route, resolve
+from .middlewares import CUT, REQUEST_ID, attempts, error_response, request_id
+from .routes import PROBES, Route, target
 from .s3 import S3, part_size_for, translate
 from .upload import Read, Staged, stage
 
@@ -185,23 +185,6 @@ WITHOUT_BODY: web.RequestKey[UploadError | None] = web.RequestKey("without_body"
 """Set when ``Expect: 100-continue`` was not granted, to the refusal (``None`` for a direct route's redirect)."""
 
 
-@dataclass
-class Attempts:
-    """What a request tried to store, for its log line and metrics."""
-
-    uploads: list[Upload] = field(default_factory=list)
-    results: list[dict[str, Any]] = field(default_factory=list)
-
-
-ATTEMPTS = web.RequestKey("attempts", Attempts)
-
-
-def attempts(request: web.Request) -> Attempts:
-    if ATTEMPTS not in request:
-        request[ATTEMPTS] = Attempts()
-    return request[ATTEMPTS]
-
-
 def _content_type(sent: str | None) -> str | None:
     """A Content-Type as sent, parameters (such as charset) included; it must be printable ASCII."""
     sent = (sent or "").strip()
@@ -224,9 +207,8 @@ def _upload_for(request: web.Request, route: Route, key: str, content_type: str 
 
 
 def _target(request: web.Request) -> tuple[Route, str | None]:
-    target = request.raw_path
-    path = target.split("?", 1)[0] if target.startswith("/") else request.rel_url.raw_path  # absolute-form
-    return resolve(request.app[SERVICE].routes, path)
+    found = target(request)
+    return found.route, found.raw_key
 
 
 def _is_form(request: web.Request, raw_key: str | None) -> bool:
@@ -272,6 +254,7 @@ def _prepare_upload(request: web.Request) -> Upload | None:
         return None
     _check_type(grant, request.headers.get("Content-Type"))
     request[UPLOAD] = upload
+    attempts(request).uploads.append(upload)
     return upload
 
 
@@ -329,7 +312,6 @@ async def _stage(
     if max_size is None and (grant := _authorize(request)):
         max_size = grant.max_size
     service = request.app[SERVICE]
-    attempts(request).uploads.append(upload)
     return await stage(
         service.s3,
         route.chain,
@@ -486,6 +468,7 @@ async def _handle_form(request: web.Request, route: Route) -> web.StreamResponse
             upload = _upload_for(request, route, key, _content_type(part.headers.get("Content-Type")))
             upload.content_length = None
             upload.form_field = part.name or ""
+            attempts(request).uploads.append(upload)
             read = _part_reader(part, service.config.upload.block_size)
             left = None if max_size is None else max_size - sum(earlier.upload.size for earlier in staged)
             try:
