@@ -12,7 +12,7 @@ import pluggy
 from aiobotocore.config import AioConfig
 from aiohttp import web
 
-from . import handlers
+from . import handlers, service
 from .chain import Chain
 from .config import Config, S3Config
 from .cors import cors, mark_response
@@ -90,7 +90,7 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
             "s3", endpoint_url=config.s3.endpoint_url, config=client_config(config.s3, config.server.max_downloads)
         ) as client:
             s3 = S3(InstrumentedClient(client, metrics), config.s3)
-            app[handlers.SERVICE] = handlers.Service(config, routes, s3)
+            app[service.SERVICE] = service.Service(config, routes, s3)
             sweeper = None
             if config.s3.orphan_ttl > 0:
                 targets = [(route.config.bucket, route.config.prefix) for route in routes]
@@ -104,8 +104,8 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
             await s3.close()
 
     app.cleanup_ctx.append(s3_client)
-    app.router.add_get("/healthz", handlers.healthz)
-    app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/healthz", service.healthz)
+    app.router.add_get("/readyz", service.readyz)
     if config.server.metrics_port is None:
         app.router.add_get("/metrics", handle_metrics)
     app.router.add_route("*", r"/{tail:[\s\S]*}", handlers.handle, expect_handler=handlers.expect_handler)

@@ -156,10 +156,10 @@ async def _run(
 
     from .app import make_metrics_app, server_options
     from .config import ConfigError
-    from .handlers import SERVICE
     from .lifespan import LIFESPAN
     from .metrics import METRICS
     from .runner import Runner
+    from .service import SERVICE
 
     await _try_listening(config.server)
     metrics_runner = None
