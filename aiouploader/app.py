@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from aiobotocore.config import AioConfig
 from aiohttp import web
 
 from . import handlers, service
-from .chain import Chain
+from .chain import Chain, order_warnings
 from .config import Config, S3Config
 from .cors import cors, mark_response
 from .lifespan import LIFESPAN, Lifespan
@@ -24,6 +25,8 @@ from .orphans import keep_sweeping
 from .plugin_manager import check_plugin_tables, make_plugin_manager
 from .routes import ROUTES, Route, find_route
 from .s3 import S3
+
+log = logging.getLogger(__name__)
 
 
 def build_routes(config: Config, pm: pluggy.PluginManager) -> list[Route]:
@@ -73,7 +76,10 @@ def make_metrics_app(metrics: Metrics) -> web.Application:
 
 
 def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:
-    routes = build_routes(config, pm or make_plugin_manager())
+    pm = pm or make_plugin_manager()
+    routes = build_routes(config, pm)
+    for warning in [w for route in config.routes for w in order_warnings(pm, route)]:
+        log.warning(warning)
     app = web.Application(middlewares=[find_route, cors, access, count_uploads, errors])
     app[ROUTES] = routes
     app.on_response_prepare.append(mark_response)

@@ -233,13 +233,13 @@ def _cannot_listen(server: ServerConfig, exc: OSError) -> str:
 
 
 def check_config(args: argparse.Namespace) -> int:
-    from .builtin import encryption
+    from .chain import order_warnings
     from .config import load, masked
 
     config = load(args.path)
-    _plugins(config)
+    pm = _plugins(config)
     _tls(config)
-    for warning in config.warnings() + [w for route in config.routes for w in encryption.chain_warnings(route)]:
+    for warning in config.warnings() + [w for route in config.routes for w in order_warnings(pm, route)]:
         print(f"aiouploader: warning: {warning}", file=sys.stderr)
     print(json.dumps(masked(config.model_dump(mode="json")), indent=2))
     return 0
