@@ -17,7 +17,7 @@ import pluggy
 from .config import Config, ConfigError, RouteConfig, did_you_mean
 from .digests import DigestStage, expected_digests, lowercased
 from .errors import PluginError, UploadError
-from .hookspecs import Download, DownloadStage, Fetch, Upload, UploadStage
+from .hookspecs import Download, DownloadStage, Fetch, Upload, UploadResult, UploadStage
 from .plugin_manager import PluginHooks, installed
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ class Chain:
             stages.insert(0, (DIGESTS, DigestStage(upload)))
         return Pipeline(stages, self.observe, request_id=upload.request_id, timeout=self.timeout)
 
-    def completed(self, upload: Upload, result: dict[str, Any]) -> None:
+    def completed(self, upload: Upload, result: UploadResult) -> None:
         self._notify(upload, "upload_completed", lambda p: p.hooks.upload_completed(upload, result, p.settings))
 
     def failed(self, upload: Upload, error: UploadError) -> None:

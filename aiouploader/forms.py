@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .auth import Grant
+from .body import Read
 from .errors import BadRequest, PayloadTooLarge, UploadError
-from .intake import authorize, check_type, content_type, key_prefix, location, stage_for, upload_for
+from .hookspecs import UploadResult
+from .intake import authorize, check_type, content_type, key_prefix, location, session_for, upload_for
 from .keys import form_filename, key_for_file
 from .middlewares import attempts
 from .routes import Route
 from .service import SERVICE
-from .upload import Read, Staged
+from .session import UploadSession
 
 
 async def handle_form(request: web.Request, route: Route) -> web.StreamResponse:
@@ -30,8 +31,8 @@ async def handle_form(request: web.Request, route: Route) -> web.StreamResponse:
         reader = await request.multipart()
     except (ValueError, AssertionError) as exc:
         raise _malformed(exc) from None
-    staged: list[Staged] = []
-    results: list[dict[str, Any]] = []
+    staged: list[UploadSession] = []
+    results: list[UploadResult] = []
     try:
         while True:
             try:
@@ -57,11 +58,11 @@ async def handle_form(request: web.Request, route: Route) -> web.StreamResponse:
             upload = upload_for(request, route, key, content_type(part.headers.get("Content-Type")))
             upload.content_length = None
             upload.form_field = part.name or ""
-            attempts(request).uploads.append(upload)
-            read = _part_reader(part, service.config.upload.block_size)
             left = None if max_size is None else max_size - sum(earlier.upload.size for earlier in staged)
+            session = session_for(request, route, upload, max_size=left)
             try:
-                staged.append(await stage_for(request, route, upload, read, send_all=True, max_size=left))
+                await session.stage(_part_reader(part, service.config.upload.block_size), send_all=True)
+                staged.append(session)
             except PayloadTooLarge:
                 if left is None or upload.size <= left:
                     raise

@@ -20,38 +20,37 @@ from .errors import (
     UploadError,
 )
 from .forms import handle_form
-from .hookspecs import Upload
-from .intake import STARTED, authorize, check_type, content_type, is_form, key_prefix, location, stage_for, upload_for
+from .intake import authorize, check_type, content_type, is_form, key_prefix, location, session_for, upload_for
 from .keys import generated_key, key_from_path
 from .middlewares import REQUEST_ID, attempts, error_response, request_id
 from .routes import PROBES, Route, target
 from .service import SERVICE
+from .session import UploadSession
 
-UPLOAD = web.RequestKey("upload", Upload)
+SESSION = web.RequestKey("session", UploadSession)
+"""The upload of a PUT or raw POST, from the ``Expect: 100-continue`` handler on, when there is one."""
 WITHOUT_BODY: web.RequestKey[UploadError | None] = web.RequestKey("without_body")
 """Set when ``Expect: 100-continue`` was not granted, to the refusal (``None`` for a direct route's redirect)."""
 
 
-def _prepare_upload(request: web.Request) -> Upload | None:
-    """Check what can be checked before the body is read; the upload for PUT and raw POST."""
+def _session(request: web.Request) -> UploadSession | None:
+    """Check what can be checked before the body is read; the session of a PUT or raw POST (once per request)."""
+    if SESSION in request:
+        return request[SESSION]
     found = target(request)
     route, raw_key = found.route, found.raw_key
     grant = authorize(request)
     conditions.only_if_absent(request.headers)
     if request.method == "PUT":
         key = key_from_path(raw_key or "", route.config.prefix)
-        upload = upload_for(request, route, key, content_type(request.headers.get("Content-Type")))
-    elif request.method == "POST" and raw_key is None:
-        if is_form(request, raw_key):
-            return None
+    elif request.method == "POST" and raw_key is None and not is_form(request, raw_key):
         key = key_prefix(request) + generated_key()
-        upload = upload_for(request, route, key, content_type(request.headers.get("Content-Type")))
     else:
         return None
+    upload = upload_for(request, route, key, content_type(request.headers.get("Content-Type")))
     check_type(grant, request.headers.get("Content-Type"))
-    request[UPLOAD] = upload
-    attempts(request).uploads.append(upload)
-    return upload
+    request[SESSION] = session = session_for(request, route, upload)
+    return session
 
 
 async def expect_handler(request: web.Request) -> web.StreamResponse | None:
@@ -68,15 +67,9 @@ async def expect_handler(request: web.Request) -> web.StreamResponse | None:
             return None  # RFC 9110 10.1.1: an HTTP/1.0 client's 100-continue is ignored
         if request.method in ("PUT", "POST"):
             request.app[SERVICE].admit(authorize(request), request.content_length)
-        if (upload := _prepare_upload(request)) is not None:
-            route = target(request).route
-            try:
-                route.chain.started(upload)
-            except UploadError as exc:
-                route.chain.failed(upload, exc)
-                raise
-            request[STARTED] = True
-            if route.config.direct_upload and request.method == "PUT":
+        if (session := _session(request)) is not None:
+            session.start()
+            if target(request).route.config.direct_upload and request.method == "PUT":
                 request[WITHOUT_BODY] = None
                 return None
     except UploadError as exc:
@@ -126,8 +119,10 @@ async def _answer_without_body(request: web.Request) -> web.StreamResponse:
     try:
         if (refusal := request[WITHOUT_BODY]) is not None:
             raise refusal
-        response = await _redirect_to_s3(request, target(request).route, request[UPLOAD])
+        response = await _redirect_to_s3(request, target(request).route, request[SESSION])
     except UploadError as exc:
+        if SESSION in request:
+            await request[SESSION].abandon(exc)
         response = error_response(request, exc)
     response.headers[REQUEST_ID] = request_id(request)
     response.force_close()
@@ -146,35 +141,40 @@ def _allowed(route: Route) -> str:
 async def _handle_upload(request: web.Request, route: Route, raw_key: str | None) -> web.StreamResponse:
     if request.method == "POST" and raw_key is not None:
         raise MethodNotAllowed(f"POST goes to the route itself: {route.path}/.", headers={"Allow": _allowed(route)})
-    with request.app[SERVICE].in_flight(authorize(request), request.content_length):
-        return await _handle_upload_in_flight(request, route)
+    try:
+        with request.app[SERVICE].in_flight(authorize(request), request.content_length):
+            return await _handle_upload_in_flight(request, route)
+    except BaseException as exc:
+        if SESSION in request:
+            await request[SESSION].abandon(exc)  # one started by the 100-continue handler, then refused
+        raise
 
 
 async def _handle_upload_in_flight(request: web.Request, route: Route) -> web.StreamResponse:
-    upload = request.get(UPLOAD) or _prepare_upload(request)
-    if upload is None:
+    session = _session(request)
+    if session is None:
         return await handle_form(request, route)
     if route.config.direct_upload and request.method == "PUT":
-        return await _redirect_to_s3(request, route, upload)
-    result = await (await stage_for(request, route, upload, request.content.readany)).commit()
+        return await _redirect_to_s3(request, route, session)
+    await session.stage(request.content.readany)
+    result = await session.commit()
     attempts(request).results.append(result)
     return web.json_response(
         result,
         status=201,
-        headers={"Location": location(route, upload.key), "ETag": result["etag"]},
+        headers={"Location": location(route, session.upload.key), "ETag": result["etag"]},
     )
 
 
-async def _redirect_to_s3(request: web.Request, route: Route, upload: Upload) -> web.StreamResponse:
+async def _redirect_to_s3(request: web.Request, route: Route, session: UploadSession) -> web.StreamResponse:
     """``307`` to a presigned PutObject URL for this key, once credentials and lifecycle hooks agree."""
-    grant = authorize(request)
+    grant, upload = authorize(request), session.upload
     params: dict[str, Any] = {"Bucket": upload.bucket, "Key": upload.s3_key}
     if grant and grant.max_size is not None:
         if request.content_length is None:
             raise BadRequest("These credentials limit the size: send the body with a Content-Length, not chunked.")
         params["ContentLength"] = request.content_length
-    if not request.get(STARTED, False):
-        route.chain.started(upload)
+    session.start()
     if request.headers.get("Content-Type"):
         params["ContentType"] = upload.content_type
     if conditions.only_if_absent(request.headers):
@@ -187,4 +187,5 @@ async def _redirect_to_s3(request: web.Request, route: Route, upload: Upload) ->
     url = await request.app[SERVICE].s3.client.generate_presigned_url(
         ClientMethod="put_object", Params=params, ExpiresIn=expires_in
     )
+    session.hand_off()
     return web.Response(status=307, headers={"Location": url})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import quote, unquote
 
 from aiohttp import web
@@ -10,13 +11,12 @@ from . import conditions
 from .auth import Grant
 from .errors import BadRequest, Forbidden
 from .hookspecs import Upload
-from .middlewares import request_id
+from .middlewares import attempts, request_id
 from .routes import Route, target
 from .service import SERVICE
-from .upload import Read, Staged, stage
+from .session import UploadSession
 
 GRANT: web.RequestKey[Grant | None] = web.RequestKey("grant")
-STARTED = web.RequestKey("started", bool)
 
 
 def content_type(sent: str | None) -> str | None:
@@ -76,28 +76,12 @@ def location(route: Route, key: str) -> str:
     return f"{route.path}/{quote(key, safe='/')}"
 
 
-async def stage_for(
-    request: web.Request,
-    route: Route,
-    upload: Upload,
-    read: Read,
-    send_all: bool = False,
-    max_size: int | None = None,
-) -> Staged:
-    """Stage ``upload``: within ``max_size`` bytes when given, else within the credentials' limit."""
+def session_for(request: web.Request, route: Route, upload: Upload, max_size: int | None = None) -> UploadSession:
+    """The session of ``upload``: within ``max_size`` bytes when given, else within the credentials' limit."""
     if max_size is None and (grant := authorize(request)):
         max_size = grant.max_size
     service = request.app[SERVICE]
-    return await stage(
-        service.s3,
-        route.chain,
-        upload,
-        read,
-        block_size=service.config.upload.block_size,
-        idle_timeout=service.config.server.body_idle_timeout,
-        total_timeout=service.config.server.body_timeout,
-        started=request.get(STARTED, False),
-        if_none_match=route.config.if_none_match or conditions.only_if_absent(request.headers),
-        max_size=max_size,
-        send_all=send_all,
-    )
+    if_none_match = route.config.if_none_match or conditions.only_if_absent(request.headers)
+    attempts(request).uploads.append(upload)
+    limits = dataclasses.replace(service.limits, max_size=max_size, if_none_match=if_none_match)
+    return UploadSession(service.s3, route.chain, upload, limits)

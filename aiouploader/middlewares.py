@@ -6,13 +6,12 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .errors import MethodNotAllowed, NotFound, UploadError
-from .hookspecs import Upload
+from .hookspecs import Upload, UploadResult
 
 log = logging.getLogger(__name__)
 _SANE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
@@ -28,7 +27,7 @@ class Attempts:
     """What a request tried to store, for its log line and metrics."""
 
     uploads: list[Upload] = field(default_factory=list)
-    results: list[dict[str, Any]] = field(default_factory=list)
+    results: list[UploadResult] = field(default_factory=list)
 
 
 ATTEMPTS = web.RequestKey("attempts", Attempts)

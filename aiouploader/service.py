@@ -20,6 +20,7 @@ from .lifespan import within_grace
 from .middlewares import error_response
 from .routes import Route
 from .s3 import S3, part_size_for, translate
+from .session import UploadLimits
 
 READY_CACHE_SECONDS = 3.0
 ABORT_WAIT_SECONDS = 60.0
@@ -44,8 +45,13 @@ class Service:
     _downloads: int = 0
     _give_back: asyncio.TimerHandle | None = None
 
+    limits: UploadLimits = field(init=False)
+    """Every upload's limits but those of its route and credentials."""
+
     def __post_init__(self) -> None:
         self.authorizer = Authorizer(self.config.auth)
+        server = self.config.server
+        self.limits = UploadLimits(self.config.upload.block_size, server.body_idle_timeout, server.body_timeout)
 
     def buffer_need(self, content_length: int | None) -> int:
         """The most an upload of ``content_length`` bytes (``None``: unknown) may hold in memory.

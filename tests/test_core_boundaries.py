@@ -41,7 +41,7 @@ def test_no_core_module_imports_a_built_in_plugin() -> None:
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
-@pytest.mark.parametrize("module", ["aiouploader.chain", "aiouploader.upload", "aiouploader.digests"])
+@pytest.mark.parametrize("module", ["aiouploader.chain", "aiouploader.session", "aiouploader.digests"])
 def test_the_chain_and_the_session_load_without_any_built_in_plugin(module: str) -> None:
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith('aiouploader.builtin')))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -260,8 +260,14 @@ async def started(
     if unlisted is not None:
         pm.register(unlisted, name="unlisted")
     routes = [
-        {"path": "/a", "bucket": bucket, "plugins": list(plugins), "plugin_settings": {"first": {"n": 1}}},
-        {"path": "/b", "bucket": bucket, "plugins": ["first"], "plugin_settings": {"first": {"n": 2}}},
+        {
+            "path": "/a",
+            "bucket": bucket,
+            "prefix": "a/",
+            "plugins": list(plugins),
+            "plugin_settings": {"first": {"n": 1}},
+        },
+        {"path": "/b", "bucket": bucket, "prefix": "b/", "plugins": ["first"], "plugin_settings": {"first": {"n": 2}}},
     ]
     config = proxy_config(s3_server.endpoint_url, routes, server={"shutdown_grace": grace})
     runner = Runner(make_app(config, pm), **server_options(config))

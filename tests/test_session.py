@@ -1,0 +1,101 @@
+"""An upload's lifecycle hooks run once each, whichever way the request came: PUT, form, 100-continue, 307."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+import yarl
+
+from aiouploader.plugin_manager import make_plugin_manager
+from aiouploader.testing import MakeProxy, Proxy, S3Server
+
+from .plugins_for_tests import Counting
+
+STORED = {"started": 1, "completed": 1, "failed": 0}
+REFUSED = {"started": 1, "completed": 0, "failed": 1}
+REDIRECTED = {"started": 1, "completed": 0, "failed": 0}
+"""S3 gets the bytes of a 307 without the server, which never learns how that went."""
+
+
+async def counted(make_proxy: MakeProxy, bucket: str, **route: object) -> tuple[Proxy, Counting]:
+    pm = make_plugin_manager()
+    counting = Counting()
+    pm.register(counting, name="counting")
+    proxy = await make_proxy(routes=[{"path": "/u", "bucket": bucket, "plugins": ["counting"], **route}], pm=pm)
+    return proxy, counting
+
+
+async def put(proxy: Proxy, key: str, expect100: bool = False) -> int:
+    url = yarl.URL(proxy(f"/u/{key}"), encoded=True)
+    async with proxy.session.put(url, data=b"hello", expect100=expect100, allow_redirects=False) as response:
+        return response.status
+
+
+@pytest.mark.parametrize("expect100", [False, True], ids=["put", "100-continue"])
+async def test_a_put_starts_and_completes_once(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, expect100: bool
+) -> None:
+    proxy, counting = await counted(make_proxy, bucket)
+    assert await put(proxy, "k", expect100) == 201
+    assert counting.of("k") == STORED
+    assert s3_server.get(bucket, "k") == b"hello"
+
+
+@pytest.mark.parametrize("expect100", [False, True], ids=["put", "100-continue"])
+async def test_a_put_refused_in_upload_started_fails_once(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, expect100: bool
+) -> None:
+    proxy, counting = await counted(make_proxy, bucket)
+    assert await put(proxy, "refused", expect100) == 403
+    assert counting.of("refused") == REFUSED
+    assert s3_server.keys(bucket) == []
+
+
+@pytest.mark.parametrize("expect100", [False, True], ids=["put", "100-continue"])
+async def test_a_put_that_s3_refuses_fails_once(make_proxy: MakeProxy, expect100: bool) -> None:
+    proxy, counting = await counted(make_proxy, "bucket-that-does-not-exist")
+    assert await put(proxy, "k", expect100) == 502
+    assert counting.of("k") == REFUSED
+
+
+async def test_each_file_of_a_form_starts_and_completes_once(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy, counting = await counted(make_proxy, bucket, form_keys="filename")
+    form = aiohttp.FormData()
+    form.add_field("a", b"first", filename="one.txt")
+    form.add_field("b", b"second", filename="two.txt")
+    async with proxy.session.post(proxy("/u/"), data=form) as response:
+        assert response.status == 201
+    assert counting.of("one.txt") == counting.of("two.txt") == STORED
+
+
+async def test_a_form_with_a_file_refused_in_upload_started_fails_each_file_once(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy, counting = await counted(make_proxy, bucket, form_keys="filename")
+    form = aiohttp.FormData()
+    form.add_field("a", b"first", filename="one.txt")
+    form.add_field("b", b"second", filename="refused.txt")
+    async with proxy.session.post(proxy("/u/"), data=form) as response:
+        assert response.status == 403
+    assert counting.of("one.txt") == counting.of("refused.txt") == REFUSED
+    assert s3_server.keys(bucket) == []
+
+
+@pytest.mark.parametrize("expect100", [False, True], ids=["put", "100-continue"])
+async def test_a_redirect_to_s3_starts_once(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, expect100: bool
+) -> None:
+    proxy, counting = await counted(make_proxy, bucket, direct_upload=True)
+    assert await put(proxy, "k", expect100) == 307
+    assert counting.of("k") == REDIRECTED
+
+
+@pytest.mark.parametrize("expect100", [False, True], ids=["put", "100-continue"])
+async def test_a_redirect_refused_in_upload_started_fails_once(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, expect100: bool
+) -> None:
+    proxy, counting = await counted(make_proxy, bucket, direct_upload=True)
+    assert await put(proxy, "refused", expect100) == 403
+    assert counting.of("refused") == REFUSED
