@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import aiohttp
 import pytest
 import yarl
+from multidict import CIMultiDict
 
+from aiouploader import Upload, UploadError
+from aiouploader.body import Read
 from aiouploader.plugin_manager import make_plugin_manager
+from aiouploader.routes import ROUTES
+from aiouploader.service import SERVICE
+from aiouploader.session import Phase, UploadSession
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
 from .plugins_for_tests import Counting
@@ -99,3 +107,45 @@ async def test_a_redirect_refused_in_upload_started_fails_once(
     proxy, counting = await counted(make_proxy, bucket, direct_upload=True)
     assert await put(proxy, "refused", expect100) == 403
     assert counting.of("refused") == REFUSED
+
+
+def _reader(*pieces: bytes) -> Read:
+    left = list(pieces)
+
+    async def read() -> bytes:
+        return left.pop(0) if left else b""
+
+    return read
+
+
+async def _session(make_proxy: MakeProxy, bucket: str, key: str) -> tuple[UploadSession, Counting]:
+    """A session of the route ``/u`` of a running server, with its S3 facade and chain, as a handler makes one."""
+    proxy, counting = await counted(make_proxy, bucket, plugins=["counting", "checksum"])
+    service, route = proxy.app[SERVICE], proxy.app[ROUTES][0]
+    upload = Upload("test", route.path, bucket, "", key, "text/plain", None, CIMultiDict())
+    return UploadSession(service.s3, route.chain, upload, service.limits), counting
+
+
+async def test_a_body_may_come_in_several_segments(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    session, counting = await _session(make_proxy, bucket, "k")
+    await session.receive(_reader(b"hello, "))
+    await session.receive(_reader(b"wor", b"ld"))
+    assert session.phase is Phase.RECEIVING and counting.of("k")["started"] == 1
+    await session.seal()
+    result = await session.commit()
+    assert result["size"] == 12 and result["checksums"]["sha256"] == hashlib.sha256(b"hello, world").hexdigest()
+    assert s3_server.get(bucket, "k") == b"hello, world"
+    assert counting.of("k") == STORED and session.ended
+    with pytest.raises(RuntimeError):
+        await session.receive(_reader(b"more"))
+
+
+async def test_a_discarded_session_leaves_nothing_and_fails_once(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    session, counting = await _session(make_proxy, bucket, "k")
+    await session.receive(_reader(b"x" * 100))
+    await session.discard(UploadError("given up"))
+    await session.discard(UploadError("given up again"))
+    assert counting.of("k") == REFUSED and session.phase is Phase.FAILED
+    assert s3_server.keys(bucket) == [] and s3_server.multipart_uploads(bucket) == []
