@@ -66,15 +66,19 @@ async def test_a_put_that_s3_refuses_fails_once(make_proxy: MakeProxy, expect100
     assert counting.of("k") == REFUSED
 
 
+async def post_form(proxy: Proxy, *filenames: str) -> int:
+    form = aiohttp.FormData()
+    for i, filename in enumerate(filenames):
+        form.add_field(f"f{i}", filename.encode(), filename=filename)
+    async with proxy.session.post(proxy("/u/"), data=form) as response:
+        return response.status
+
+
 async def test_each_file_of_a_form_starts_and_completes_once(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:
     proxy, counting = await counted(make_proxy, bucket, form_keys="filename")
-    form = aiohttp.FormData()
-    form.add_field("a", b"first", filename="one.txt")
-    form.add_field("b", b"second", filename="two.txt")
-    async with proxy.session.post(proxy("/u/"), data=form) as response:
-        assert response.status == 201
+    assert await post_form(proxy, "one.txt", "two.txt") == 201
     assert counting.of("one.txt") == counting.of("two.txt") == STORED
 
 
@@ -82,11 +86,7 @@ async def test_a_form_with_a_file_refused_in_upload_started_fails_each_file_once
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:
     proxy, counting = await counted(make_proxy, bucket, form_keys="filename")
-    form = aiohttp.FormData()
-    form.add_field("a", b"first", filename="one.txt")
-    form.add_field("b", b"second", filename="refused.txt")
-    async with proxy.session.post(proxy("/u/"), data=form) as response:
-        assert response.status == 403
+    assert await post_form(proxy, "one.txt", "refused.txt") == 403
     assert counting.of("one.txt") == counting.of("refused.txt") == REFUSED
     assert s3_server.keys(bucket) == []
 
