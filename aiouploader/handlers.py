@@ -1,4 +1,4 @@
-"""The dispatching handlers of the contract: PUT and POST (to the upload paths), GET, HEAD, DELETE."""
+"""The dispatching handlers of the contract: PUT and POST uploads (a body, Expect: 100-continue, a 307), DELETE."""
 
 from __future__ import annotations
 

@@ -30,6 +30,8 @@ IDLE_BEFORE_GIVING_BACK = 0.2
 
 @dataclass
 class Service:
+    """What the server knows across requests: which uploads and downloads are in flight, and what they may use."""
+
     config: Config
     routes: list[Route]
     s3: S3
@@ -40,13 +42,12 @@ class Service:
     _ready_at: float = field(default=-1e9)
     _ready_error: str | None = None
     authorizer: Authorizer = field(init=False)
+    limits: UploadLimits = field(init=False)
+    """Every upload's limits but those of its route and credentials."""
     _by_client: Counter[str] = field(default_factory=Counter)
     _reserved: int = 0
     _downloads: int = 0
     _give_back: asyncio.TimerHandle | None = None
-
-    limits: UploadLimits = field(init=False)
-    """Every upload's limits but those of its route and credentials."""
 
     def __post_init__(self) -> None:
         self.authorizer = Authorizer(self.config.auth)
