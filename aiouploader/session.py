@@ -9,9 +9,12 @@ exactly one of ``upload_completed`` or ``upload_failed`` if it started,
 except for a ``307``, whose bytes S3 receives without the server (the session
 is then :attr:`Phase.HANDED_OFF`, neither completed nor failed)::
 
-    NEW --start--> STARTED --receive (1..n)--> RECEIVING --seal--> STAGED --commit--> COMPLETED
-                      |                             |                 |
-                      +--hand_off--> HANDED_OFF     +-----------------+--discard, abandon, any error--> FAILED
+    NEW        --start-->            STARTED     (refused by a hook: FAILED)
+    STARTED    --hand_off-->         HANDED_OFF  (a 307)
+    STARTED    --receive, 1..n-->    RECEIVING   (a body error, a stage's veto, S3's refusal: FAILED)
+    RECEIVING  --seal-->             STAGED      (a stage's veto in finish: FAILED)
+    STAGED     --commit-->           COMPLETED   (S3's refusal: FAILED)
+    started, not ended --discard or abandon-->   FAILED
 
 What a session holds, and what could go to another request or process:
 
@@ -24,9 +27,10 @@ What a session holds, and what could go to another request or process:
 - Live: the S3 client and its connections; the writer's part buffers and
   tasks in flight; the plugins' stages (hash objects, a scanner's
   connection, an encryption stream's state); the function reading the
-  current request's body. To carry a session on, the writer would send its
-  buffered bytes as a part first, and each stage would have to hand over
-  its state as data (a hook that does not exist yet); until then a session
+  current request's body. To carry a session on, the writer's buffered
+  bytes (under S3's 5 MiB minimum they cannot be a part yet) would travel
+  as data or in a staging object, and each stage would have to hand over its
+  state as data (a hook that does not exist yet); until then a session
   lives and ends in one process.
 """
 
