@@ -37,13 +37,11 @@ What a session holds, and what could go to another request or process:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import math
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import NoReturn
 
 from .body import Read, blocks
 from .chain import Chain, Pipeline
@@ -175,7 +173,9 @@ class UploadSession:
                     )
                 await writer.write(await pipeline.feed(block))
         except BaseException as exc:
-            await self._end(exc)
+            if (error := await self._end(exc)) is None:
+                raise
+            raise error from exc
 
     async def seal(self, *, send_all: bool = False) -> None:
         """After the last segment: the stages finish (a veto ends the upload), S3 holds every byte but shows none.
@@ -188,7 +188,9 @@ class UploadSession:
             if send_all:
                 await writer.send_all()
         except BaseException as exc:
-            await self._end(exc)
+            if (error := await self._end(exc)) is None:
+                raise
+            raise error from exc
         await _cleanup(pipeline.close())
         self.phase = Phase.STAGED
 
@@ -204,7 +206,9 @@ class UploadSession:
         try:
             stored = await self._writer.complete()
         except BaseException as exc:
-            await self._end(exc)
+            if (error := await self._end(exc)) is None:
+                raise
+            raise error from exc
         upload = self.upload
         result = UploadResult(
             bucket=upload.bucket,
@@ -230,25 +234,29 @@ class UploadSession:
         """End a session that the request gave up on (``exc``, whatever it is) unless it ended already."""
         if self.phase is Phase.NEW or self.ended:
             return
-        with contextlib.suppress(BaseException):
-            await self._end(exc)
+        await self._end(exc)
 
-    async def _end(self, exc: BaseException) -> NoReturn:
-        """Abort what S3 holds, tell the plugins, close the stages; raise the error to answer with."""
+    async def _end(self, exc: BaseException) -> UploadError | None:
+        """Abort what S3 holds, tell the plugins, close the stages; the error to answer with, ``None`` when the
+        upload was cancelled (re-raise ``exc`` then).
+
+        Callers raise from their ``except`` block, which lets go of ``exc``: a frame that held it would keep
+        the writer's buffers alive until the garbage collector finds the cycle.
+        """
         pipeline = self._pipeline if self.phase is Phase.RECEIVING else None
         try:
             if self._writer is not None:
                 await _cleanup(self._writer.abort())
             if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
                 self._fail(UploadError("The upload was cancelled."))
-                raise exc
+                return None
             if isinstance(exc, UploadError):
                 error = exc
             else:
                 log.exception("upload %s failed", self.upload.request_id, exc_info=exc)
                 error = UploadError("The upload failed inside the server; nothing was stored.")
             self._fail(error)
-            raise error from exc
+            return error
         finally:
             if pipeline is not None:
                 await _cleanup(pipeline.close())
