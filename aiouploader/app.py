@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,18 +13,20 @@ import pluggy
 from aiobotocore.config import AioConfig
 from aiohttp import web
 
-from . import handlers
-from .chain import Chain
+from . import handlers, service
+from .chain import Chain, order_warnings
 from .config import Config, S3Config
 from .cors import cors, mark_response
 from .lifespan import LIFESPAN, Lifespan
 from .logs import access
-from .metrics import METRICS, InstrumentedClient, Metrics, handle_metrics
+from .metrics import METRICS, InstrumentedClient, Metrics, count_uploads, handle_metrics
 from .middlewares import errors
 from .orphans import keep_sweeping
 from .plugin_manager import check_plugin_tables, make_plugin_manager
-from .routes import Route
+from .routes import ROUTES, Route, find_route
 from .s3 import S3
+
+log = logging.getLogger(__name__)
 
 
 def build_routes(config: Config, pm: pluggy.PluginManager) -> list[Route]:
@@ -73,8 +76,12 @@ def make_metrics_app(metrics: Metrics) -> web.Application:
 
 
 def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:
-    routes = build_routes(config, pm or make_plugin_manager())
-    app = web.Application(middlewares=[cors, access, errors])
+    pm = pm or make_plugin_manager()
+    routes = build_routes(config, pm)
+    for warning in [w for route in config.routes for w in order_warnings(pm, route)]:
+        log.warning(warning)
+    app = web.Application(middlewares=[find_route, cors, access, count_uploads, errors])
+    app[ROUTES] = routes
     app.on_response_prepare.append(mark_response)
     metrics = app[METRICS] = Metrics()
     for route in routes:
@@ -89,7 +96,7 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
             "s3", endpoint_url=config.s3.endpoint_url, config=client_config(config.s3, config.server.max_downloads)
         ) as client:
             s3 = S3(InstrumentedClient(client, metrics), config.s3)
-            app[handlers.SERVICE] = handlers.Service(config, routes, s3)
+            app[service.SERVICE] = service.Service(config, routes, s3)
             sweeper = None
             if config.s3.orphan_ttl > 0:
                 targets = [(route.config.bucket, route.config.prefix) for route in routes]
@@ -103,8 +110,8 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
             await s3.close()
 
     app.cleanup_ctx.append(s3_client)
-    app.router.add_get("/healthz", handlers.healthz)
-    app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/healthz", service.healthz)
+    app.router.add_get("/readyz", service.readyz)
     if config.server.metrics_port is None:
         app.router.add_get("/metrics", handle_metrics)
     app.router.add_route("*", r"/{tail:[\s\S]*}", handlers.handle, expect_handler=handlers.expect_handler)

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 import pluggy
 
-from .builtin.checksum import ChecksumStage, expected_digests, lowercased
 from .config import Config, ConfigError, RouteConfig, did_you_mean
+from .digests import DigestStage, expected_digests, lowercased
 from .errors import PluginError, UploadError
-from .hookspecs import Download, DownloadStage, Fetch, Upload, UploadStage
+from .hookspecs import Download, DownloadStage, Fetch, Upload, UploadResult, UploadStage
 from .plugin_manager import PluginHooks, installed
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ T = TypeVar("T")
 StageObserver = Callable[[str, float], None]
 """Called with a plugin's name and the seconds one ``feed`` or ``finish`` of its stage took."""
 
+DIGESTS = "digests"
+"""The name of the core step that checks the client's digests, in logs and metrics."""
 HOLD_WARNING_SECONDS = 0.1
 """A plugin that holds the event loop this long at one stretch is logged: every other request waited meanwhile."""
 
@@ -151,6 +153,27 @@ async def _within(name: str, request_id: str, limit: float, call: str, start: Ca
             raise PluginError(name, f"The plugin {name!r} timed out after {limit:g} seconds.") from None
 
 
+def declares(plugin: object, what: str) -> bool:
+    """Whether a plugin declares ``what`` about its stage: ``transforms`` (it changes the bytes) or
+    ``needs_plaintext`` (it must see them as the client sent them)."""
+    return getattr(plugin, what, False) is True
+
+
+def order_warnings(pm: pluggy.PluginManager, route: RouteConfig) -> list[str]:
+    """A plugin that needs the client's bytes but comes after one that transforms them sees only its output."""
+    warnings = []
+    for i, name in enumerate(route.plugins):
+        if not declares(pm.get_plugin(name), "transforms"):
+            continue
+        warnings += [
+            f"route {route.path}: {later} runs after {name}, which transforms the bytes, and sees only its "
+            f"output; put it before {name}"
+            for later in route.plugins[i + 1 :]
+            if declares(pm.get_plugin(later), "needs_plaintext")
+        ]
+    return warnings
+
+
 class Chain:
     def __init__(self, plugins: list[BoundPlugin], timeout: float = 30.0) -> None:
         self.plugins = plugins
@@ -191,21 +214,20 @@ class Chain:
                 plugin.hooks.upload_started(upload, plugin.settings)
 
     def pipeline(self, upload: Upload) -> Pipeline:
-        """The upload's stages, in chain order; without the ``checksum`` plugin, the client's digests still
-        get checked, by a stage of it that goes first."""
+        """The upload's stages, in chain order; when the client sent digests and no stage checks them, a
+        :class:`DigestStage` goes first."""
+        expected = upload.form_field is None and expected_digests(lowercased(upload.headers))
         stages: list[tuple[str, UploadStage]] = []
-        if upload.form_field is None and all(plugin.name != "checksum" for plugin in self.plugins):
-            with _blame("checksum", upload.request_id):
-                if expected_digests(lowercased(upload.headers)):
-                    stages.append(("checksum", ChecksumStage(upload)))
         for plugin in self.plugins:
             with _blame(plugin.name, upload.request_id), _holding(plugin.name, upload.request_id, "upload_stage"):
                 stage = plugin.hooks.upload_stage(upload, plugin.settings)
             if stage is not None:
                 stages.append((plugin.name, stage))
+        if expected and not any(isinstance(stage, DigestStage) for _, stage in stages):
+            stages.insert(0, (DIGESTS, DigestStage(upload)))
         return Pipeline(stages, self.observe, request_id=upload.request_id, timeout=self.timeout)
 
-    def completed(self, upload: Upload, result: dict[str, Any]) -> None:
+    def completed(self, upload: Upload, result: UploadResult) -> None:
         self._notify(upload, "upload_completed", lambda p: p.hooks.upload_completed(upload, result, p.settings))
 
     def failed(self, upload: Upload, error: UploadError) -> None:

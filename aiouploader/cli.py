@@ -156,10 +156,10 @@ async def _run(
 
     from .app import make_metrics_app, server_options
     from .config import ConfigError
-    from .handlers import SERVICE
     from .lifespan import LIFESPAN
     from .metrics import METRICS
     from .runner import Runner
+    from .service import SERVICE
 
     await _try_listening(config.server)
     metrics_runner = None
@@ -233,14 +233,14 @@ def _cannot_listen(server: ServerConfig, exc: OSError) -> str:
 
 
 def check_config(args: argparse.Namespace) -> int:
-    from .builtin import encryption
+    from .chain import order_warnings
     from .config_file import load
     from .masking import masked
 
     config = load(args.path)
-    _plugins(config)
+    pm = _plugins(config)
     _tls(config)
-    for warning in config.warnings() + [w for route in config.routes for w in encryption.chain_warnings(route)]:
+    for warning in config.warnings() + [w for route in config.routes for w in order_warnings(pm, route)]:
         print(f"aiouploader: warning: {warning}", file=sys.stderr)
     print(json.dumps(masked(config.model_dump(mode="json")), indent=2))
     return 0

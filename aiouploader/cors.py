@@ -6,21 +6,17 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .config import CorsConfig
-from .errors import Forbidden, NotFound
-from .handlers import SERVICE
+from .errors import Forbidden
 from .middlewares import REQUEST_ID, error_response, request_id
-from .routes import resolve
+from .routes import found_route
 
 
 def _settings(request: web.Request) -> CorsConfig | None:
     """The CORS settings of the request's route, when it has them and the request has an Origin."""
-    if "Origin" not in request.headers:
+    found = found_route(request)
+    if "Origin" not in request.headers or found is None:
         return None
-    try:
-        route, _ = resolve(request.app[SERVICE].routes, request.raw_path.split("?", 1)[0])
-    except NotFound:
-        return None
-    return route.config.cors
+    return found.route.config.cors
 
 
 def _allowed(settings: CorsConfig, origin: str) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import pluggy
 
@@ -65,6 +65,27 @@ class Upload:
     @property
     def s3_key(self) -> str:
         return self.prefix + self.key
+
+
+class UploadResult(TypedDict):
+    """What the client gets for one stored object (``201``, or one entry of a form's ``uploads``), as JSON."""
+
+    bucket: str
+    key: str
+    """The S3 key, the route's prefix included."""
+    size: int
+    """Body bytes the client sent."""
+    stored_size: int
+    """Bytes S3 stores (after the stages: an encrypted object is larger)."""
+    etag: str
+    version_id: str | None
+    content_type: str
+    checksums: dict[str, str]
+    """``upload.checksums``: digests of what the client sent, by algorithm, hex."""
+    stored_checksums: dict[str, str]
+    """The checksums S3 computed of what it stores."""
+    plugins: dict[str, Any]
+    """``upload.reports``: each plugin's results by its name."""
 
 
 @dataclass
@@ -217,7 +238,7 @@ def aiouploader_upload_stage(upload: Upload, settings: Any, name: str) -> Upload
 
 
 @hookspec
-def aiouploader_upload_completed(upload: Upload, result: dict[str, Any], settings: Any, name: str) -> None:
+def aiouploader_upload_completed(upload: Upload, result: UploadResult, settings: Any, name: str) -> None:
     """S3 confirmed the object; ``result`` is the JSON the client is about to get.
 
     Runs before the response is sent: do slow work (notifications) in a task

@@ -23,11 +23,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .errors import UploadError
-from .handlers import ATTEMPTS, SERVICE, UPLOAD
-from .metrics import METRICS
-from .middlewares import CUT, ERROR, request_id
-from .routes import PROBES, resolve
+from .middlewares import ATTEMPTS, ERROR, outcome, request_id
+from .routes import PROBES, found_route
 
 access_log = logging.getLogger("aiouploader.access")
 NOISY = ("botocore", "aiobotocore", "boto3", "urllib3", "s3transfer")
@@ -102,15 +99,6 @@ def configure(level: str) -> None:
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
 
 
-def _route_of(request: web.Request) -> str | None:
-    if request.path in PROBES or SERVICE not in request.app:
-        return None
-    try:
-        return resolve(request.app[SERVICE].routes, request.raw_path.split("?", 1)[0])[0].path
-    except UploadError:
-        return None
-
-
 def _one_or_many(values: list[Any]) -> Any:
     return values[0] if len(values) == 1 else values
 
@@ -130,8 +118,7 @@ def _fields(
     if ERROR in request:
         fields["error"] = redact(request[ERROR].message)
     tried = request.get(ATTEMPTS)
-    uploads = tried.uploads if tried else ([request[UPLOAD]] if UPLOAD in request else [])
-    if uploads:
+    if tried and (uploads := tried.uploads):
         fields["key"] = _one_or_many([upload.s3_key for upload in uploads])
         fields["size"] = sum(upload.size for upload in uploads)
         fields["plugins"] = _one_or_many([upload.reports for upload in uploads])
@@ -140,47 +127,24 @@ def _fields(
     return fields
 
 
-def _outcome(request: web.Request, status: int) -> str:
-    if CUT in request:
-        return "cut"
-    if status == 201:
-        return "created"
-    if status == 307:
-        return "redirected"
-    if status < 400:
-        return "ok"
-    return request[ERROR].code if ERROR in request else str(status)
-
-
 @web.middleware
 async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Log one line per request and count uploads in the metrics."""
+    """Log one line per request."""
     started = time.perf_counter()
-    route = _route_of(request)
-    uploading = route is not None and request.method in ("PUT", "POST")
-    metrics = request.app.get(METRICS) if uploading else None
-    if metrics is not None:
-        metrics.in_flight.inc()
+    found = found_route(request)
     status: int | None = None
-    outcome = "cut"
+    result = "cut"
     serving = _REQUEST_ID.set(request_id(request))
     try:
         response = await handler(request)
         status = response.status
-        outcome = _outcome(request, status)
+        result = outcome(request, status)
         return response
     except asyncio.CancelledError:
-        outcome = "cancelled"
+        result = "cancelled"
         raise
     finally:
         _REQUEST_ID.reset(serving)
-        seconds = time.perf_counter() - started
-        fields = _fields(request, route, status, outcome, seconds)
+        fields = _fields(request, found.route.path if found else None, status, result, time.perf_counter() - started)
         level = logging.DEBUG if request.path in PROBES else logging.INFO
-        access_log.log(level, "%s %s %s %s", request.method, request.path, status, outcome, extra={"fields": fields})
-        if metrics is not None:
-            metrics.in_flight.dec()
-            metrics.uploads.labels(route, outcome).inc()
-            metrics.duration.labels(route, outcome).observe(seconds)
-            metrics.received_bytes.labels(route).inc(fields.get("size", 0))
-            metrics.stored_bytes.labels(route).inc(fields.get("stored_size", 0))
+        access_log.log(level, "%s %s %s %s", request.method, request.path, status, result, extra={"fields": fields})

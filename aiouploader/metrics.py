@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sized
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from botocore.exceptions import ClientError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .middlewares import ATTEMPTS, outcome
+from .routes import found_route
 from .s3.errors import code_and_status
 
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
@@ -152,3 +155,29 @@ async def handle_metrics(request: web.Request) -> web.Response:
     response = web.Response(body=request.app[METRICS].exposition())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
+
+
+@web.middleware
+async def count_uploads(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every upload request (PUT or POST on a route): in flight, then by outcome, duration and bytes."""
+    found, metrics = found_route(request), request.app.get(METRICS)
+    if found is None or metrics is None or request.method not in ("PUT", "POST"):
+        return await handler(request)
+    route = found.route.path
+    started = time.perf_counter()
+    result = "cut"
+    metrics.in_flight.inc()
+    try:
+        response = await handler(request)
+        result = outcome(request, response.status)
+        return response
+    except asyncio.CancelledError:
+        result = "cancelled"
+        raise
+    finally:
+        metrics.in_flight.dec()
+        metrics.uploads.labels(route, result).inc()
+        metrics.duration.labels(route, result).observe(time.perf_counter() - started)
+        tried = request.get(ATTEMPTS)
+        metrics.received_bytes.labels(route).inc(sum(upload.size for upload in tried.uploads) if tried else 0)
+        metrics.stored_bytes.labels(route).inc(sum(int(done["stored_size"]) for done in tried.results) if tried else 0)

@@ -1,15 +1,17 @@
-"""Request ids and JSON errors for every response."""
+"""What every request carries: its id, what it tried to store, how it ended; JSON errors for every response."""
 
 from __future__ import annotations
 
 import logging
 import re
 import uuid
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .errors import MethodNotAllowed, NotFound, UploadError
+from .hookspecs import Upload, UploadResult
 
 log = logging.getLogger(__name__)
 _SANE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
@@ -18,6 +20,36 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)
 ERROR = web.RequestKey("error", UploadError)
 CUT = web.RequestKey("cut", bool)
 """Set when a response was cut part-way, its status already sent."""
+
+
+@dataclass
+class Attempts:
+    """What a request tried to store, for its log line and metrics."""
+
+    uploads: list[Upload] = field(default_factory=list)
+    results: list[UploadResult] = field(default_factory=list)
+
+
+ATTEMPTS = web.RequestKey("attempts", Attempts)
+
+
+def attempts(request: web.Request) -> Attempts:
+    if ATTEMPTS not in request:
+        request[ATTEMPTS] = Attempts()
+    return request[ATTEMPTS]
+
+
+def outcome(request: web.Request, status: int) -> str:
+    """How a request that was answered with ``status`` ended, as logs and metrics name it."""
+    if CUT in request:
+        return "cut"
+    if status == 201:
+        return "created"
+    if status == 307:
+        return "redirected"
+    if status < 400:
+        return "ok"
+    return request[ERROR].code if ERROR in request else str(status)
 
 
 def request_id(request: web.Request) -> str:

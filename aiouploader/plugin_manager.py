@@ -12,7 +12,7 @@ import pluggy
 from . import hookspecs
 from .config import Config, ConfigError, did_you_mean
 from .errors import UploadError
-from .hookspecs import Download, DownloadStage, Upload, UploadStage
+from .hookspecs import Download, DownloadStage, Upload, UploadResult, UploadStage
 
 BUILTINS = ("size_limit", "checksum", "virus_scan", "encryption")
 
@@ -126,7 +126,7 @@ class PluginHooks:
         )
         return stages[0] if stages else None
 
-    def upload_completed(self, upload: Upload, result: dict[str, Any], settings: Any) -> None:
+    def upload_completed(self, upload: Upload, result: UploadResult, settings: Any) -> None:
         self._hooks["aiouploader_upload_completed"](upload=upload, result=result, settings=settings, name=self.name)
 
     def upload_failed(self, upload: Upload, error: UploadError, settings: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 from aiouploader import Upload, UploadStage, hookimpl
@@ -116,3 +117,30 @@ class Blocking:
     @hookimpl
     def aiouploader_upload_stage(self, upload: Upload, settings: float) -> UploadStage:
         return _BlockingStage(settings)
+
+
+class Counting:
+    """Counts its lifecycle hooks by upload key; refuses in ``upload_started`` keys that start with ``refused``.
+
+    It has no stage, so a direct route may list it.
+    """
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str]] = Counter()
+
+    def of(self, key: str) -> dict[str, int]:
+        return {hook: self.calls[hook, key] for hook in ("started", "completed", "failed")}
+
+    @hookimpl
+    def aiouploader_upload_started(self, upload: Upload) -> None:
+        self.calls["started", upload.key] += 1
+        if upload.key.startswith("refused"):
+            raise Forbidden("refused by the test plugin")
+
+    @hookimpl
+    def aiouploader_upload_completed(self, upload: Upload) -> None:
+        self.calls["completed", upload.key] += 1
+
+    @hookimpl
+    def aiouploader_upload_failed(self, upload: Upload) -> None:
+        self.calls["failed", upload.key] += 1

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from aiouploader.handlers import SERVICE
+from aiouploader.service import SERVICE
 from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port
 
 from .relay import Relay

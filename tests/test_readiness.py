@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from aiouploader.handlers import READY_CACHE_SECONDS
+from aiouploader.service import READY_CACHE_SECONDS
 from aiouploader.testing import MakeProxy, S3Server, start_rclone
 
 from .serving import serve

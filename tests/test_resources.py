@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from aiouploader.age import generate_identity
-from aiouploader.handlers import IDLE_BEFORE_GIVING_BACK
+from aiouploader.service import IDLE_BEFORE_GIVING_BACK
 from aiouploader.testing import MakeProxy, S3Server
 
 from .serving import mapped_files, minor_faults, rss, serve

@@ -2,112 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-from collections.abc import Mapping
 from typing import Any
 
-from ..checksums import HASHES
 from ..config import Settings, parse_settings
-from ..errors import BadRequest, ChecksumMismatch
+from ..digests import DigestStage, expected_digests, lowercased
 from ..hookspecs import Upload, UploadStage, hookimpl
-from ..offload import off_loop
 
-_HEADERS = {
-    "content-md5": "md5",
-    "x-amz-checksum-sha256": "sha256",
-    "x-amz-checksum-sha1": "sha1",
-    "x-amz-checksum-crc32c": "crc32c",
-    "x-amz-checksum-crc32": "crc32",
-}
-_DIGEST_FIELDS = {"sha-256": "sha256", "sha-512": "sha512"}
-_UNCHECKED = ("x-amz-checksum-crc64nvme",)
-"""Digests S3 defines that this plugin cannot compute: refused rather than passed unchecked."""
-_SIZES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64, "crc32": 4, "crc32c": 4}
+needs_plaintext = True
+"""It hashes what the client sent: a route lists it before any plugin that transforms the bytes."""
 
 
 class ChecksumSettings(Settings):
     pass
-
-
-def _decode(header: str, algorithm: str, value: str) -> bytes:
-    value = value.strip()
-    if re.fullmatch(rf"[0-9a-fA-F]{{{2 * _SIZES[algorithm]}}}", value):
-        raise BadRequest(
-            f"The {header} header holds hex digits; it takes the base64 of the {algorithm} digest's raw bytes."
-        )
-    try:
-        digest = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest(f"The {header} header is not valid base64 (one digest, sent once).") from None
-    if len(digest) != _SIZES[algorithm]:
-        raise BadRequest(
-            f"The {header} header holds {len(digest)} bytes; a {algorithm} digest has {_SIZES[algorithm]}."
-        )
-    return digest
-
-
-def lowercased(headers: Mapping[str, str]) -> dict[str, str]:
-    """The headers by lower-case name, repeated fields joined with commas (RFC 9110, 5.3)."""
-    joined: dict[str, str] = {}
-    for name, value in headers.items():
-        name = name.lower()
-        joined[name] = f"{joined[name]}, {value}" if name in joined else value
-    return joined
-
-
-def expected_digests(headers: Mapping[str, str]) -> list[tuple[str, str, bytes]]:
-    """``(header, algorithm, digest)`` for every digest the client sent that we can check.
-
-    :param headers: the request headers by lower-case name (see :func:`lowercased`).
-    """
-    for header in _UNCHECKED:
-        if header in headers:
-            raise BadRequest(
-                f"The {header} header cannot be checked here; send Content-MD5, x-amz-checksum-sha256, "
-                "-sha1, -crc32 or -crc32c, or Content-Digest."
-            )
-    expected = []
-    for header, algorithm in _HEADERS.items():
-        if header in headers:
-            expected.append((header, algorithm, _decode(header, algorithm, headers[header])))
-    for header in ("content-digest", "repr-digest"):
-        for member in headers.get(header, "").split(","):
-            name, _, value = member.strip().partition("=")
-            field = _DIGEST_FIELDS.get(name.strip().lower())
-            if field is None:
-                continue
-            if not (value.startswith(":") and value.endswith(":") and len(value) > 1):
-                raise BadRequest(f"The {header} header's {name} is not a byte sequence (:base64:).")
-            expected.append((header, field, _decode(header, field, value[1:-1])))
-    return expected
-
-
-class ChecksumStage(UploadStage):
-    def __init__(self, upload: Upload) -> None:
-        self._upload = upload
-        self._expected = [] if upload.form_field is not None else expected_digests(lowercased(upload.headers))
-        names = {"sha256"} | {algorithm for _, algorithm, _ in self._expected}
-        self._hashes = {name: HASHES[name]() for name in sorted(names)}
-
-    def _update(self, block: bytes) -> None:
-        for hasher in self._hashes.values():
-            hasher.update(block)
-
-    async def feed(self, block: bytes) -> bytes:
-        await off_loop(self._update, block)
-        return block
-
-    async def finish(self) -> bytes:
-        digests = {name: hasher.digest() for name, hasher in self._hashes.items()}
-        for header, algorithm, digest in self._expected:
-            if digests[algorithm] != digest:
-                raise ChecksumMismatch(
-                    f"The body does not match its {header} header: the bytes changed on the way; nothing was stored."
-                )
-        self._upload.checksums.update({name: digest.hex() for name, digest in digests.items()})
-        return b""
 
 
 @hookimpl
@@ -123,4 +29,4 @@ def aiouploader_upload_started(upload: Upload, settings: ChecksumSettings) -> No
 
 @hookimpl
 def aiouploader_upload_stage(upload: Upload, settings: ChecksumSettings) -> UploadStage:
-    return ChecksumStage(upload)
+    return DigestStage(upload)

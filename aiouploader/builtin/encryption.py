@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
-from ..config import RouteConfig, Settings, parse_settings
+from ..config import Settings, parse_settings
 from ..hookspecs import Download, DownloadStage, Upload, UploadStage, hookimpl
 
 if TYPE_CHECKING:
     from .encryption_stages import Keys
 
 log = logging.getLogger(__name__)
+
+transforms = True
+"""What it stores is not what the client sent: a plugin that needs the client's bytes goes before it."""
 
 # The stages and age (cryptography: ~6 MiB of memory) are imported when a route encrypts, not before.
 
@@ -36,18 +39,6 @@ class EncryptionSettings(Settings):
         for recipient in value:
             parse_recipient(recipient)
         return value
-
-
-def chain_warnings(route: RouteConfig) -> list[str]:
-    """Plugins that would see ciphertext because they come after ``encryption``."""
-    if "encryption" not in route.plugins:
-        return []
-    after = route.plugins[route.plugins.index("encryption") + 1 :]
-    return [
-        f"route {route.path}: {name} runs after encryption and sees only ciphertext; put it before encryption"
-        for name in after
-        if name in ("checksum", "virus_scan")
-    ]
 
 
 @hookimpl

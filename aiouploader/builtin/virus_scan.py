@@ -20,6 +20,9 @@ from ..hookspecs import Upload, UploadStage, hookimpl
 from ..sizes import format_size
 
 log = logging.getLogger(__name__)
+
+needs_plaintext = True
+"""It scans what the client sent: a route lists it before any plugin that transforms the bytes."""
 EICAR_NAME = "Eicar-Test-Signature"
 
 

@@ -1,0 +1,267 @@
+"""One upload's whole life: started, body segments, commit or discard, completed or failed.
+
+An :class:`UploadSession` is the only thing that tracks an upload's state.
+Handlers create one per object (a PUT, a raw POST, each file of a form) and
+drive it; however the request goes (a body, ``Expect: 100-continue``, a
+direct route's ``307``, a refusal, a cancellation), each lifecycle hook runs
+at most once per plugin: ``upload_started`` when the session starts, then
+exactly one of ``upload_completed`` or ``upload_failed`` if it started,
+except for a ``307``, whose bytes S3 receives without the server (the session
+is then :attr:`Phase.HANDED_OFF`, neither completed nor failed)::
+
+    NEW        --start-->            STARTED     (refused by a hook: FAILED)
+    STARTED    --hand_off-->         HANDED_OFF  (a 307)
+    STARTED    --receive, 1..n-->    RECEIVING   (a body error, a stage's veto, S3's refusal: FAILED)
+    RECEIVING  --seal-->             STAGED      (a stage's veto in finish: FAILED)
+    STAGED     --commit-->           COMPLETED   (S3's refusal: FAILED)
+    started, not ended --discard or abandon-->   FAILED
+
+What a session holds, and what could go to another request or process:
+
+- Plain data: the :class:`~aiouploader.hookspecs.Upload` (route, bucket, key,
+  headers, metadata, size so far, checksums, reports), the
+  :class:`UploadLimits`, the :class:`Phase`, and on the S3 side the
+  multipart upload's id and the ETags of the parts written so far. A
+  segment boundary is a block boundary: nothing of the body is held between
+  two segments except what the writer has not sent yet.
+- Live: the S3 client and its connections; the writer's part buffers and
+  tasks in flight; the plugins' stages (hash objects, a scanner's
+  connection, an encryption stream's state); the function reading the
+  current request's body. To carry a session on, the writer's buffered
+  bytes (under S3's 5 MiB minimum they cannot be a part yet) would travel
+  as data or in a staging object, and each stage would have to hand over its
+  state as data (a hook that does not exist yet); until then a session
+  lives and ends in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import math
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+from .body import Read, blocks
+from .chain import Chain, Pipeline
+from .errors import PayloadTooLarge, UploadError
+from .hookspecs import Upload, UploadResult
+from .keys import check_key
+from .s3 import KEPT_HEADERS, S3, ObjectWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one upload may do: plain data, the same for every segment."""
+
+    block_size: int
+    """Bytes the stages get at once (the last block may be shorter)."""
+    idle_timeout: float
+    """Seconds a segment may send nothing."""
+    total_timeout: float = math.inf
+    """Seconds a segment may take in all."""
+    max_size: int | None = None
+    """The most body bytes the upload may have (a signed URL's bound, what is left of a form's)."""
+    if_none_match: bool = False
+    """Store only where no object is yet (S3 conditional write)."""
+
+
+class Phase(enum.Enum):
+    NEW = "new"
+    STARTED = "started"
+    RECEIVING = "receiving"
+    STAGED = "staged"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    HANDED_OFF = "handed_off"
+
+
+ENDED = (Phase.COMPLETED, Phase.FAILED, Phase.HANDED_OFF)
+
+
+def kept_headers(upload: Upload) -> dict[str, str]:
+    """The upload's headers that S3 keeps with the object (none for a form's file: they describe the form)."""
+    if upload.form_field is not None:
+        return {}
+    return {
+        name: value
+        for name in KEPT_HEADERS
+        if (value := upload.headers.get(name, "").strip()) and value.isascii() and value.isprintable()
+    }
+
+
+async def _cleanup(awaitable: Awaitable[None]) -> None:
+    """Run clean-up to its end even when the task that needs it is being cancelled."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+class UploadSession:
+    """One upload, from its ``upload_started`` hooks to its result or its error."""
+
+    def __init__(self, s3: S3, chain: Chain, upload: Upload, limits: UploadLimits) -> None:
+        self.s3 = s3
+        self.chain = chain
+        self.upload = upload
+        self.limits = limits
+        self.phase = Phase.NEW
+        self._pipeline: Pipeline | None = None
+        self._writer: ObjectWriter | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.phase in ENDED
+
+    def start(self) -> None:
+        """Run the ``upload_started`` hooks, before any body byte is read; a refusal ends the session."""
+        if self.phase is not Phase.NEW:
+            return
+        self.phase = Phase.STARTED
+        try:
+            self.chain.started(self.upload)
+        except UploadError as exc:
+            self._fail(exc)
+            raise
+
+    def hand_off(self) -> None:
+        """The client sends the bytes to S3 itself (a direct route's ``307``): the session ends here."""
+        self.start()
+        self.phase = Phase.HANDED_OFF
+
+    def _open(self) -> tuple[Pipeline, ObjectWriter]:
+        """The stages and the S3 writer, made when the first segment comes."""
+        if self._pipeline is None or self._writer is None:
+            try:
+                check_key(self.upload.key, self.upload.prefix)
+                self._pipeline = self.chain.pipeline(self.upload)
+            except UploadError as exc:
+                self._fail(exc)
+                raise
+            upload = self.upload
+            self._writer = self.s3.writer(
+                upload.bucket,
+                upload.s3_key,
+                content_type=upload.content_type,
+                metadata=upload.metadata,
+                headers=kept_headers(upload),
+                content_length=upload.content_length,
+                if_none_match=self.limits.if_none_match,
+            )
+            self.phase = Phase.RECEIVING
+        return self._pipeline, self._writer
+
+    async def receive(self, read: Read) -> None:
+        """Stream one segment of the body (``read`` to its end) through the stages into S3."""
+        self.start()
+        if self.phase not in (Phase.STARTED, Phase.RECEIVING):
+            raise RuntimeError(f"A {self.phase.value} upload takes no more body.")
+        pipeline, writer = self._open()
+        limits = self.limits
+        try:
+            async for block in blocks(read, limits.block_size, limits.idle_timeout, limits.total_timeout):
+                self.upload.size += len(block)
+                if limits.max_size is not None and self.upload.size > limits.max_size:
+                    raise PayloadTooLarge(
+                        f"The upload is larger than the {limits.max_size} bytes its credentials allow."
+                    )
+                await writer.write(await pipeline.feed(block))
+        except BaseException as exc:
+            if (error := await self._end(exc)) is None:
+                raise
+            raise error from exc
+
+    async def seal(self, *, send_all: bool = False) -> None:
+        """After the last segment: the stages finish (a veto ends the upload), S3 holds every byte but shows none.
+
+        With ``send_all`` every byte is in S3 on return, none held in memory until :meth:`commit`.
+        """
+        pipeline, writer = self._open()
+        try:
+            await writer.write(await pipeline.finish())
+            if send_all:
+                await writer.send_all()
+        except BaseException as exc:
+            if (error := await self._end(exc)) is None:
+                raise
+            raise error from exc
+        await _cleanup(pipeline.close())
+        self.phase = Phase.STAGED
+
+    async def stage(self, read: Read, *, send_all: bool = False) -> None:
+        """A body that comes in one segment: :meth:`receive` it, then :meth:`seal`."""
+        await self.receive(read)
+        await self.seal(send_all=send_all)
+
+    async def commit(self) -> UploadResult:
+        """Make the object visible; the upload result. On failure nothing is at the key."""
+        if self.phase is not Phase.STAGED or self._writer is None:
+            raise RuntimeError(f"A {self.phase.value} upload cannot be committed.")
+        try:
+            stored = await self._writer.complete()
+        except BaseException as exc:
+            if (error := await self._end(exc)) is None:
+                raise
+            raise error from exc
+        upload = self.upload
+        result = UploadResult(
+            bucket=upload.bucket,
+            key=upload.s3_key,
+            size=upload.size,
+            stored_size=stored.stored_size,
+            etag=stored.etag,
+            version_id=stored.version_id,
+            content_type=upload.content_type,
+            checksums=upload.checksums,
+            stored_checksums=stored.checksum,
+            plugins=upload.reports,
+        )
+        self.phase = Phase.COMPLETED
+        self.chain.completed(upload, result)
+        return result
+
+    async def discard(self, error: UploadError) -> None:
+        """Give the upload up: S3 drops its bytes, the plugins hear ``error``."""
+        await self.abandon(error)
+
+    async def abandon(self, exc: BaseException) -> None:
+        """End a session that the request gave up on (``exc``, whatever it is) unless it ended already."""
+        if self.phase is Phase.NEW or self.ended:
+            return
+        await self._end(exc)
+
+    async def _end(self, exc: BaseException) -> UploadError | None:
+        """Abort what S3 holds, tell the plugins, close the stages; the error to answer with, ``None`` when the
+        upload was cancelled (re-raise ``exc`` then).
+
+        Callers raise from their ``except`` block, which lets go of ``exc``: a frame that held it would keep
+        the writer's buffers alive until the garbage collector finds the cycle.
+        """
+        pipeline = self._pipeline if self.phase is Phase.RECEIVING else None
+        try:
+            if self._writer is not None:
+                await _cleanup(self._writer.abort())
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                self._fail(UploadError("The upload was cancelled."))
+                return None
+            if isinstance(exc, UploadError):
+                error = exc
+            else:
+                log.exception("upload %s failed", self.upload.request_id, exc_info=exc)
+                error = UploadError("The upload failed inside the server; nothing was stored.")
+            self._fail(error)
+            return error
+        finally:
+            if pipeline is not None:
+                await _cleanup(pipeline.close())
+
+    def _fail(self, error: UploadError) -> None:
+        if not self.ended:
+            self.phase = Phase.FAILED
+            self.chain.failed(self.upload, error)
