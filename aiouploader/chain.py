@@ -225,7 +225,7 @@ class Chain:
                 stages.append((plugin.name, stage))
         if expected and not any(isinstance(stage, DigestStage) for _, stage in stages):
             stages.insert(0, (DIGESTS, DigestStage(upload)))
-        return Pipeline(stages, self.observe, request_id=upload.request_id, timeout=self.timeout)
+        return Pipeline(stages, self.observe, request_id=upload.request_id, timeout=self.timeout, upload=upload)
 
     def completed(self, upload: Upload, result: UploadResult) -> None:
         self._notify(upload, "upload_completed", lambda p: p.hooks.upload_completed(upload, result, p.settings))
@@ -260,6 +260,10 @@ class Chain:
         return fetch, size
 
 
+def _stored_as(upload: Upload | None) -> tuple[str, str, dict[str, str]] | None:
+    return None if upload is None else (upload.key, upload.content_type, dict(upload.metadata))
+
+
 class Pipeline:
     """The stages of one upload, fed in chain order."""
 
@@ -270,11 +274,24 @@ class Pipeline:
         *,
         request_id: str = "-",
         timeout: float = 30.0,
+        upload: Upload | None = None,
     ) -> None:
         self._stages = stages
         self._observe = observe
         self._request_id = request_id
         self._timeout = timeout
+        self._upload = upload
+        self._stored_as = _stored_as(upload)
+
+    def _unchanged(self, name: str) -> None:
+        """What S3 was told when the body started holds: a stage that changes it later is refused."""
+        upload = self._upload
+        if upload is not None and (upload.key, upload.content_type, upload.metadata) != self._stored_as:
+            raise PluginError(
+                name,
+                f"The plugin {name!r} changed the upload's key, content type or metadata after the body started, "
+                "when S3 already had them; the upload was not stored (set them in upload_started or upload_stage).",
+            )
 
     async def feed(self, block: bytes, first: int = 0) -> bytes:
         for name, stage in self._stages[first:]:
@@ -283,6 +300,7 @@ class Pipeline:
             started = time.perf_counter()
             fed = await _within(name, self._request_id, self._timeout, "feed", functools.partial(stage.feed, block))
             block = _output(name, self._request_id, fed)
+            self._unchanged(name)
             if self._observe is not None:
                 self._observe(name, time.perf_counter() - started)
         return block
@@ -295,6 +313,7 @@ class Pipeline:
             trailing = _output(
                 name, self._request_id, await _within(name, self._request_id, self._timeout, "finish", stage.finish)
             )
+            self._unchanged(name)
             if self._observe is not None:
                 self._observe(name, time.perf_counter() - started)
             if trailing:

@@ -45,17 +45,23 @@ class Upload:
     bucket: str
     prefix: str
     key: str
-    """The key under the route's prefix; ``upload_started`` may change it."""
+    """The key under the route's prefix. ``upload_started`` and ``upload_stage`` may change it; a change made
+    later, by a stage's ``feed`` or ``finish``, is refused (500 ``plugin_error`` naming the plugin, nothing stored),
+    as S3 already has the key."""
     content_type: str
+    """Stored with the object; may change until the same point as ``key``."""
     content_length: int | None
     headers: Mapping[str, str]
     """The request headers (read-only)."""
     metadata: dict[str, str] = field(default_factory=dict)
-    """User metadata stored with the object (``x-amz-meta-*``); plugins may add to it."""
+    """User metadata stored with the object (``x-amz-meta-*``); plugins may add to it until the same point as
+    ``key``. What is known only at the end of the body (a digest, a verdict) goes in ``checksums`` or
+    ``reports``: a change to ``metadata`` in ``feed`` or ``finish`` is refused like a late ``key``."""
     checksums: dict[str, str] = field(default_factory=dict)
-    """Digests for the upload result, e.g. ``{"sha256": "..."}``."""
+    """Digests for the upload result, e.g. ``{"sha256": "..."}``; until the last stage's ``finish``."""
     reports: dict[str, Any] = field(default_factory=dict)
-    """Per-plugin results for the upload result's ``plugins`` object, keyed by plugin name."""
+    """Per-plugin results for the upload result's ``plugins`` object, keyed by plugin name; until the last
+    stage's ``finish`` (``upload_completed`` and ``upload_failed`` see them, the client no longer does)."""
     size: int = 0
     """Bytes received from the client so far."""
     form_field: str | None = None

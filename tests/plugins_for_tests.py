@@ -144,3 +144,38 @@ class Counting:
     @hookimpl
     def aiouploader_upload_failed(self, upload: Upload) -> None:
         self.calls["failed", upload.key] += 1
+
+
+class _LabelStage(UploadStage):
+    def __init__(self, upload: Upload, when: str) -> None:
+        self._upload = upload
+        self._when = when
+        self._lines = 0
+
+    async def feed(self, block: bytes) -> bytes:
+        self._lines += block.count(b"\n")
+        if self._when == "feed":
+            self._upload.metadata["lines"] = str(self._lines)
+        return block
+
+    async def finish(self) -> bytes:
+        if self._when == "finish":
+            self._upload.metadata["lines"] = str(self._lines)
+        elif self._when == "finish-key":
+            self._upload.key += ".txt"
+        return b""
+
+
+class Label:
+    """Records ``x-amz-meta-lines`` when its settings' ``when`` says: ``stage`` (as its stage is made, with what
+    the headers claim), or ``feed``, ``finish``, ``finish-key`` (too late: S3 already has the object's metadata)."""
+
+    @hookimpl
+    def aiouploader_configure(self, settings: dict[str, Any]) -> str:
+        return str(settings.get("when", "stage"))
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, settings: str) -> UploadStage:
+        if settings == "stage":
+            upload.metadata["lines"] = upload.headers.get("X-Lines", "unknown")
+        return _LabelStage(upload, settings)

@@ -17,7 +17,7 @@ from aiouploader.hookspecs import Fetch
 from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
-from .plugins_for_tests import Blocking, Boom
+from .plugins_for_tests import Blocking, Boom, Label
 
 MiB = 1024**2
 SMALL_PARTS = {"part_size": "5MiB", "parts_in_flight": 2}
@@ -273,3 +273,35 @@ async def test_a_stage_breaking_its_contract_is_that_plugins_error(
     assert_nothing_left(s3_server, bucket)
     async with proxy.session.put(proxy("/fast/after"), data=b"still serving") as response:
         assert response.status == 201
+
+
+async def label_proxy(make_proxy: MakeProxy, bucket: str, when: str) -> Proxy:
+    pm = make_plugin_manager()
+    pm.register(Label(), name="label")
+    route = {"path": "/u", "bucket": bucket, "plugins": ["label"], "plugin_settings": {"label": {"when": when}}}
+    return await make_proxy(routes=[route], pm=pm, s3=SMALL_PARTS)
+
+
+@pytest.mark.parametrize("when", ["feed", "finish", "finish-key"])
+@pytest.mark.parametrize("size", [100, 6 * MiB], ids=["put-object", "multipart"])
+async def test_a_key_or_metadata_changed_once_the_body_streams_is_that_plugins_error(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, when: str, size: int
+) -> None:
+    """S3 has the key and metadata from the first byte on: a later change is refused, never silently dropped."""
+    proxy = await label_proxy(make_proxy, bucket, when)
+    async with proxy.session.put(proxy("/u/k"), data=b"line\n" * (size // 5)) as response:
+        assert response.status == 500
+        error = (await response.json())["error"]
+    assert error["code"] == "plugin_error" and "'label'" in error["message"]
+    assert "after the body started" in error["message"]
+    assert_nothing_left(s3_server, bucket)
+
+
+async def test_metadata_set_as_the_stage_is_made_is_stored(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await label_proxy(make_proxy, bucket, "stage")
+    async with proxy.session.put(proxy("/u/k"), data=b"a\nb\n", headers={"X-Lines": "2"}) as response:
+        assert response.status == 201
+    stored = s3_server.client.head_object(Bucket=bucket, Key="k")["Metadata"]
+    assert {name.lower(): value for name, value in stored.items()} == {"lines": "2"}  # rclone capitalises names
