@@ -95,7 +95,9 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
         async with session.client(
             "s3", endpoint_url=config.s3.endpoint_url, config=client_config(config.s3, config.server.max_downloads)
         ) as client:
-            s3 = S3(InstrumentedClient(client, metrics), config.s3)
+            s3 = S3(
+                InstrumentedClient(client, metrics), config.s3, on_checksum_mismatch=metrics.count_checksum_mismatch
+            )
             app[service.SERVICE] = service.Service(config, routes, s3)
             sweeper = None
             if config.s3.orphan_ttl > 0:

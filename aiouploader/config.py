@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from botocore.compat import HAS_CRT
 from botocore.handlers import VALID_BUCKET
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url, validate_region_name
 from pydantic import (
@@ -22,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from .checksums import HASHES
 from .s3.parts import MAX_PART_SIZE, MIN_PART_SIZE, upload_memory
 from .sizes import parse_size
 
@@ -100,8 +102,8 @@ class S3Config(Settings):
     addressing_style: Literal["auto", "path", "virtual"] = "path"
     part_size: Size = 8 * 1024**2
     parts_in_flight: int = Field(4, ge=1, le=64)
-    checksum_algorithm: Literal["crc32c", "crc32", "sha256", "none"] = "crc32c"
-    content_md5: bool = True
+    checksum_algorithm: Literal["crc32c", "crc32", "sha256", "crc64nvme", "none"] = "crc32c"
+    content_md5: bool = False
     connect_timeout: float = Field(10.0, gt=0)
     read_timeout: float = Field(60.0, gt=0)
     max_attempts: int = Field(5, ge=1, le=20)
@@ -137,6 +139,15 @@ class S3Config(Settings):
             validate_region_name(value)
         except ValueError:
             raise problem from None
+        return value
+
+    @field_validator("checksum_algorithm")
+    @classmethod
+    def _computable(cls, value: str) -> str:
+        if value == "crc64nvme" and not (HAS_CRT and value in HASHES):
+            raise ValueError(
+                "crc64nvme needs the awscrt package, which is not installed: pip install 'aiouploader[crt]'"
+            )
         return value
 
     @field_validator("part_size")

@@ -6,7 +6,7 @@ import asyncio
 import datetime
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,9 +82,13 @@ class MultipartUpload:
 class S3:
     """Everything the server asks of S3, over one aiobotocore client: an :class:`~.store.ObjectStore`."""
 
-    def __init__(self, client: Any, config: S3Config) -> None:
+    def __init__(
+        self, client: Any, config: S3Config, *, on_checksum_mismatch: Callable[[str], object] = lambda op: None
+    ) -> None:
         self._client = client
         self.config = config
+        self.on_checksum_mismatch = on_checksum_mismatch
+        """Told the operation (``upload_part``, ``put_object``...) whose stored checksum was not the one sent."""
         # botocore sends bodies with "Expect: 100-continue", and aiohttp waits for the
         # "100 Continue" with no timeout at all: an S3 that stalls after the request's
         # head would hold the upload (and its multipart upload) forever. Sent at once,
@@ -111,9 +115,12 @@ class S3:
         except Exception as exc:
             raise translate(exc, "checking the bucket") from exc
 
-    async def head(self, bucket: str, key: str) -> ObjectInfo:
+    async def head(
+        self, bucket: str, key: str, *, version_id: str | None = None, checksums: bool = False
+    ) -> ObjectInfo:
+        asked = ({"VersionId": version_id} if version_id else {}) | ({"ChecksumMode": "ENABLED"} if checksums else {})
         try:
-            head = await self._client.head_object(Bucket=bucket, Key=key)
+            head = await self._client.head_object(Bucket=bucket, Key=key, **asked)
         except Exception as exc:
             raise translate(exc, "reading the object's headers") from exc
         return ObjectInfo(
@@ -124,6 +131,11 @@ class S3:
             version_id=version_of(head),
             last_modified=head.get("LastModified"),
             headers={name: head[param] for name, param in KEPT_HEADERS.items() if head.get(param)},
+            checksums={
+                name.removeprefix("Checksum").lower(): value
+                for name, value in head.items()
+                if name.startswith("Checksum") and name != "ChecksumType"
+            },
         )
 
     async def read(self, bucket: str, key: str, etag: str, start: int, end: int) -> AsyncIterator[bytes]:
@@ -199,7 +211,10 @@ class S3:
         content_length: int | None = None,
         if_none_match: bool = False,
     ) -> ObjectWriter:
-        """A writer of the object at ``key``; ``headers`` may hold any of :data:`KEPT_HEADERS`."""
+        """A writer of the object at ``key``; ``headers`` may hold any of :data:`KEPT_HEADERS`.
+
+        Its checksum comparisons that fail are told to :attr:`on_checksum_mismatch`.
+        """
         return ObjectWriter(
             self,
             self.config,
@@ -210,6 +225,7 @@ class S3:
             headers=headers,
             content_length=content_length,
             if_none_match=if_none_match,
+            on_mismatch=self.on_checksum_mismatch,
         )
 
     async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -235,7 +251,14 @@ class S3:
         return answer
 
     async def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[Mapping[str, Any]], *, if_none_match: bool
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: Sequence[Mapping[str, Any]],
+        *,
+        if_none_match: bool,
+        checksums: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Complete the upload; this process is done with it either way (a failure is followed by an abort)."""
         try:
@@ -245,6 +268,7 @@ class S3:
                 UploadId=upload_id,
                 MultipartUpload={"Parts": list(parts)},
                 **({"IfNoneMatch": "*"} if if_none_match else {}),
+                **(checksums or {}),
             )
         finally:
             self.in_progress.discard(upload_id)
