@@ -239,7 +239,7 @@ class ObjectWriter:
             if theirs is not None and not same(theirs, ours):
                 self._on_mismatch(operation)
                 await asyncio.shield(self._remove(version_of(response), theirs, ours))
-            checksum[self._algorithm] = theirs or ours
+            checksum[self._algorithm] = ours  # S3's, when it said: they are the same
         return Stored(response["ETag"], version_of(response), size, checksum)
 
     async def _stored_checksum(self, response: dict[str, Any]) -> str | None:
