@@ -4,6 +4,7 @@ whole or incremental, and their base64."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import importlib
 import zlib
@@ -85,17 +86,23 @@ for _ in range(63):
     _X_POWERS.append(_multiply(_X_POWERS[-1], _X_POWERS[-1]))
 
 
+@functools.lru_cache(maxsize=64)
+def _shift(length: int) -> int:
+    """x^(8 x ``length``): what appending ``length`` bytes does to a CRC; parts mostly share one length."""
+    shift, k = _TOP, 3  # k starts at 2^3: bytes to bits
+    while length:
+        if length & 1:
+            shift = _multiply(_X_POWERS[k % 64], shift)
+        length >>= 1
+        k += 1
+    return shift
+
+
 def combine_crc64nvme(first: bytes, second: bytes, second_length: int) -> bytes:
     """The CRC64NVME of two blocks end to end, from theirs and the second's length (as zlib's crc32_combine).
 
     How a multipart upload's full-object checksum is had from its parts' checksums, without reading the bytes
-    again; about 0.2 ms.
+    again.
     """
-    shift, k, n = _TOP, 3, second_length  # x^(8 x length): k starts at 2^3
-    while n:
-        if n & 1:
-            shift = _multiply(_X_POWERS[k % 64], shift)
-        n >>= 1
-        k += 1
-    value = _multiply(shift, int.from_bytes(first, "big")) ^ int.from_bytes(second, "big")
+    value = _multiply(_shift(second_length), int.from_bytes(first, "big")) ^ int.from_bytes(second, "big")
     return value.to_bytes(8, "big")

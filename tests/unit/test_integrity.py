@@ -112,3 +112,12 @@ async def test_crc64nvme_uploads_carry_the_full_object_checksum_the_store_checks
     result = await write_all(writer(store), body)  # the store refuses a wrong full-object checksum
     assert store.objects[BUCKET, KEY].attributes["ChecksumType"] == "FULL_OBJECT"
     assert result.checksum == {"crc64nvme": b64(digest("crc64nvme", body))}
+
+
+@needs_crc64nvme
+async def test_the_full_object_checksum_of_many_parts_is_the_crc64nvme_of_the_whole() -> None:
+    config = S3Config.model_construct(part_size=1024, parts_in_flight=16, checksum_algorithm="crc64nvme")
+    store, body = MemoryStore(config, min_part_size=0), os.urandom(150 * 1024 + 7)
+    result = await write_all(writer(store), body)  # more parts than the writer combines on the loop
+    assert len(store.objects[BUCKET, KEY].part_sizes) == 151
+    assert result.checksum == {"crc64nvme": b64(digest("crc64nvme", body))}
