@@ -434,3 +434,23 @@ async def test_a_crc64nvme_upload_round_trips_with_its_full_object_checksum_comp
     complete = next(fields for line, fields in heads if line.startswith("POST ") and "uploadId=" in line)
     assert complete["x-amz-checksum-crc64nvme"] == whole
     assert any(is_head(line) and fields.get("x-amz-checksum-mode") == "ENABLED" for line, fields in heads)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@relay_leaks
+async def test_in_a_versioned_bucket_the_mismatched_version_is_removed_and_the_previous_one_stays(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    client = s3_server.client
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    before = client.put_object(Bucket=bucket, Key="k", Body=b"the object before")["VersionId"]
+    async with Relay.to_url(s3_server.endpoint_url) as relay:
+        relay.alter_response = other_checksum("crc32c", is_head)
+        proxy = await proxy_for(make_proxy, bucket, endpoint_url=relay.url)
+        status, result = await put(proxy, "k", os.urandom(2 * PART + 100))
+    assert status == 502, result
+    versions = client.list_object_versions(Bucket=bucket, Prefix="k")
+    assert [v["VersionId"] for v in versions.get("Versions", [])] == [before]
+    assert "DeleteMarkers" not in versions
+    assert s3_server.get(bucket, "k") == b"the object before"
+    assert s3_server.multipart_uploads(bucket) == []
