@@ -335,6 +335,19 @@ async def test_a_digest_that_cannot_be_checked_is_refused(
     assert_nothing_left(s3_server, bucket)
 
 
+@pytest.mark.skipif("crc64nvme" not in HASHES, reason="awscrt is not installed")
+async def test_a_crc64nvme_digest_is_checked_where_awscrt_is_installed(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await proxy_for(make_proxy, bucket)
+    body = os.urandom(1000)
+    status, result = await put(proxy, "k", body, {"x-amz-checksum-crc64nvme": digest("crc64nvme", b"other")})
+    assert status == 400 and result["error"]["code"] == "checksum_mismatch", result
+    assert_nothing_left(s3_server, bucket)
+    status, result = await put(proxy, "k", body, {"x-amz-checksum-crc64nvme": digest("crc64nvme", body)})
+    assert status == 201, result
+
+
 async def test_a_hex_digest_gets_a_hint(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     proxy = await proxy_for(make_proxy, bucket)
     status, result = await put(proxy, "k", b"body", {"Content-MD5": hashlib.md5(b"body").hexdigest()})
