@@ -77,6 +77,8 @@ class ServerConfig(Settings):
     tls_cert: str | None = None
     """PEM certificate chain: serve HTTPS (with ``tls_key``)."""
     tls_key: str | None = None
+    state_key: str | None = None
+    """The secret every replica seals and opens saved upload state with; from the environment."""
 
     @field_validator("host", "metrics_host")
     @classmethod
@@ -86,6 +88,13 @@ class ServerConfig(Settings):
         except ValueError:
             if not _HOST_NAME.fullmatch(value):
                 raise ValueError("must be an IP address (0.0.0.0 for every interface) or a host name") from None
+        return value
+
+    @field_validator("state_key")
+    @classmethod
+    def _state_key_long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("must be at least 32 characters, the same on every replica (openssl rand -base64 32)")
         return value
 
     @model_validator(mode="after")
