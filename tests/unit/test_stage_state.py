@@ -26,7 +26,8 @@ from aiouploader.age import CHUNK_SIZE
 from aiouploader.chain import Chain, Pipeline
 from aiouploader.chain_state import StateKey
 from aiouploader.config import ConfigError, validate
-from aiouploader.errors import CannotResume, ChecksumMismatch, PayloadTooLarge, UploadError
+from aiouploader.eicar import EICAR
+from aiouploader.errors import CannotResume, ChecksumMismatch, Infected, PayloadTooLarge, UploadError
 from aiouploader.hookspecs import Upload, UploadStage, hookimpl
 from aiouploader.masking import masked
 from aiouploader.plugin_manager import make_plugin_manager
@@ -447,3 +448,18 @@ async def test_state_saved_before_the_first_byte_goes_on_as_a_new_upload(age_key
     await pipeline.close()
     assert upload.checksums["sha256"] == hashlib.sha256(body).hexdigest()
     assert age_decrypt(age_key, stored, tmp_path) == body
+
+
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    before=st.integers(0, 300),
+    sizes=st.lists(st.integers(1, 80), min_size=1, max_size=4),
+    cuts=st.sets(st.integers(0, 12), max_size=6),
+)
+def test_eicar_split_across_a_cut_is_still_found(
+    age_key: AgeKey, before: int, sizes: list[int], cuts: set[int]
+) -> None:
+    body = bytes(before) + EICAR + bytes(50)
+    data = config_data(age_key.recipient, ["virus_scan", "encryption"])
+    cut = asyncio.run(stream(lambda: chain_of(data), new_upload(), blocks_of(body, sizes), cuts))
+    assert isinstance(cut.error, Infected)
