@@ -109,16 +109,14 @@ def _x25519_stanza(file_key: bytes, recipient: X25519PublicKey) -> bytes:
 
 @dataclass(frozen=True)
 class StreamState:
-    """Where an age stream is: what :class:`Encryptor` needs to go on with it, in another process too."""
+    """Where an age stream is, to go on with it in another process: ``counter`` chunks sealed, the ``head``er
+    until the first update sends it, and the plaintext held back (``pending``, at most one chunk)."""
 
     payload_key: bytes = field(repr=False)
     counter: int
-    """Chunks sealed so far."""
     header_size: int
     head: bytes
-    """The header, until the first update sends it."""
     pending: bytes = field(repr=False)
-    """Plaintext held back, under one chunk: the last chunk carries the final flag."""
 
 
 class Encryptor:

@@ -216,8 +216,8 @@ class Chain:
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"plugins.{name} (route {route.path}): {exc}") from None
             plugins.append(BoundPlugin(hooks[name], settings))
-        key = config.server.state_key
-        return cls(plugins, route.plugin_timeout, None if key is None else StateKey(key))
+        key, previous = config.server.state_key, config.server.previous_state_keys
+        return cls(plugins, route.plugin_timeout, None if key is None else StateKey(key, previous))
 
     def started(self, upload: Upload) -> None:
         """Run ``upload_started`` in order: before any body byte is read."""

@@ -24,7 +24,7 @@ import binascii
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -64,28 +64,29 @@ def stage_kind(stage: UploadStage) -> str:
 
 
 class StateKey:
-    """The key every replica seals and opens chain state with, from ``server.state_key``.
+    """The key every replica seals and opens chain state with, from ``server.state_key``, and the keys it opens
+    state with still (``server.previous_state_keys``).
 
     ``cryptography`` is imported on first use, not when a route's chain is built.
     """
 
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
-        self._aead: ChaCha20Poly1305 | None = None
+    def __init__(self, secret: str, previous: Sequence[str] = ()) -> None:
+        self._secrets = [secret, *previous]
+        self._aeads: list[ChaCha20Poly1305] = []
 
-    def _cipher(self) -> ChaCha20Poly1305:
-        if self._aead is None:
+    def _ciphers(self) -> list[ChaCha20Poly1305]:
+        if not self._aeads:
             from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
             from cryptography.hazmat.primitives.hashes import SHA256
             from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-            key = HKDF(SHA256(), 32, None, _KEY_INFO).derive(self._secret.encode())
-            self._aead = ChaCha20Poly1305(key)
-        return self._aead
+            for secret in self._secrets:
+                self._aeads.append(ChaCha20Poly1305(HKDF(SHA256(), 32, None, _KEY_INFO).derive(secret.encode())))
+        return self._aeads
 
     def seal(self, data: bytes, bound_to: bytes) -> bytes:
         nonce = os.urandom(_NONCE_SIZE)
-        return _SEALED + nonce + self._cipher().encrypt(nonce, data, _SEALED + bound_to)
+        return _SEALED + nonce + self._ciphers()[0].encrypt(nonce, data, _SEALED + bound_to)
 
     def open(self, blob: bytes, bound_to: bytes) -> bytes:
         """The data :meth:`seal` was given; :class:`CannotResume` when the blob is not one sealed for ``bound_to``
@@ -94,12 +95,12 @@ class StateKey:
 
         if blob[:1] != _SEALED or len(blob) < 1 + _NONCE_SIZE:
             raise CannotResume("its saved state is not in a format this server reads")
-        try:
-            return self._cipher().decrypt(blob[1 : 1 + _NONCE_SIZE], blob[1 + _NONCE_SIZE :], _SEALED + bound_to)
-        except InvalidTag:
-            raise CannotResume(
-                "its saved state was altered, is another upload's, or was sealed under another state key"
-            ) from None
+        for aead in self._ciphers():
+            try:
+                return aead.decrypt(blob[1 : 1 + _NONCE_SIZE], blob[1 + _NONCE_SIZE :], _SEALED + bound_to)
+            except InvalidTag:
+                continue
+        raise CannotResume("its saved state was altered, is another upload's, or was sealed under another state key")
 
 
 def bound_to(upload: Upload, upload_id: str) -> bytes:

@@ -463,3 +463,30 @@ def test_eicar_split_across_a_cut_is_still_found(
     data = config_data(age_key.recipient, ["virus_scan", "encryption"])
     cut = asyncio.run(stream(lambda: chain_of(data), new_upload(), blocks_of(body, sizes), cuts))
     assert isinstance(cut.error, Infected)
+
+
+async def test_state_sealed_under_a_previous_key_opens_while_that_key_is_listed(age_key: AgeKey) -> None:
+    old, new = STATE_KEY, "the new state key, 32 characters or more"
+    upload = new_upload()
+    blob = await saved(config_data(age_key.recipient, state_key=old), upload)
+    rotating = config_data(age_key.recipient, state_key=new)
+    rotating["server"]["previous_state_keys"] = [old]
+    pipeline = await chain_of(rotating).restore(carried(upload), blob, UPLOAD_ID)
+    resealed = pipeline.save(UPLOAD_ID)
+    await pipeline.close()
+    only_new = chain_of(config_data(age_key.recipient, state_key=new))
+    await (await only_new.restore(carried(upload), resealed, UPLOAD_ID)).close()  # saved again: under the new key
+    with pytest.raises(CannotResume, match="another state key"):
+        await only_new.restore(carried(upload), blob, UPLOAD_ID)
+
+
+def test_previous_state_keys_are_secrets_and_need_a_state_key(age_key: AgeKey) -> None:
+    data = config_data(age_key.recipient)
+    data["server"]["previous_state_keys"] = ["short"]
+    with pytest.raises(ConfigError, match=r"server\.previous_state_keys: must be at least 32 characters"):
+        validate(data)
+    data["server"] = {"previous_state_keys": [STATE_KEY]}
+    with pytest.raises(ConfigError, match="previous_state_keys needs state_key"):
+        validate(data)
+    data["server"] = {"state_key": STATE_KEY, "previous_state_keys": [STATE_KEY[::-1]]}
+    assert masked(validate(data).model_dump())["server"]["previous_state_keys"] == ["***"]
