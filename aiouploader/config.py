@@ -77,6 +77,10 @@ class ServerConfig(Settings):
     tls_cert: str | None = None
     """PEM certificate chain: serve HTTPS (with ``tls_key``)."""
     tls_key: str | None = None
+    state_key: str | None = None
+    """The secret every replica seals and opens saved upload state with; from the environment."""
+    previous_state_keys: list[str] = []
+    """Secrets saved upload state is still opened with, not sealed with: while replicas move to a new key."""
 
     @field_validator("host", "metrics_host")
     @classmethod
@@ -88,10 +92,19 @@ class ServerConfig(Settings):
                 raise ValueError("must be an IP address (0.0.0.0 for every interface) or a host name") from None
         return value
 
+    @field_validator("state_key", "previous_state_keys")
+    @classmethod
+    def _state_keys_long_enough(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if any(len(key) < 32 for key in ([value] if isinstance(value, str) else value or [])):
+            raise ValueError("must be at least 32 characters, the same on every replica (openssl rand -base64 32)")
+        return value
+
     @model_validator(mode="after")
-    def _tls_pair(self) -> ServerConfig:
+    def _settings_that_need_one_another(self) -> ServerConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
+        if self.previous_state_keys and self.state_key is None:
+            raise ValueError("previous_state_keys needs state_key, the key that seals")
         return self
 
 

@@ -30,11 +30,17 @@ What a session holds, and what could go to another request or process:
 - Live: the object store (the S3 client and its connections); the writer's
   part buffers and tasks in flight; the plugins' stages (hash objects, a
   scanner's connection, an encryption stream's state); the function reading
-  the current request's body. To carry a session on, the writer's buffered
-  bytes (under S3's 5 MiB minimum they cannot be a part yet) would travel
-  as data or in a staging object, and each stage would have to hand over its
-  state as data (a hook that does not exist yet); until then a session
-  lives and ends in one process.
+  the current request's body. The stages hand their state over as data
+  between two blocks: :meth:`Pipeline.save` gives it as one sealed blob, and
+  :meth:`Chain.restore` builds new stages from it, in any process with the
+  same ``server.state_key``. A pipeline with a stage that cannot move
+  (:meth:`Pipeline.unmovable`, e.g. a clamd scan) or does not save its state
+  stays live in this process: a later segment must come here, and one that
+  comes elsewhere is refused with :class:`~aiouploader.errors.CannotResume`
+  (410, start again). To carry a session on, the writer's buffered bytes
+  (under S3's 5 MiB minimum they cannot be a part yet) would travel as data
+  or in a staging object; until then a session lives and ends in one
+  process.
 """
 
 from __future__ import annotations
