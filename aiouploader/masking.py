@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 MASK = "***"
 _SECRET_NAME = re.compile(
-    r"secret|token|passw|pwd|credential|cookie|authorization|private|^keys?$|(signing|api|hmac|access|shared)_?keys?"
+    r"secret|token|passw|pwd|credential|cookie|authorization|private|^keys?$|(signing|api|hmac|access|shared)_?keys?(?!_id)"
     r"|^sha256$",  # the hash of a bearer token: enough to try guesses offline
     re.I,
 )
