@@ -87,20 +87,32 @@ def client(endpoint: str, akid: str = AKID, secret: str = SECRET, verify: str | 
 class _Declaring(S3SigV4Auth):  # type: ignore[misc]
     """botocore's S3 signer, declaring the payload it is told to rather than hashing the body."""
 
-    def __init__(self, credentials: Credentials, payload: str) -> None:
+    def __init__(self, credentials: Credentials, payload: str, when: dt.datetime | None) -> None:
         super().__init__(credentials, "s3", "us-east-1")
         self._declared = payload
+        self._when = when
 
     def payload(self, request: Any) -> str:
         return self._declared
 
+    def _modify_request_before_signing(self, request: Any) -> None:
+        if self._when is not None:
+            request.context["timestamp"] = self._when.strftime("%Y%m%dT%H%M%SZ")
+        super()._modify_request_before_signing(request)
+
 
 def signed_headers(
-    method: str, url: str, payload: str, headers: dict[str, str] | None = None, secret: str = SECRET
+    method: str,
+    url: str,
+    payload: str,
+    headers: dict[str, str] | None = None,
+    secret: str = SECRET,
+    when: dt.datetime | None = None,
 ) -> dict[str, str]:
-    """The headers of a request to ``url`` signed by botocore, with ``x-amz-content-sha256: payload``."""
+    """The headers of a request to ``url`` signed by botocore (at ``when``, else now), with
+    ``x-amz-content-sha256: payload``."""
     request = AWSRequest(method=method, url=url, headers=headers or {})
-    _Declaring(Credentials(AKID, secret), payload).add_auth(request)
+    _Declaring(Credentials(AKID, secret), payload, when).add_auth(request)
     return dict(request.headers.items())
 
 

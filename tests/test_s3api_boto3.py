@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import hashlib
 import io
 import zlib
@@ -375,3 +376,16 @@ async def test_an_encrypted_route_stores_age_and_boto3_reads_plaintext(
     assert got["Body"] == body
     ranged = await call(s3.get_object, Bucket=BUCKET, Key="secret.bin", Range="bytes=70000-70099")
     assert ranged["Body"] == body[70000:70100]
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_request_dated_beyond_fifteen_minutes_is_request_time_too_skewed(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    url = f"{proxy.s3_api_url}/{BUCKET}/late"
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=16)
+    headers = signed_headers("PUT", url, hashlib.sha256(b"late").hexdigest(), when=then)
+    status, text = await put(proxy, "late", headers, b"late")
+    assert status == 403 and "<Code>RequestTimeTooSkewed</Code>" in text
+    assert s3_server.keys(bucket) == []
