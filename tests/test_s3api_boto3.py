@@ -389,3 +389,23 @@ async def test_a_request_dated_beyond_fifteen_minutes_is_request_time_too_skewed
     status, text = await put(proxy, "late", headers, b"late")
     assert status == 403 and "<Code>RequestTimeTooSkewed</Code>" in text
     assert s3_server.keys(bucket) == []
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_refused_put_gets_no_100_continue_so_its_body_is_never_sent(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    url = URL(f"{proxy.s3_api_url}/{BUCKET}/refused")
+    headers = signed_headers("PUT", str(url), "UNSIGNED-PAYLOAD", secret="not-the-secret")
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(
+        f"PUT {url.raw_path} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n{head}"
+        "Content-Length: 1000000\r\nExpect: 100-continue\r\n\r\n".encode()
+    )
+    answer = await reader.readuntil(b"</Error>")
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 403 ") and b"100 Continue" not in answer
+    assert b"<Code>SignatureDoesNotMatch</Code>" in answer
+    assert s3_server.keys(bucket) == []
