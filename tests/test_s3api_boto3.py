@@ -89,7 +89,7 @@ async def test_put_object_stores_the_bytes_under_the_route_prefix_and_get_object
     assert s3_server.get(bucket, "raw/dir/ä b+c.bin") == body
     assert put["ETag"] == s3_server.client.head_object(Bucket=bucket, Key="raw/dir/ä b+c.bin")["ETag"]
     got = await call(s3.get_object, Bucket=BUCKET, Key="dir/ä b+c.bin")
-    assert got["Body"] == body and got["ContentLength"] == len(body)
+    assert got["Body"] == body and got["ContentLength"] == len(body) and got["Metadata"] == {"a": "1"}
 
 
 async def test_get_object_serves_a_range_and_honours_conditions(

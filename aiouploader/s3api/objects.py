@@ -98,7 +98,7 @@ async def put_object(request: web.Request, route: Route, key: str, caller: Calle
 
 async def get_object(request: web.Request, route: Route, key: str) -> web.StreamResponse:
     """GetObject and HeadObject: the HTTP API's GET, decrypting where the route can."""
-    return await handle_get(request, route, key)
+    return await handle_get(request, route, key, metadata=True)
 
 
 async def delete_object(request: web.Request, route: Route, key: str) -> web.StreamResponse:
