@@ -227,10 +227,14 @@ async def test_credentials_reach_only_their_prefix_and_methods(
 
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize("backend", ["stub", "clamd"])
 async def test_eicar_is_refused_as_infected_and_nothing_is_stored(
-    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    proxy = await s3_api_proxy(make_proxy, bucket)
+    settings = {"backend": backend}
+    if backend == "clamd":
+        settings["clamd_address"] = request.getfixturevalue("clamd_server").tcp_address
+    proxy = await s3_api_proxy(make_proxy, bucket, plugin_defaults={"virus_scan": settings})
     s3 = client(proxy.s3_api_url or "")
     with pytest.raises(ClientError) as raised:
         await call(s3.put_object, Bucket=BUCKET, Key="eicar.com", Body=b"x" * 100_000 + EICAR)
