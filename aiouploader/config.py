@@ -24,6 +24,8 @@ from pydantic import (
 
 from . import config_routes
 from .s3.parts import MAX_PART_SIZE, MIN_PART_SIZE, upload_memory
+from .s3api.settings import BucketName, S3ApiConfig
+from .s3api.settings import check as check_s3_api
 from .sizes import parse_size
 
 Size = Annotated[int, BeforeValidator(parse_size)]
@@ -260,6 +262,8 @@ class RouteConfig(Settings):
     direct_upload_expires: int = Field(300, ge=1, le=604800)
     cors: CorsConfig | None = None
     """Let pages from other origins use the route (preflights answered, headers exposed)."""
+    s3_api_bucket: BucketName | None = None
+    """The bucket this route is on the S3 API (``[s3_api]``)."""
 
     @field_validator("path")
     @classmethod
@@ -322,6 +326,7 @@ class Config(Settings):
     routes: list[RouteConfig] = Field(min_length=1)
     plugins: dict[str, dict[str, Any]] = {}
     auth: AuthConfig = AuthConfig()
+    s3_api: S3ApiConfig | None = None
 
     @field_validator("routes")
     @classmethod
@@ -336,6 +341,11 @@ class Config(Settings):
     @model_validator(mode="after")
     def _credentials_for_the_routes(self) -> Config:
         config_routes.check_credentials(self)
+        return self
+
+    @model_validator(mode="after")
+    def _s3_api_consistent(self) -> Config:
+        check_s3_api(self)
         return self
 
     @model_validator(mode="after")
