@@ -42,6 +42,7 @@ __all__ = [
     "ChunkDecryptor",
     "Encryptor",
     "Header",
+    "StreamState",
     "chunk_span",
     "encrypted_size",
     "generate_identity",
@@ -106,6 +107,18 @@ def _x25519_stanza(file_key: bytes, recipient: X25519PublicKey) -> bytes:
     return b"-> X25519 " + _b64encode(share) + b"\n" + _b64encode(body) + b"\n"
 
 
+@dataclass(frozen=True)
+class StreamState:
+    """Where an age stream is, to go on with it in another process: ``counter`` chunks sealed, the ``head``er
+    until the first update sends it, and the plaintext held back (``pending``, at most one chunk)."""
+
+    payload_key: bytes = field(repr=False)
+    counter: int
+    header_size: int
+    head: bytes
+    pending: bytes = field(repr=False)
+
+
 class Encryptor:
     """Push-style streaming encryptor.
 
@@ -122,12 +135,32 @@ class Encryptor:
         mac = _hmac(_hkdf(file_key, b"", b"header"))
         mac.update(header)
         nonce = os.urandom(NONCE_SIZE)
-        self._head = header + b" " + _b64encode(mac.finalize()) + b"\n" + nonce
-        self.header_size = len(self._head)
-        self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
-        self._counter = 0
-        self._pending = bytearray()
+        head = header + b" " + _b64encode(mac.finalize()) + b"\n" + nonce
+        self._start(StreamState(_hkdf(file_key, nonce, b"payload"), 0, len(head), head, b""))
+
+    def _start(self, state: StreamState) -> None:
+        self._head = state.head
+        self.header_size = state.header_size
+        self._payload_key = state.payload_key
+        self._aead = ChaCha20Poly1305(state.payload_key)
+        self._counter = state.counter
+        self._pending = bytearray(state.pending)
         self._finalized = False
+
+    def save(self) -> StreamState:
+        """The stream's state between two :meth:`update` calls; it holds the payload key: never store it readable."""
+        if self._finalized:
+            raise RuntimeError("Encryptor.save() called after finalize()")
+        return StreamState(self._payload_key, self._counter, self.header_size, self._head, bytes(self._pending))
+
+    @classmethod
+    def resume(cls, state: StreamState) -> Encryptor:
+        """An encryptor that goes on with the stream whose :meth:`save` gave ``state``."""
+        if len(state.payload_key) != 32 or len(state.pending) > CHUNK_SIZE or state.counter < 0:
+            raise ValueError("not the state of an age stream")
+        encryptor = cls.__new__(cls)
+        encryptor._start(state)
+        return encryptor
 
     def _seal(self, chunk: bytes | bytearray | memoryview, final: bool) -> bytes:
         nonce = _CHUNK_NONCE.pack(self._counter, final)

@@ -14,9 +14,11 @@ from typing import Any, TypeVar
 
 import pluggy
 
+from . import chain_state
+from .chain_state import StateKey
 from .config import Config, ConfigError, RouteConfig, did_you_mean
 from .digests import DigestStage, expected_digests, lowercased
-from .errors import PluginError, UploadError
+from .errors import CannotResume, PluginError, UploadError
 from .hookspecs import Download, DownloadStage, Fetch, Upload, UploadResult, UploadStage
 from .plugin_manager import PluginHooks, installed
 
@@ -117,6 +119,13 @@ def _blame(name: str, request_id: str) -> Iterator[None]:
         raise PluginError(name) from exc
 
 
+@contextmanager
+def _guarded(name: str, call: str, *, request_id: str) -> Iterator[None]:
+    """A synchronous call of a plugin's code: blamed on it, and timed."""
+    with _blame(name, request_id), _holding(name, request_id, call):
+        yield
+
+
 def _output(name: str, request_id: str, data: object) -> bytes:
     """A stage's output, which must be bytes: anything else is the plugin's error, not the next one's."""
     if isinstance(data, bytes):
@@ -175,11 +184,13 @@ def order_warnings(pm: pluggy.PluginManager, route: RouteConfig) -> list[str]:
 
 
 class Chain:
-    def __init__(self, plugins: list[BoundPlugin], timeout: float = 30.0) -> None:
+    def __init__(self, plugins: list[BoundPlugin], timeout: float = 30.0, state_key: StateKey | None = None) -> None:
         self.plugins = plugins
         self.timeout = timeout
         """Seconds one stage call (``feed``, ``finish``, download ``open``) may take: ``plugin_timeout``."""
         self.observe: StageObserver | None = None
+        self.state_key = state_key
+        """Seals what :meth:`Pipeline.save` returns and opens what :meth:`restore` takes: ``server.state_key``."""
 
     @classmethod
     def for_route(cls, pm: pluggy.PluginManager, config: Config, route: RouteConfig) -> Chain:
@@ -205,7 +216,8 @@ class Chain:
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"plugins.{name} (route {route.path}): {exc}") from None
             plugins.append(BoundPlugin(hooks[name], settings))
-        return cls(plugins, route.plugin_timeout)
+        key, previous = config.server.state_key, config.server.previous_state_keys
+        return cls(plugins, route.plugin_timeout, None if key is None else StateKey(key, previous))
 
     def started(self, upload: Upload) -> None:
         """Run ``upload_started`` in order: before any body byte is read."""
@@ -217,15 +229,45 @@ class Chain:
         """The upload's stages, in chain order; when the client sent digests and no stage checks them, a
         :class:`DigestStage` goes first."""
         expected = upload.form_field is None and expected_digests(lowercased(upload.headers))
-        stages: list[tuple[str, UploadStage]] = []
-        for plugin in self.plugins:
-            with _blame(plugin.name, upload.request_id), _holding(plugin.name, upload.request_id, "upload_stage"):
-                stage = plugin.hooks.upload_stage(upload, plugin.settings)
-            if stage is not None:
-                stages.append((plugin.name, stage))
+        stages = self._stages(upload)
         if expected and not any(isinstance(stage, DigestStage) for _, stage in stages):
             stages.insert(0, (DIGESTS, DigestStage(upload)))
-        return Pipeline(stages, self.observe, request_id=upload.request_id, timeout=self.timeout, upload=upload)
+        return self._pipeline(upload, stages)
+
+    def _stages(self, upload: Upload) -> list[tuple[str, UploadStage]]:
+        stages: list[tuple[str, UploadStage]] = []
+        for plugin in self.plugins:
+            with _guarded(plugin.name, "upload_stage", request_id=upload.request_id):
+                if (stage := plugin.hooks.upload_stage(upload, plugin.settings)) is not None:
+                    stages.append((plugin.name, stage))
+        return stages
+
+    def _pipeline(self, upload: Upload, stages: list[tuple[str, UploadStage]]) -> Pipeline:
+        request_id, timeout, key = upload.request_id, self.timeout, self.state_key
+        return Pipeline(stages, self.observe, request_id=request_id, timeout=timeout, upload=upload, state_key=key)
+
+    async def restore(self, upload: Upload, blob: bytes, upload_id: str) -> Pipeline:
+        """The pipeline that :meth:`Pipeline.save` saved as ``blob``, with new stages from ``upload_stage``, each
+        given its state; ``upload`` is the upload as it was then (its ``size`` above all), and ``upload_id`` what
+        it was saved for.
+
+        :raise CannotResume: the blob was altered, sealed under another key or for another upload or offset,
+            saved in another format, or the route's stages are no longer the ones that saved it (a plugin added,
+            removed, or making another stage), or a stage cannot take its state up.
+        """
+        if self.state_key is None:
+            raise CannotResume(chain_state.NO_KEY)
+        offset, saved = chain_state.load(self.state_key.open(blob, chain_state.bound_to(upload, upload_id)))
+        stages = self._stages(upload)
+        if saved[:1] and saved[0].plugin == DIGESTS:
+            stages.insert(0, (DIGESTS, DigestStage(upload)))
+        pipeline, guard = self._pipeline(upload, stages), functools.partial(_guarded, request_id=upload.request_id)
+        try:
+            chain_state.restore(stages, saved, offset, upload, guard)
+        except BaseException:
+            await pipeline.close()
+            raise
+        return pipeline
 
     def completed(self, upload: Upload, result: UploadResult) -> None:
         self._notify(upload, "upload_completed", lambda p: p.hooks.upload_completed(upload, result, p.settings))
@@ -275,8 +317,11 @@ class Pipeline:
         request_id: str = "-",
         timeout: float = 30.0,
         upload: Upload | None = None,
+        state_key: StateKey | None = None,
     ) -> None:
         self._stages = stages
+        self._state_key = state_key
+        self._finished = False
         self._observe = observe
         self._request_id = request_id
         self._timeout = timeout
@@ -305,8 +350,29 @@ class Pipeline:
                 self._observe(name, time.perf_counter() - started)
         return block
 
+    def unmovable(self) -> list[str]:
+        """The plugins whose stages declare they cannot move (``movable = False``): while there are any, the upload
+        goes on only in this process, with this pipeline."""
+        return [name for name, stage in self._stages if not stage.movable]
+
+    def save(self, upload_id: str) -> bytes:
+        """Every stage's state between two blocks, sealed for this upload (``upload_id`` and its route, bucket and
+        key) at its offset (``upload.size``): what :meth:`Chain.restore` takes.
+
+        :raise CannotResume: a stage cannot move (``movable = False``) or does not save its state (``save``
+            returned ``None``): the upload can go on only with this pipeline, in this process.
+        """
+        if self._upload is None or self._state_key is None:
+            raise CannotResume(chain_state.NO_KEY)
+        if self._finished:
+            raise RuntimeError("A finished pipeline has no state to save.")
+        guard = functools.partial(_guarded, request_id=self._request_id)
+        document = chain_state.dump(chain_state.save(self._stages, guard), self._upload.size)
+        return self._state_key.seal(document, chain_state.bound_to(self._upload, upload_id))
+
     async def finish(self) -> bytes:
         """Finish each stage in order, passing its trailing bytes through the stages after it."""
+        self._finished = True
         tail = bytearray()
         for i, (name, stage) in enumerate(self._stages):
             started = time.perf_counter()

@@ -9,7 +9,7 @@ import hashlib
 import importlib
 import zlib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import crc32c
 
@@ -19,6 +19,14 @@ Data = bytes | bytearray | memoryview
 class Hash(Protocol):
     def update(self, data: Data, /) -> None: ...
     def digest(self) -> bytes: ...
+
+
+@runtime_checkable
+class SavableHash(Hash, Protocol):
+    """A hash whose running state is bytes, to go on with in another process (:mod:`aiouploader.hash_state`)."""
+
+    def save(self) -> bytes: ...
+    def restore(self, state: bytes, /) -> None: ...
 
 
 class _Crc:
@@ -34,6 +42,15 @@ class _Crc:
 
     def digest(self) -> bytes:
         return self._value.to_bytes(self._size, "big")
+
+    def save(self) -> bytes:
+        """The running state: the CRC so far (its digest)."""
+        return self.digest()
+
+    def restore(self, state: bytes) -> None:
+        if len(state) != self._size:
+            raise ValueError(f"a saved CRC of {len(state)} bytes, not {self._size}")
+        self._value = int.from_bytes(state, "big")
 
 
 HASHES: dict[str, Callable[[], Hash]] = {

@@ -18,7 +18,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 
@@ -37,9 +37,19 @@ DEV_CONFIG = {
             "bucket": "incoming",
             "plugins": ["size_limit", "checksum", "virus_scan"],
             "allow_delete": True,
+            "s3_api_bucket": "uploads",
         }
-    ]
+    ],
 }
+DEV_S3_API_KEY = ("dev", "dev-secret")
+"""The S3 API's access key id and secret under ``serve --dev``, on loopback only, as the HTTP API is open there."""
+
+
+def _dev_config(port: int | None) -> dict[str, Any]:
+    """``serve --dev``'s config: the S3 API on the port after the HTTP API's."""
+    key_id, secret = DEV_S3_API_KEY
+    credentials = [{"access_key_id": key_id, "secret_access_key": secret}]
+    return {**DEV_CONFIG, "s3_api": {"port": (port or 8080) + 1, "credentials": credentials}}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,7 +103,7 @@ def serve(args: argparse.Namespace) -> int:
     from .config_file import load
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    config = load(args.config, default=DEV_CONFIG if args.dev else None, server=overrides)
+    config = load(args.config, default=_dev_config(args.port) if args.dev else None, server=overrides)
     logs.configure(config.server.log_level)
     for warning in config.warnings():
         log.warning(warning)
@@ -115,7 +125,7 @@ def serve(args: argparse.Namespace) -> int:
 
     scheme = "https" if ssl_context else "http"
 
-    base = f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+    base = _base(scheme, host, port)
 
     def announce() -> None:
         print(f"aiouploader {__version__} listening on {base}", flush=True)
@@ -123,9 +133,25 @@ def serve(args: argparse.Namespace) -> int:
             print(f"embedded S3 at {config.s3.endpoint_url}; try:", flush=True)
             print(f"  curl -T README.md {base}{route}/hello.txt", flush=True)
             print(f"  curl {base}{route}/hello.txt", flush=True)
+        if config.s3_api is not None:
+            s3_api = _base(scheme, config.s3_api.host, config.s3_api.port)
+            print(f"S3 API listening on {s3_api}", flush=True)
+            if dev_server is not None:
+                key_id, secret = DEV_S3_API_KEY
+                env = f"AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION={config.s3.region}"
+                target = f"s3://{_first_bucket(config)}/hello.txt"
+                print(f"  {env} aws --endpoint-url {s3_api} s3 cp README.md {target}", flush=True)
 
     asyncio.run(_run(make_app(config, pm), config, announce, ssl_context))
     return 0
+
+
+def _first_bucket(config: Config) -> str | None:
+    return next((route.s3_api_bucket for route in config.routes if route.s3_api_bucket), None)
+
+
+def _base(scheme: str, host: str, port: int) -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def _tls(config: Config) -> ssl.SSLContext | None:
@@ -159,6 +185,7 @@ async def _run(
     from .lifespan import LIFESPAN
     from .metrics import METRICS
     from .runner import Runner
+    from .s3api.server import make_s3_api_app
     from .service import SERVICE
 
     await _try_listening(config.server)
@@ -173,18 +200,18 @@ async def _run(
         **server_options(config),
     )
     await runner.setup()
+    s3_api_runner = None
     try:
         try:
             await web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context).start()
         except OSError as exc:
             raise ConfigError(_cannot_listen(config.server, exc)) from None
-        if metrics_runner is not None:
-            host, port = config.server.metrics_host, config.server.metrics_port
-            try:
-                await web.TCPSite(metrics_runner, host, port).start()
-            except OSError as exc:
-                reason = os.strerror(exc.errno) if exc.errno else str(exc)
-                raise ConfigError(f"server.metrics_port: cannot listen on {host}:{port} ({reason})") from None
+        if config.s3_api is not None:
+            s3_api_runner = web.AppRunner(make_s3_api_app(app, config), **server_options(config))
+            await s3_api_runner.setup()
+            await _listen(s3_api_runner, "s3_api.port", config.s3_api.host, config.s3_api.port, ssl_context)
+        if metrics_runner is not None and config.server.metrics_port is not None:
+            await _listen(metrics_runner, "server.metrics_port", config.server.metrics_host, config.server.metrics_port)
         announce()
         stop, hurry = asyncio.Event(), asyncio.Event()
 
@@ -201,9 +228,26 @@ async def _run(
         log.info("drained: %d uploads cancelled", cancelled)
         await app[LIFESPAN].shutdown(max(0.0, deadline - loop.time()), hurry)
     finally:
+        if s3_api_runner is not None:
+            await s3_api_runner.cleanup()
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         await runner.cleanup()
+
+
+async def _listen(
+    runner: web.AppRunner, setting: str, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> None:
+    """Serve ``runner`` on a listener of its own; a ConfigError naming ``setting`` when it cannot listen."""
+    from aiohttp import web
+
+    from .config import ConfigError
+
+    try:
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"{setting}: cannot listen on {host}:{port} ({reason})") from None
 
 
 async def _try_listening(server: ServerConfig) -> None:

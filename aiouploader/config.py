@@ -23,8 +23,11 @@ from pydantic import (
     model_validator,
 )
 
+from . import config_routes
 from .checksums import HASHES
 from .s3.parts import MAX_PART_SIZE, MIN_PART_SIZE, upload_memory
+from .s3api.settings import BucketName, S3ApiConfig
+from .s3api.settings import check as check_s3_api
 from .sizes import parse_size
 
 Size = Annotated[int, BeforeValidator(parse_size)]
@@ -78,6 +81,10 @@ class ServerConfig(Settings):
     tls_cert: str | None = None
     """PEM certificate chain: serve HTTPS (with ``tls_key``)."""
     tls_key: str | None = None
+    state_key: str | None = None
+    """The secret every replica seals and opens saved upload state with; from the environment."""
+    previous_state_keys: list[str] = []
+    """Secrets saved upload state is still opened with, not sealed with: while replicas move to a new key."""
 
     @field_validator("host", "metrics_host")
     @classmethod
@@ -89,10 +96,19 @@ class ServerConfig(Settings):
                 raise ValueError("must be an IP address (0.0.0.0 for every interface) or a host name") from None
         return value
 
+    @field_validator("state_key", "previous_state_keys")
+    @classmethod
+    def _state_keys_long_enough(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if any(len(key) < 32 for key in ([value] if isinstance(value, str) else value or [])):
+            raise ValueError("must be at least 32 characters, the same on every replica (openssl rand -base64 32)")
+        return value
+
     @model_validator(mode="after")
-    def _tls_pair(self) -> ServerConfig:
+    def _settings_that_need_one_another(self) -> ServerConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
+        if self.previous_state_keys and self.state_key is None:
+            raise ValueError("previous_state_keys needs state_key, the key that seals")
         return self
 
 
@@ -257,6 +273,8 @@ class RouteConfig(Settings):
     direct_upload_expires: int = Field(300, ge=1, le=604800)
     cors: CorsConfig | None = None
     """Let pages from other origins use the route (preflights answered, headers exposed)."""
+    s3_api_bucket: BucketName | None = None
+    """The bucket this route is on the S3 API (``[s3_api]``)."""
 
     @field_validator("path")
     @classmethod
@@ -319,17 +337,12 @@ class Config(Settings):
     routes: list[RouteConfig] = Field(min_length=1)
     plugins: dict[str, dict[str, Any]] = {}
     auth: AuthConfig = AuthConfig()
+    s3_api: S3ApiConfig | None = None
 
     @field_validator("routes")
     @classmethod
     def _paths_distinct(cls, value: list[RouteConfig]) -> list[RouteConfig]:
-        paths = [route.path for route in value]
-        for path in paths:
-            for other in paths:
-                if other != path and (other + "/").startswith(path + "/"):
-                    raise ValueError(f"route {other} lies inside route {path}")
-        if len(set(paths)) != len(paths):
-            raise ValueError("two routes have the same path")
+        config_routes.check_paths(value)
         return value
 
     def upload_memory(self, content_length: int | None = None) -> int:
@@ -338,26 +351,12 @@ class Config(Settings):
 
     @model_validator(mode="after")
     def _credentials_for_the_routes(self) -> Config:
-        """A scheme a route asks for needs something to check against; a token names routes that exist."""
-        paths = {route.path for route in self.routes}
-        for i, route in enumerate(self.routes):
-            if "token" in route.auth and not self.auth.tokens:
-                raise ValueError(
-                    f'routes[{i}].auth: "token" needs [[auth.tokens]]; without any, every request is refused'
-                )
-            if "token" in route.auth and not any(not t.routes or route.path in t.routes for t in self.auth.tokens):
-                raise ValueError(
-                    f'routes[{i}].auth: "token", but no [[auth.tokens]] covers {route.path} (their routes leave it '
-                    "out); every token request is refused"
-                )
-            if "signed" in route.auth and not self.auth.signing_keys:
-                raise ValueError(
-                    f'routes[{i}].auth: "signed" needs [auth.signing_keys]; without any, every request is refused'
-                )
-        for i, token in enumerate(self.auth.tokens):
-            for path in token.routes:
-                if path not in paths:
-                    raise ValueError(f"auth.tokens[{i}].routes: no route {path} (routes: {', '.join(sorted(paths))})")
+        config_routes.check_credentials(self)
+        return self
+
+    @model_validator(mode="after")
+    def _s3_api_consistent(self) -> Config:
+        check_s3_api(self)
         return self
 
     @model_validator(mode="after")
@@ -371,55 +370,21 @@ class Config(Settings):
         return self
 
     def overlapping_routes(self) -> list[tuple[RouteConfig, RouteConfig, list[str]]]:
-        """Pairs of routes that reach the same objects (one bucket, one prefix starting the other), with the
-        rules they differ in."""
-        pairs = []
-        for i, route in enumerate(self.routes):
-            for other in self.routes[i + 1 :]:
-                if route.bucket == other.bucket and (
-                    route.prefix.startswith(other.prefix) or other.prefix.startswith(route.prefix)
-                ):
-                    rules = [rule for rule in _RULES if _rule(self, route, rule) != _rule(self, other, rule)]
-                    if "plugins" in rules:  # then their settings differ too: not worth naming twice
-                        rules = [rule for rule in rules if rule != "plugin settings"]
-                    pairs.append((route, other, rules))
-        return pairs
+        """Pairs of routes that reach the same objects, with the rules they differ in."""
+        return config_routes.overlapping_routes(self)
 
     @model_validator(mode="after")
     def _routes_apart(self) -> Config:
-        """Two routes to the same objects under different rules would let a client of one go round the other's."""
-        for route, other, rules in self.overlapping_routes():
-            if rules:
-                raise ValueError(
-                    f"routes {route.path} and {other.path} reach the same objects (bucket {route.bucket!r}, prefixes "
-                    f"{route.prefix!r} and {other.prefix!r}) but differ in {', '.join(rules)}: a client of one would "
-                    "go round the other's rules; give them prefixes that do not start one another, or one bucket each"
-                )
+        config_routes.check_apart(self)
         return self
 
     def warnings(self) -> list[str]:
         """What start-up lets through but an operator should hear of."""
-        return [
-            f"routes {route.path} and {other.path} reach the same objects (bucket {route.bucket!r}, prefixes "
-            f"{route.prefix!r} and {other.prefix!r}); their rules are the same, so either may overwrite the other's"
-            for route, other, rules in self.overlapping_routes()
-            if not rules
-        ]
+        return config_routes.overlap_warnings(self)
 
     def plugin_settings(self, route: RouteConfig, name: str) -> dict[str, Any]:
         """The settings of plugin ``name`` on ``route``: the defaults, then the route's overrides."""
         return {**self.plugins.get(name, {}), **route.plugin_settings.get(name, {})}
-
-
-_RULES = ("auth", "plugins", "plugin settings", "allow_delete", "if_none_match")
-
-
-def _rule(config: Config, route: RouteConfig, rule: str) -> Any:
-    if rule == "plugin settings":
-        return [config.plugin_settings(route, name) for name in route.plugins]
-    if rule == "auth":
-        return sorted(route.auth)
-    return getattr(route, rule)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

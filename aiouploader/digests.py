@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Mapping
 
-from .checksums import HASHES
+from .checksums import HASHES, Hash, SavableHash
 from .errors import BadRequest, ChecksumMismatch
+from .hash_state import saved_hash
 from .hookspecs import Upload, UploadStage
 from .offload import off_loop
 
@@ -89,8 +91,11 @@ class DigestStage(UploadStage):
     def __init__(self, upload: Upload) -> None:
         self._upload = upload
         self._expected = [] if upload.form_field is not None else expected_digests(lowercased(upload.headers))
+        self._hashes = self._new_hashes()
+
+    def _new_hashes(self) -> dict[str, Hash]:
         names = {"sha256"} | {algorithm for _, algorithm, _ in self._expected}
-        self._hashes = {name: HASHES[name]() for name in sorted(names)}
+        return {name: saved_hash(name) or HASHES[name]() for name in sorted(names)}
 
     def _update(self, block: bytes) -> None:
         for hasher in self._hashes.values():
@@ -109,3 +114,29 @@ class DigestStage(UploadStage):
                 )
         self._upload.checksums.update({name: digest.hex() for name, digest in digests.items()})
         return b""
+
+    def save(self) -> bytes | None:
+        """The digests expected and each hash's running state; ``None`` where a hash cannot save it (no
+        libcrypto found)."""
+        if not all(isinstance(hasher, SavableHash) for hasher in self._hashes.values()):
+            return None
+        expected = [[header, algorithm, digest.hex()] for header, algorithm, digest in self._expected]
+        hashes = {
+            name: base64.b64encode(hasher.save()).decode()
+            for name, hasher in self._hashes.items()
+            if isinstance(hasher, SavableHash)
+        }
+        return json.dumps({"version": 1, "expected": expected, "hashes": hashes}).encode()
+
+    def restore(self, state: bytes) -> None:
+        saved = json.loads(state)
+        if saved.get("version") != 1:
+            raise ValueError(f"a digest state of version {saved.get('version')!r}")
+        self._expected = [(header, algorithm, bytes.fromhex(digest)) for header, algorithm, digest in saved["expected"]]
+        self._hashes = self._new_hashes()
+        if self._hashes.keys() != saved["hashes"].keys():
+            raise ValueError("a digest state for other algorithms")
+        for name, hasher in self._hashes.items():
+            if not isinstance(hasher, SavableHash):
+                raise ValueError(f"{name} cannot take up a saved state here (no libcrypto found)")
+            hasher.restore(base64.b64decode(saved["hashes"][name]))

@@ -53,16 +53,19 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-async def handle_get(request: web.Request, route: Route, key: str) -> web.StreamResponse:
-    """Answer from one object: when another replaces it before the answer starts, again from the new one."""
+async def handle_get(request: web.Request, route: Route, key: str, *, metadata: bool = False) -> web.StreamResponse:
+    """Answer from one object: when another replaces it before the answer starts, again from the new one.
+
+    With ``metadata``, the object's user metadata goes along as ``x-amz-meta-*`` headers (the S3 API's GET).
+    """
     with request.app[SERVICE].downloading():
         for _ in range(READ_ATTEMPTS - 1):
             with contextlib.suppress(ObjectChanged):
-                return await _answer_get(request, route, key)
-        return await _answer_get(request, route, key)
+                return await _answer_get(request, route, key, metadata)
+        return await _answer_get(request, route, key, metadata)
 
 
-async def _answer_get(request: web.Request, route: Route, key: str) -> web.StreamResponse:
+async def _answer_get(request: web.Request, route: Route, key: str, metadata: bool) -> web.StreamResponse:
     service = request.app[SERVICE]
     bucket, s3_key = route.config.bucket, route.config.prefix + key
     info = await service.s3.head(bucket, s3_key)
@@ -88,6 +91,9 @@ async def _answer_get(request: web.Request, route: Route, key: str) -> web.Strea
     start, end = span or (0, size)
     response = web.StreamResponse(status=206 if span else 200)
     response.headers.update(download.headers)
+    if metadata:
+        sendable = {f"x-amz-meta-{name}": value for name, value in info.metadata.items() if value.isprintable()}
+        response.headers.update({name: value for name, value in sendable.items() if (name + value).isascii()})
     response.content_length = end - start
     response.headers.update(validators)
     response.headers.update({"Accept-Ranges": "bytes", REQUEST_ID: request_id(request), **DOWNLOAD_HEADERS})

@@ -16,6 +16,7 @@ Four tiers say whose failure it is; catch a tier to handle all of its errors::
     │   ├── PreconditionFailed  412 precondition_failed
     │   ├── PayloadTooLarge     413 payload_too_large
     │   ├── RangeNotSatisfiable 416 range_not_satisfiable
+    │   ├── CannotResume        410 cannot_resume: start the upload again
     │   ├── ExpectationFailed   417 expectation_failed
     │   └── Infected            422 infected
     ├── UpstreamFault           5xx: S3, or a service a plugin relies on, failed
@@ -131,6 +132,21 @@ class PreconditionFailed(ClientFault):
 class ObjectChanged(ClientFault):
     status = 409
     code = "conflict"
+
+
+class CannotResume(ClientFault):
+    """An upload's saved state cannot be taken up (here): the client must start the upload again.
+
+    ``reason`` says why, for the log; the message tells the client what to do.
+    """
+
+    status = 410
+    code = "cannot_resume"
+
+    def __init__(self, reason: str, *, plugin: str | None = None) -> None:
+        super().__init__(f"This upload cannot go on ({reason}); start it again.")
+        self.reason = reason
+        self.plugin = plugin
 
 
 class ExpectationFailed(ClientFault):

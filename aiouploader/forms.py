@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -32,6 +30,7 @@ async def handle_form(request: web.Request, route: Route) -> web.StreamResponse:
     except (ValueError, AssertionError) as exc:
         raise _malformed(exc) from None
     staged: list[UploadSession] = []
+    committed: list[UploadSession] = []
     results: list[UploadResult] = []
     try:
         while True:
@@ -70,12 +69,13 @@ async def handle_form(request: web.Request, route: Route) -> web.StreamResponse:
         if not staged:
             raise BadRequest("The form has no file field.")
         while staged:
-            results.append(await staged.pop(0).commit())
+            results.append(await staged[0].commit())
+            committed.append(staged.pop(0))
     except BaseException:
         for pending in staged:
             await pending.discard(UploadError("Another file of the form failed; none of its files was stored."))
-        for result in results:
-            await asyncio.shield(service.s3.delete(result["bucket"], result["key"], result["version_id"]))
+        for done in committed:
+            await done.retract()
         raise
     attempts(request).results.extend(results)
     headers = {}

@@ -179,12 +179,9 @@ async def _redirect_to_s3(request: web.Request, route: Route, session: UploadSes
         expires_in = min(expires_in, math.floor(grant.expires - time.time()))
         if expires_in < 1:
             raise Forbidden("The signed URL has expired.")
-    url = await request.app[SERVICE].s3.presign_put(
-        upload.bucket,
-        upload.s3_key,
+    url = await session.hand_off(
         expires_in=expires_in,
         content_length=content_length,
         content_type=upload.content_type if request.headers.get("Content-Type") else None,
-        if_none_match=conditions.only_if_absent(request.headers),
     )
     return web.Response(status=307, headers={"Location": url})

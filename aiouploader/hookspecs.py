@@ -133,6 +133,29 @@ class UploadStage:
     async def close(self) -> None:
         """Release what the stage holds (connections, buffers). Called exactly once."""
 
+    # Saving and restoring: an upload whose requests come apart (resumable uploads) goes on in another request,
+    # maybe in another process, with new stages that take up the old ones' state.
+
+    movable: bool = True
+    """``False``: the stage's state lives where it cannot follow the upload (clamd's INSTREAM, in one clamd):
+    the upload must go on in this process, with this object, or start again."""
+
+    def save(self) -> bytes | None:
+        """This stage's state between two :meth:`feed` calls, as bytes that :meth:`restore` takes up.
+
+        ``None`` (the default): the stage cannot save its state, and an upload through it cannot go on in
+        another request. Return ``b""`` when the stage keeps nothing between blocks. Include a version of the
+        layout, so that a later release of the plugin can refuse what it does not read. Secrets may be in it:
+        the chain seals what the stages save.
+        """
+        return None
+
+    def restore(self, state: bytes) -> None:
+        """Take up ``state``, which :meth:`save` returned, on a new stage from ``aiouploader_upload_stage`` for the
+        same upload, before its first :meth:`feed`. Raise ``ValueError`` for a state this stage cannot read: the
+        upload is then refused, and the client told to start it again."""
+        raise ValueError(f"{type(self).__name__} does not restore saved state")
+
 
 class DownloadStage:
     """Undoes a plugin's transformation on GET. The default passes bytes through.

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 MASK = "***"
 _SECRET_NAME = re.compile(
-    r"secret|token|passw|pwd|credential|cookie|authorization|private|^keys?$|(signing|api|hmac|access|shared)_?keys?"
+    r"secret|token|passw|pwd|credential|cookie|authorization|private|^keys?$|(signing|api|hmac|access|shared|state)_?keys?(?!_id)"
     r"|^sha256$",  # the hash of a bearer token: enough to try guesses offline
     re.I,
 )
@@ -23,8 +23,9 @@ _PARAM = re.compile(r"(?P<start>^[?#]|[&;])(?P<name>[^=&;]*)=(?P<value>[^&;]*)")
 
 def masked(data: Mapping[str, Any]) -> dict[str, Any]:
     """A dumped :class:`Config` fit to show: every value under a secret-named setting
-    (``auth.signing_keys``, ``auth.tokens[*].sha256``, a plugin's ``token``) as ``***``,
-    and in every URL the password and the values of query parameters named like secrets.
+    (``auth.signing_keys``, ``auth.tokens[*].sha256``, ``s3_api.credentials[*].secret_access_key``, a
+    plugin's ``token``) as ``***``, and in every URL the password and the values of query parameters named
+    like secrets. An ``access_key_id`` names a key without being one: it is shown.
 
     The keys of ``[plugins]`` and ``[routes.plugin_settings]`` are plugin names, not settings.
     """

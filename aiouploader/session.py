@@ -7,13 +7,16 @@ direct route's ``307``, a refusal, a cancellation), each lifecycle hook runs
 at most once per plugin: ``upload_started`` when the session starts, then
 exactly one of ``upload_completed`` or ``upload_failed`` if it started,
 except for a ``307``, whose bytes S3 receives without the server (the session
-is then :attr:`Phase.HANDED_OFF`, neither completed nor failed)::
+is then :attr:`Phase.HANDED_OFF`, neither completed nor failed). It asks the
+store for nothing but what :class:`~aiouploader.s3.ObjectStore` offers (a
+writer, an abort, a presigned URL, a delete), so any store will do::
 
     NEW        --start-->            STARTED     (refused by a hook: FAILED)
-    STARTED    --hand_off-->         HANDED_OFF  (a 307)
+    STARTED    --hand_off-->         HANDED_OFF  (a 307; no URL from the store: FAILED)
     STARTED    --receive, 1..n-->    RECEIVING   (a body error, a stage's veto, S3's refusal: FAILED)
     RECEIVING  --seal-->             STAGED      (a stage's veto in finish: FAILED)
     STAGED     --commit-->           COMPLETED   (S3's refusal: FAILED)
+    COMPLETED  --retract-->          COMPLETED   (the object deleted again: another file of a form failed)
     started, not ended --discard or abandon-->   FAILED
 
 What a session holds, and what could go to another request or process:
@@ -24,14 +27,20 @@ What a session holds, and what could go to another request or process:
   multipart upload's id and the ETags of the parts written so far. A
   segment boundary is a block boundary: nothing of the body is held between
   two segments except what the writer has not sent yet.
-- Live: the S3 client and its connections; the writer's part buffers and
-  tasks in flight; the plugins' stages (hash objects, a scanner's
-  connection, an encryption stream's state); the function reading the
-  current request's body. To carry a session on, the writer's buffered
-  bytes (under S3's 5 MiB minimum they cannot be a part yet) would travel
-  as data or in a staging object, and each stage would have to hand over its
-  state as data (a hook that does not exist yet); until then a session
-  lives and ends in one process.
+- Live: the object store (the S3 client and its connections); the writer's
+  part buffers and tasks in flight; the plugins' stages (hash objects, a
+  scanner's connection, an encryption stream's state); the function reading
+  the current request's body. The stages hand their state over as data
+  between two blocks: :meth:`Pipeline.save` gives it as one sealed blob, and
+  :meth:`Chain.restore` builds new stages from it, in any process with the
+  same ``server.state_key``. A pipeline with a stage that cannot move
+  (:meth:`Pipeline.unmovable`, e.g. a clamd scan) or does not save its state
+  stays live in this process: a later segment must come here, and one that
+  comes elsewhere is refused with :class:`~aiouploader.errors.CannotResume`
+  (410, start again). To carry a session on, the writer's buffered bytes
+  (under S3's 5 MiB minimum they cannot be a part yet) would travel as data
+  or in a staging object; until then a session lives and ends in one
+  process.
 """
 
 from __future__ import annotations
@@ -48,7 +57,7 @@ from .chain import Chain, Pipeline
 from .errors import PayloadTooLarge, UploadError
 from .hookspecs import Upload, UploadResult
 from .keys import check_key
-from .s3 import KEPT_HEADERS, S3, ObjectWriter
+from .s3 import KEPT_HEADERS, ObjectStore, ObjectWriter
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +115,15 @@ async def _cleanup(awaitable: Awaitable[None]) -> None:
 class UploadSession:
     """One upload, from its ``upload_started`` hooks to its result or its error."""
 
-    def __init__(self, s3: S3, chain: Chain, upload: Upload, limits: UploadLimits) -> None:
-        self.s3 = s3
+    def __init__(self, store: ObjectStore, chain: Chain, upload: Upload, limits: UploadLimits) -> None:
+        self.store = store
         self.chain = chain
         self.upload = upload
         self.limits = limits
         self.phase = Phase.NEW
         self._pipeline: Pipeline | None = None
         self._writer: ObjectWriter | None = None
+        self._result: UploadResult | None = None
 
     @property
     def ended(self) -> bool:
@@ -130,10 +140,31 @@ class UploadSession:
             self._fail(exc)
             raise
 
-    def hand_off(self) -> None:
-        """The client sends the bytes to S3 itself (a direct route's ``307``): the session ends here."""
+    async def hand_off(self, *, expires_in: int, content_length: int | None, content_type: str | None) -> str:
+        """The client sends the bytes to S3 itself (a direct route's ``307``): the URL it sends them to, good for
+        ``expires_in`` seconds and, when given, only ``content_length`` bytes of ``content_type``.
+
+        The session ends here, or fails when the store gives no URL.
+        """
         self.start()
+        if self.phase is not Phase.STARTED:
+            raise RuntimeError(f"A {self.phase.value} upload cannot be handed off.")
+        upload = self.upload
+        try:
+            url = await self.store.presign_put(
+                upload.bucket,
+                upload.s3_key,
+                expires_in=expires_in,
+                content_length=content_length,
+                content_type=content_type,
+                if_none_match=self.limits.if_none_match,
+            )
+        except BaseException as exc:
+            if (error := await self._end(exc)) is None:
+                raise
+            raise error from exc
         self.phase = Phase.HANDED_OFF
+        return url
 
     def _open(self) -> tuple[Pipeline, ObjectWriter]:
         """The stages and the S3 writer, made when the first segment comes."""
@@ -145,7 +176,7 @@ class UploadSession:
                 self._fail(exc)
                 raise
             upload = self.upload
-            self._writer = self.s3.writer(
+            self._writer = self.store.writer(
                 upload.bucket,
                 upload.s3_key,
                 content_type=upload.content_type,
@@ -223,8 +254,17 @@ class UploadSession:
             plugins=upload.reports,
         )
         self.phase = Phase.COMPLETED
+        self._result = result
         self.chain.completed(upload, result)
         return result
+
+    async def retract(self) -> None:
+        """Delete the object :meth:`commit` stored (that version only): the upload it belonged to failed as a
+        whole. Its plugins have heard it completed; they hear nothing more."""
+        if self._result is None:
+            raise RuntimeError(f"A {self.phase.value} upload has no object to retract.")
+        result, self._result = self._result, None
+        await _cleanup(self.store.delete(result["bucket"], result["key"], result["version_id"]))
 
     async def discard(self, error: UploadError) -> None:
         """Give the upload up: S3 drops its bytes, the plugins hear ``error``."""

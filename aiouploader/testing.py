@@ -8,7 +8,8 @@ tests can ask for:
 * ``s3_server``: moto's, unless the test module parametrizes it;
 * ``bucket``: a new, empty bucket on ``s3_server``;
 * ``make_proxy``: start aiouploader in-process with the routes you give it
-  and get a :class:`Proxy` (its URL and an aiohttp session).
+  and get a :class:`Proxy` (its URL and an aiohttp session; with ``s3_api``,
+  the S3 API's URL too).
 
 :func:`serve_process` starts it as a process of its own instead, for what
 only a process shows: signals, exit status, shutdown.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,6 +44,7 @@ from .ports import free_port as free_port
 from .ports import wait_for_port as wait_for_port
 from .runner import Runner
 from .s3.errors import code_and_status
+from .s3api.server import make_s3_api_app
 
 ACCESS_KEY = "aiouploader-test"
 SECRET_KEY = "aiouploader-test-secret"
@@ -226,6 +229,9 @@ class Proxy:
     session: aiohttp.ClientSession
     config: Config
     app: Any
+    s3_api_url: str | None = None
+    """The S3 API's endpoint, when the config has ``[s3_api]`` (its port 0: any free one); HTTPS with
+    ``server.tls_cert``, as ``serve`` does."""
 
     def __call__(self, path: str) -> str:
         return self.url + path
@@ -243,7 +249,7 @@ def proxy_config(endpoint_url: str, routes: list[dict[str, Any]], **sections: An
 @pytest.fixture
 async def make_proxy(s3_server: S3Server) -> AsyncIterator[MakeProxy]:
     """``await make_proxy(routes=[...], plugins={...}, s3={...}, pm=None)`` starts aiouploader."""
-    started: list[tuple[Runner, aiohttp.ClientSession]] = []
+    started: list[tuple[list[web.AppRunner], aiohttp.ClientSession]] = []
 
     async def make(routes: list[dict[str, Any]], pm: pluggy.PluginManager | None = None, **sections: Any) -> Proxy:
         config = proxy_config(s3_server.endpoint_url, routes, **sections)
@@ -251,12 +257,26 @@ async def make_proxy(s3_server: S3Server) -> AsyncIterator[MakeProxy]:
         runner = Runner(app, **server_options(config))
         await runner.setup()
         session = aiohttp.ClientSession(auto_decompress=False)
-        started.append((runner, session))
+        runners: list[web.AppRunner] = [runner]
+        started.append((runners, session))
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         host, port = runner.addresses[0][:2]
-        return Proxy(f"http://{host}:{port}", session, config, app)
+        proxy = Proxy(f"http://{host}:{port}", session, config, app)
+        if config.s3_api is not None:
+            s3_api_runner = web.AppRunner(make_s3_api_app(app, config), **server_options(config))
+            await s3_api_runner.setup()
+            runners.insert(0, s3_api_runner)
+            tls = None
+            if config.server.tls_cert is not None and config.server.tls_key is not None:
+                tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                tls.load_cert_chain(config.server.tls_cert, config.server.tls_key)
+            await web.TCPSite(s3_api_runner, "127.0.0.1", config.s3_api.port, ssl_context=tls).start()
+            s3_host, s3_port = s3_api_runner.addresses[0][:2]
+            proxy.s3_api_url = f"{'https' if tls else 'http'}://{s3_host}:{s3_port}"
+        return proxy
 
     yield make
-    for runner, session in started:
+    for runners, session in started:
         await session.close()
-        await runner.cleanup()
+        for started_runner in runners:
+            await started_runner.cleanup()

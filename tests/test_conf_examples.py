@@ -264,3 +264,14 @@ def test_the_docs_name_signing_key_ids_in_lowercase(path: Path) -> None:
     """Ids set through the environment are lowercase: an example with an uppercase one would not work."""
     key_ids = re.findall(r"--key-id (\S+)", path.read_text())
     assert key_ids and all(key_id == key_id.lower() for key_id in key_ids)
+
+
+def test_the_commented_s3_api_example_of_the_full_example_validates() -> None:
+    """Uncommented, the [s3_api] tables and the route's s3_api_bucket make a config that starts."""
+    text = (CONF / "aiouploader.toml").read_text()
+    text = text.replace("# s3_api_bucket = ", "s3_api_bucket = ")
+    start, end = text.index("# [s3_api]\n"), text.index("\n\n", text.index("# [s3_api]\n"))
+    block = "\n".join(line.removeprefix("#").removeprefix(" ") for line in text[start:end].splitlines())
+    config = validate(tomllib.loads(text[:start] + block + text[end:]))
+    assert config.s3_api is not None and config.routes[0].s3_api_bucket == "uploads"
+    assert config.s3_api.port == 8081 and config.s3_api.credentials[0].access_key_id == "AKIDUPLOADS"

@@ -15,8 +15,8 @@ from aiouploader.testing import MakeProxy, S3Server
 from .raw import closed
 
 CUT_0 = "request stalled-0: response cut mid-stream: the client took nothing for 1 seconds"
-S3_POOL = 32
-"""The S3 client's connections (app.client_config) with the default parts in flight."""
+STALLED = 8
+"""Downloads that stop reading: as many as ``server.max_downloads`` lets in."""
 
 
 async def trickle(proxy_url: str, every: float, pieces: int) -> bytes:
@@ -65,11 +65,13 @@ async def test_downloads_their_clients_stop_reading_are_cut_and_free_their_s3_co
     caplog.handler.addFilter(RequestIds())  # as on the server's own log handler
     size = 20 * 1024**2
     s3_server.client.put_object(Bucket=bucket, Key="big", Body=os.urandom(size))
-    proxy = await make_proxy(routes=[{"path": "/u", "bucket": bucket}], server={"body_idle_timeout": 1})
+    proxy = await make_proxy(
+        routes=[{"path": "/u", "bucket": bucket}], server={"body_idle_timeout": 1, "max_downloads": STALLED}
+    )
     host, port = proxy.url.removeprefix("http://").split(":")
     stalled = []
     try:
-        for i in range(S3_POOL + 1):  # more than the S3 connection pool holds
+        for i in range(STALLED):  # every download slot, each holding an S3 connection
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.connect((host, int(port)))
@@ -85,6 +87,15 @@ async def test_downloads_their_clients_stop_reading_are_cut_and_free_their_s3_co
                     break
                 await asyncio.sleep(0.1)
             received = await stalled[0][0].read(-1)  # what the server sent before it gave up, then the end
+            for _, writer in stalled:
+                await closed(writer)
+            for _ in range(50):  # the cut downloads gave their slots back
+                async with proxy.session.get(proxy("/u/after")) as response:
+                    status, body = response.status, await response.read()
+                if status != 503:
+                    break
+                await asyncio.sleep(0.1)
+            assert (status, body) == (200, b"uploaded")
     finally:
         for _, writer in stalled:
             await closed(writer)

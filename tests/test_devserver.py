@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def dev_server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     """The server's URL, and the lines it printed once ready."""
-    port = free_port()
+    port, s3_api_port = free_port(), free_port()
     log = tmp_path / "dev.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -29,13 +29,16 @@ def dev_server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
             stdout=out,
             stderr=out,
             cwd=ROOT,
-            env={k: v for k, v in os.environ.items() if k != "AIOUPLOADER_CONFIG"},
+            env={
+                **{k: v for k, v in os.environ.items() if k != "AIOUPLOADER_CONFIG"},
+                "AIOUPLOADER_S3_API__PORT": str(s3_api_port),
+            },
         )
     try:
         wait_for_port(port, process, "aiouploader serve --dev")
         for _ in range(100):
             lines = log.read_text().splitlines()
-            if sum("curl " in line for line in lines) == 2:
+            if sum("curl " in line for line in lines) == 2 and any(" aws " in line for line in lines):
                 break
             time.sleep(0.05)
         yield f"http://127.0.0.1:{port}", lines
@@ -61,3 +64,18 @@ def test_a_body_sent_as_a_form_is_stored_whole(dev_server: tuple[str, list[str]]
     (tmp_path / "body").write_bytes(body)
     curl("-X", "PUT", "--data-binary", f"@{tmp_path / 'body'}", f"{url}/uploads/form-typed")  # curl says: a form
     assert curl(f"{url}/uploads/form-typed") == body
+
+
+def test_the_printed_aws_line_stores_the_file_through_the_s3_api(
+    dev_server: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    url, lines = dev_server
+    (line,) = (line.strip() for line in lines if " aws --endpoint-url " in line)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
+    subprocess.run(["sh", "-c", line], cwd=ROOT, capture_output=True, check=True, env=env)
+    assert curl(f"{url}/uploads/hello.txt") == (ROOT / "README.md").read_bytes()

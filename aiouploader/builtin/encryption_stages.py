@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import struct
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,9 @@ from ..offload import off_loop
 MAGIC = b"age-encryption.org/v1\n"
 CIPHERTEXT_TYPE = "application/octet-stream"
 """What an age object is served as where the route cannot decrypt it."""
+_STATE = struct.Struct(">BQII32s")
+"""A saved stream: version 1, chunks sealed, header size, length of the header not yet sent, payload key; then
+that header and the plaintext held back."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,19 @@ class EncryptStage(UploadStage):
     async def finish(self) -> bytes:
         self._upload.reports["encryption"] = {"format": "age-v1", "recipients": self._recipients}
         return self._encryptor.finalize()
+
+    def save(self) -> bytes:
+        """The age stream where it is: its payload key (the chain seals it), chunk counter, and held-back bytes."""
+        s = self._encryptor.save()
+        return _STATE.pack(1, s.counter, s.header_size, len(s.head), s.payload_key) + s.head + s.pending
+
+    def restore(self, state: bytes) -> None:
+        if state[:1] != b"\x01" or len(state) < _STATE.size:
+            raise ValueError("not a saved age stream of version 1")
+        _, counter, header_size, head, key = _STATE.unpack_from(state)
+        rest = state[_STATE.size :]
+        stream = age.StreamState(key, counter, header_size, rest[:head], rest[head:])
+        self._encryptor = age.Encryptor.resume(stream)
 
 
 class DecryptStage(DownloadStage):

@@ -38,6 +38,14 @@ class SizeLimitStage(UploadStage):
         self._check()  # an earlier stage may have held back the last blocks
         return b""
 
+    def save(self) -> bytes:
+        """Nothing: the count is ``upload.size``, which the chain's saved state records and checks."""
+        return b""
+
+    def restore(self, state: bytes) -> None:
+        if state:
+            raise ValueError("a size_limit state holds nothing")
+
 
 @hookimpl
 def aiouploader_configure(settings: dict[str, Any]) -> SizeLimitSettings:

@@ -89,12 +89,24 @@ class StubStage(UploadStage):
         self._tail = (self._tail + block[-(len(EICAR) - 1) :])[-(len(EICAR) - 1) :]
         return block
 
+    def save(self) -> bytes:
+        """The last bytes seen, where EICAR may start and the next block end it."""
+        return self._tail
+
+    def restore(self, state: bytes) -> None:
+        if len(state) >= len(EICAR):
+            raise ValueError("a stub scan state longer than the EICAR string")
+        self._tail = state
+
     async def finish(self) -> bytes:
         self._upload.reports["virus_scan"] = {"verdict": "clean", "backend": "stub"}
         return b""
 
 
 class ClamdStage(UploadStage):
+    movable = False
+    """clamd holds the INSTREAM scan: no other process, and no other clamd, can go on with it."""
+
     def __init__(self, upload: Upload, settings: VirusScanSettings) -> None:
         self._upload = upload
         self._settings = settings

@@ -167,6 +167,15 @@ class S3:
         except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
             raise translate(exc, "reading the object") from exc
 
+    async def list_objects(self, bucket: str, prefix: str, **params: Any) -> dict[str, Any]:
+        """One page of ListObjectsV2 under ``prefix``, keys decoded; ``params`` as botocore names them
+        (``Delimiter``, ``MaxKeys``, ``ContinuationToken``, ``StartAfter``)."""
+        try:
+            page: dict[str, Any] = await self._client.list_objects_v2(Bucket=bucket, Prefix=prefix, **params)
+        except Exception as exc:
+            raise translate(exc, "listing the bucket") from exc
+        return page
+
     async def delete(self, bucket: str, key: str, version_id: str | None = None) -> None:
         """Delete the object at ``key``; given ``version_id``, only that version (an older one shows again)."""
         try:

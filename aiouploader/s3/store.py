@@ -1,8 +1,8 @@
 """The object store the server writes to and reads from: an interface, and the values it speaks in.
 
-:class:`~aiouploader.s3.client.S3` implements it over S3. The writer and
-the handlers need nothing else of a store, so they can be tested over one
-held in memory.
+:class:`~aiouploader.s3.client.S3` implements it over S3. The writer, the
+upload session and the handlers need nothing else of a store, so they can be
+tested over one held in memory.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import dataclasses
 import datetime
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .writer import ObjectWriter
 
 KEPT_HEADERS = {
     "Content-Encoding": "ContentEncoding",
@@ -96,7 +99,21 @@ class ObjectStore(Protocol):
     ) -> str:
         """A URL that lets its bearer PUT the object at ``key`` for ``expires_in`` seconds, on these terms."""
 
-    # Writes: see the class docstring for what they raise
+    # Writes: the writer of one object, and the calls it makes (see the class docstring for what they raise)
+
+    def writer(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
+        content_length: int | None = None,
+        if_none_match: bool = False,
+    ) -> ObjectWriter:
+        """An :class:`~.writer.ObjectWriter` of the object at ``key`` over this store, with its part size and
+        checksums; ``headers`` may hold any of :data:`KEPT_HEADERS`."""
 
     async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
         """Store ``body`` at ``key`` with ``attributes`` (``ContentType``, ``Metadata``, checksums, ``IfNoneMatch``)."""

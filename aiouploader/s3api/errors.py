@@ -9,6 +9,7 @@ HTTP ``status``; the message is S3's where S3 publishes one::
     │        BadDigest, XAmzContentSHA256Mismatch
     ├── 403  AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch,
     │        RequestTimeTooSkewed
+    ├── 404  NoSuchBucket
     ├── 411  MissingContentLength
     └── 501  S3NotImplemented (code ``NotImplemented``)
 
@@ -112,6 +113,14 @@ class XAmzContentSHA256Mismatch(S3Error):
     def __init__(
         self, message: str = "The provided 'x-amz-content-sha256' header does not match what was computed."
     ) -> None:
+        super().__init__(message)
+
+
+class NoSuchBucket(S3Error):
+    status = 404
+    code = "NoSuchBucket"
+
+    def __init__(self, message: str = "The specified bucket does not exist.") -> None:
         super().__init__(message)
 
 

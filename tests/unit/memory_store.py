@@ -21,13 +21,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
 from aiouploader.checksums import b64, digest
 from aiouploader.config import S3Config
 from aiouploader.errors import NotFound, ObjectChanged
-from aiouploader.s3 import MAX_PARTS, MIN_PART_SIZE, ObjectInfo
+from aiouploader.s3 import MAX_PARTS, MIN_PART_SIZE, ObjectInfo, ObjectWriter
 from aiouploader.s3.integrity import FULL_OBJECT, field, object_checksum
 from aiouploader.s3.writer import md5_etag
 
@@ -181,9 +182,34 @@ class MemoryStore:
         if_none_match: bool = False,
     ) -> str:
         await self._call("presign_put")
-        return f"memory://{bucket}/{key}?expires_in={expires_in}"
+        terms = {"expires_in": expires_in, "content_length": content_length, "content_type": content_type}
+        terms |= {"if_none_match": "*"} if if_none_match else {}
+        return f"memory://{bucket}/{key}?{urlencode({name: v for name, v in terms.items() if v is not None})}"
 
     # Writes
+
+    def writer(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
+        content_length: int | None = None,
+        if_none_match: bool = False,
+    ) -> ObjectWriter:
+        return ObjectWriter(
+            self,
+            self.config,
+            bucket,
+            key,
+            content_type=content_type,
+            metadata=metadata,
+            headers=headers,
+            content_length=content_length,
+            if_none_match=if_none_match,
+        )
 
     async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
         lost = await self._call("put_object")

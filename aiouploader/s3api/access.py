@@ -1,0 +1,50 @@
+"""Who sent an S3 API request (its SigV4 signature), and whether their credentials cover what it asks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..auth import Grant
+from .errors import AccessDenied
+from .settings import S3ApiConfig, S3ApiCredential
+from .sigv4 import VerifiedRequest, verify_request
+
+
+@dataclass(frozen=True)
+class Caller:
+    credential: S3ApiCredential
+    verified: VerifiedRequest
+
+    @property
+    def grant(self) -> Grant:
+        """The grant admission counts uploads by, as a token's is."""
+        return Grant(f"s3:{self.credential.access_key_id}", self.credential.prefix)
+
+
+def authenticate(request: web.Request, config: S3ApiConfig) -> Caller:
+    """The request's caller; S3's error (`SignatureDoesNotMatch`, `InvalidAccessKeyId`, …) for anyone else."""
+    known = {credential.access_key_id: credential for credential in config.credentials}
+
+    def secret(access_key_id: str) -> str | None:
+        found = known.get(access_key_id)
+        return None if found is None else found.secret_access_key
+
+    target = request.raw_path if request.raw_path.startswith("/") else request.rel_url.raw_path_qs
+    path, _, query = target.partition("?")
+    verified = verify_request(request.method, path, query, request.headers, secret, dt.datetime.now(dt.UTC))
+    return Caller(known[verified.access_key_id], verified)
+
+
+def permit(caller: Caller, route_path: str, bucket: str, method: str, key: str | None = None) -> None:
+    """Refuse with `AccessDenied` what the caller's credentials do not cover: the route, the method, the key."""
+    credential = caller.credential
+    name = credential.access_key_id
+    if credential.routes and route_path not in credential.routes:
+        raise AccessDenied(f"The access key {name} does not cover the bucket {bucket}.")
+    if method not in credential.methods and not (method == "HEAD" and "GET" in credential.methods):
+        raise AccessDenied(f"The access key {name} does not allow {method}.")
+    if key is not None and not key.startswith(credential.prefix):
+        raise AccessDenied(f"The access key {name} only covers keys under {credential.prefix!r}.")
