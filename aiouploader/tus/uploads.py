@@ -1,0 +1,104 @@
+"""The resumable uploads this process holds between requests, and their expiry.
+
+A :class:`ResumableUpload` keeps its :class:`~aiouploader.session.UploadSession`
+live here: the stages' state and the writer's part not yet sent stay in this
+process, so every request of an upload must reach it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from ..errors import NotFound, UploadError
+from ..hookspecs import UploadResult
+from ..session import UploadSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class ResumableUpload:
+    id: str
+    route: str
+    session: UploadSession
+    length: int | None
+    """``None`` until a deferred length is sent."""
+    ttl: int
+    expires: float = 0.0
+    busy: bool = False
+    """A request is sending its bytes."""
+    result: UploadResult | None = None
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    @property
+    def offset(self) -> int:
+        return self.session.upload.size
+
+
+class ResumableUploads:
+    """Resumable uploads by id; one idle past its route's ``resumable_expires`` is aborted and removed."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, ResumableUpload] = {}
+        self._ending: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def add(self, route: str, session: UploadSession, length: int | None, ttl: int) -> ResumableUpload:
+        upload = ResumableUpload(secrets.token_urlsafe(24), route, session, length, ttl)
+        self._by_id[upload.id] = upload
+        self.touch(upload)
+        return upload
+
+    def get(self, upload_id: str, route: str) -> ResumableUpload:
+        upload = self._by_id.get(upload_id)
+        if upload is None or upload.route != route or (not upload.busy and upload.expires <= time.time()):
+            raise NotFound("No such resumable upload: it was never created, has expired, or was ended.")
+        return upload
+
+    def touch(self, upload: ResumableUpload) -> None:
+        """Idle from now: expires ``ttl`` seconds on."""
+        upload.expires = time.time() + upload.ttl
+        if upload.timer is not None:
+            upload.timer.cancel()
+        upload.timer = asyncio.get_running_loop().call_later(upload.ttl, self._expire, upload)
+
+    def forget(self, upload: ResumableUpload) -> None:
+        """Drop ``upload`` (its session has ended)."""
+        if upload.timer is not None:
+            upload.timer.cancel()
+        if self._by_id.get(upload.id) is upload:
+            del self._by_id[upload.id]
+
+    async def end(self, upload: ResumableUpload, error: UploadError) -> None:
+        """Give ``upload`` up: S3 drops its bytes, its plugins hear ``error``, it is gone."""
+        self.forget(upload)
+        await upload.session.discard(error)
+
+    def _expire(self, upload: ResumableUpload) -> None:
+        if upload.busy:
+            self.touch(upload)
+            return
+        log.info("resumable upload %s expired", upload.id, extra={"request_id": upload.session.upload.request_id})
+        task = asyncio.get_running_loop().create_task(self.end(upload, UploadError("The upload expired.")))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    async def close(self, app: web.Application | None = None) -> None:
+        """At shutdown: every upload still open is aborted."""
+        for upload in list(self._by_id.values()):
+            if upload.result is None:
+                await self.end(upload, UploadError("The server shut down."))
+            self.forget(upload)
+        if self._ending:
+            await asyncio.gather(*self._ending, return_exceptions=True)
+
+
+RESUMABLE_UPLOADS: web.AppKey[ResumableUploads] = web.AppKey("resumable_uploads", ResumableUploads)
