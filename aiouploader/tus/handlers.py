@@ -141,7 +141,7 @@ async def _create(request: web.Request, route: Route) -> web.StreamResponse:
     if request.query_string:
         location += "?" + request.query_string
     headers = {"Location": location, "Upload-Expires": _http_date(resumable.expires)}
-    if request.headers.get("Content-Type") is not None or request.body_exists or length == 0:
+    if request.body_exists or length == 0:
         if request.body_exists:
             protocol.check_patch_type(request)
         headers |= await _receive(request, resumable, grant, protocol.patch_checksum(request))
@@ -181,6 +181,7 @@ async def _receive(
     ends the body early (what came is kept), not the upload.
     """
     upload.busy = True
+    upload.received.clear()
     task = asyncio.get_running_loop().create_task(_receive_in_task(request, upload, grant, checksum))
     return await asyncio.shield(task)
 
@@ -209,6 +210,7 @@ async def _receive_in_task(
         raise
     finally:
         upload.busy = False
+        upload.received.set()
         uploads.touch(upload)
 
 

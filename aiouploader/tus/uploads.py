@@ -33,6 +33,8 @@ class ResumableUpload:
     expires: float = 0.0
     busy: bool = False
     """A request is sending its bytes."""
+    received: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    """Set each time a request's bytes are all in (or it was cut), until the next one starts."""
     result: UploadResult | None = None
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
