@@ -8,17 +8,25 @@ import hashlib
 import io
 import json
 import os
-from typing import Any
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
+from yarl import URL
 
+from aiouploader.auth import hash_token, signed_url
+from aiouploader.eicar import EICAR
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 from aiouploader.tus.uploads import RESUMABLE_UPLOADS
 
+if TYPE_CHECKING:
+    from tests.fixtures.clamd import ClamdServer
+
 MiB = 1024**2
+SECRET = "signing-secret-" + "x" * 30
 TUS = {"Tus-Resumable": "1.0.0"}
 PATCH = {**TUS, "Content-Type": "application/offset+octet-stream"}
 
@@ -216,3 +224,99 @@ async def test_protocol_errors(make_proxy: MakeProxy, s3_server: S3Server, bucke
     async with proxy.session.post(proxy("/uploads/"), data=b"plain") as response:
         assert response.status == 201  # a POST without Tus-Resumable stores its body as before
         assert "Tus-Resumable" not in response.headers
+
+
+async def test_an_expired_upload_is_aborted_and_removed(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await resumable_proxy(make_proxy, bucket, resumable_expires=3600)
+    location = await create(proxy, **{"Upload-Length": str(8 * MiB)})
+    status, headers, _ = await patch(proxy, location, 0, os.urandom(6 * MiB))
+    assert status == 204
+    uploads = proxy.app[RESUMABLE_UPLOADS]
+    upload = uploads.get(location.rsplit("/", 1)[1], "/uploads")
+    assert upload.timer is not None and upload.timer.when() > asyncio.get_running_loop().time() + 3500
+    assert parsedate_to_datetime(headers["Upload-Expires"]).timestamp() == pytest.approx(upload.expires, abs=1)
+    assert len(s3_server.multipart_uploads(bucket)) == 1
+    await uploads.expire(upload)  # what its timer does once the hour has passed
+    assert (await head(proxy, location))[0] == 404
+    assert_nothing_left(s3_server, bucket)
+
+
+async def auth_proxy(make_proxy: MakeProxy, bucket: str, schemes: list[str]) -> Proxy:
+    return await make_proxy(
+        routes=[{"path": "/uploads", "bucket": bucket, "auth": schemes, "resumable": True, "plugins": ["checksum"]}],
+        auth={
+            "tokens": [
+                {"name": "team", "sha256": hash_token("team-token"), "methods": ["POST"], "prefix": "team/"},
+                {"name": "other", "sha256": hash_token("other-token"), "methods": ["POST"], "prefix": "other/"},
+            ],
+            "signing_keys": {"k1": SECRET},
+        },
+    )
+
+
+async def test_every_request_of_an_upload_needs_credentials_covering_its_key(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await auth_proxy(make_proxy, bucket, ["token"])
+    async with proxy.session.post(proxy("/uploads/"), headers={**TUS, "Upload-Length": "5"}) as response:
+        assert response.status == 401
+    team = {"Authorization": "Bearer team-token"}
+    location = await create(proxy, **{"Upload-Length": "5", "Upload-Metadata": "filename YS50eHQ=", **team})
+    other = {"Authorization": "Bearer other-token"}
+    assert (await patch(proxy, location, 0, b"hello", **other))[0] == 403
+    assert (await patch(proxy, location, 0, b"hello"))[0] == 401
+    async with proxy.session.head(proxy(location), headers={**TUS, **other}) as response:
+        assert response.status == 403
+    async with proxy.session.delete(proxy(location), headers={**TUS, **other}) as response:
+        assert response.status == 403
+    status, headers, _ = await patch(proxy, location, 0, b"hello", **team)
+    assert status == 204
+    assert json.loads(base64.b64decode(headers["Upload-Result"]))["key"].startswith("team/")
+    assert len(s3_server.keys(bucket)) == 1 and s3_server.keys(bucket)[0].startswith("team/")
+
+
+async def test_a_signed_urls_size_limit_holds_over_the_whole_upload(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await auth_proxy(make_proxy, bucket, ["signed"])
+    url = signed_url(
+        proxy.url, SECRET, "k1", method="POST", route="/uploads", prefix="in/", expires_in=60, max_size=1000
+    )
+    async with proxy.session.post(URL(url, encoded=True), headers={**TUS, "Upload-Length": "1001"}) as response:
+        assert response.status == 413
+    async with proxy.session.post(URL(url, encoded=True), headers={**TUS, "Upload-Defer-Length": "1"}) as response:
+        assert response.status == 201
+        location = response.headers["Location"]
+    assert urlsplit(location).query == urlsplit(url).query
+    upload_url = URL(proxy(location), encoded=True)
+    sent = {**PATCH, "Upload-Offset": "0"}
+    async with proxy.session.patch(upload_url, data=os.urandom(600), headers=sent) as response:
+        assert response.status == 204
+    sent = {**PATCH, "Upload-Offset": "600"}
+    async with proxy.session.patch(upload_url, data=os.urandom(600), headers=sent) as response:
+        assert response.status == 413
+    async with proxy.session.head(upload_url, headers=TUS) as response:
+        assert response.status == 404
+    assert_nothing_left(s3_server, bucket)
+
+
+async def test_eicar_split_across_two_patches_is_found(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, clamd_server: ClamdServer
+) -> None:
+    proxy = await resumable_proxy(
+        make_proxy,
+        bucket,
+        plugins=["virus_scan"],
+        plugin_settings={"virus_scan": {"backend": "clamd", "clamd_address": clamd_server.tcp_address}},
+    )
+    data = bytearray(os.urandom(6 * MiB))
+    at = 3 * MiB - 30
+    data[at : at + len(EICAR)] = EICAR
+    location = await create(proxy, **{"Upload-Length": str(len(data))})
+    assert (await patch(proxy, location, 0, bytes(data[: 3 * MiB])))[0] == 204
+    status, _, error = await patch(proxy, location, 3 * MiB, bytes(data[3 * MiB :]))
+    assert (status, error["error"]["code"]) == (422, "infected")
+    assert (await head(proxy, location))[0] == 404
+    assert_nothing_left(s3_server, bucket)

@@ -24,7 +24,7 @@ from ..errors import (
     UploadError,
     UploadIncomplete,
 )
-from ..intake import authorize, content_type, key_prefix, session_for, upload_for
+from ..intake import authorize, check_type, content_type, key_prefix, session_for, upload_for
 from ..keys import key_for_file
 from ..routes import Route
 from ..service import SERVICE
@@ -129,6 +129,7 @@ async def _create(request: web.Request, route: Route) -> web.StreamResponse:
         raise PayloadTooLarge(f"The upload is larger than the {grant.max_size} bytes its credentials allow.")
     sent = protocol.metadata(request.headers.get("Upload-Metadata"))
     key = key_prefix(request) + key_for_file(sent.get("filename"), route.config.form_keys)
+    check_type(grant, sent.get("filetype"))
     upload = upload_for(request, route, key, content_type(sent.get("filetype")))
     upload = dataclasses.replace(upload, content_length=length)
     session = session_for(request, route, upload)
@@ -138,8 +139,8 @@ async def _create(request: web.Request, route: Route) -> web.StreamResponse:
     uploads = request.app[RESUMABLE_UPLOADS]
     resumable = uploads.add(route.path, session, length, route.config.resumable_expires)
     location = f"{route.path}/{protocol.UPLOADS}/{resumable.id}"
-    if request.query_string:
-        location += "?" + request.query_string
+    if query := request.rel_url.raw_query_string:
+        location += "?" + query
     headers = {"Location": location, "Upload-Expires": _http_date(resumable.expires)}
     if request.body_exists or length == 0:
         if request.body_exists:
@@ -202,8 +203,6 @@ async def _receive_in_task(
             if upload.length is not None and upload.offset == upload.length:
                 await session.seal()
                 upload.result = await session.commit()
-                return _state(upload) | _result_header(upload)
-            return _state(upload)
     except BaseException:
         if session.ended and upload.result is None:
             uploads.forget(upload)
@@ -212,6 +211,7 @@ async def _receive_in_task(
         upload.busy = False
         upload.received.set()
         uploads.touch(upload)
+    return _state(upload) | (_result_header(upload) if upload.result is not None else {})
 
 
 def _checksum_error(checksum: PatchChecksum, cut: bool) -> PatchChecksumMismatch:

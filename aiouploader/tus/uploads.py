@@ -88,10 +88,14 @@ class ResumableUploads:
         if upload.busy:
             self.touch(upload)
             return
-        log.info("resumable upload %s expired", upload.id, extra={"request_id": upload.session.upload.request_id})
-        task = asyncio.get_running_loop().create_task(self.end(upload, UploadError("The upload expired.")))
+        task = asyncio.get_running_loop().create_task(self.expire(upload))
         self._ending.add(task)
         task.add_done_callback(self._ending.discard)
+
+    async def expire(self, upload: ResumableUpload) -> None:
+        """End an upload whose time is up (its timer calls this)."""
+        log.info("resumable upload %s expired", upload.id, extra={"request_id": upload.session.upload.request_id})
+        await self.end(upload, UploadError("The upload expired."))
 
     async def close(self, app: web.Application | None = None) -> None:
         """At shutdown: every upload still open is aborted."""
