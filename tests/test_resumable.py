@@ -17,10 +17,14 @@ from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 from yarl import URL
 
+from aiouploader import Upload, UploadStage, hookimpl
 from aiouploader.auth import hash_token, signed_url
 from aiouploader.eicar import EICAR
+from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 from aiouploader.tus.uploads import RESUMABLE_UPLOADS
+
+from .plugins_for_tests import Lifecycle
 
 if TYPE_CHECKING:
     from tests.fixtures.clamd import ClamdServer
@@ -318,5 +322,69 @@ async def test_eicar_split_across_two_patches_is_found(
     assert (await patch(proxy, location, 0, bytes(data[: 3 * MiB])))[0] == 204
     status, _, error = await patch(proxy, location, 3 * MiB, bytes(data[3 * MiB :]))
     assert (status, error["error"]["code"]) == (422, "infected")
+    assert (await head(proxy, location))[0] == 404
+    assert_nothing_left(s3_server, bucket)
+
+
+class _GateStage(UploadStage):
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+
+    async def feed(self, block: bytes) -> bytes:
+        self._gate.entered.set()
+        await self._gate.opened.wait()
+        return block
+
+
+class Gate:
+    """Holds every block in ``feed`` until ``opened`` is set; ``entered`` tells that a block is held."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, settings: Any) -> UploadStage:
+        return _GateStage(self)
+
+
+async def test_a_second_request_while_one_sends_bytes_is_423(make_proxy: MakeProxy, bucket: str) -> None:
+    gate, lifecycle = Gate(), Lifecycle()
+    pm = make_plugin_manager()
+    pm.register(gate, name="gate")
+    pm.register(lifecycle, name="lifecycle")
+    route = {"path": "/uploads", "bucket": bucket, "plugins": ["gate", "lifecycle"], "resumable": True}
+    proxy = await make_proxy(routes=[route], pm=pm)
+    location = await create(proxy, **{"Upload-Length": "10"})
+    first = asyncio.create_task(patch(proxy, location, 0, b"12345"))
+    await gate.entered.wait()
+    status, _, error = await patch(proxy, location, 0, b"12345")
+    assert (status, error["error"]["code"]) == (423, "upload_busy")
+    async with proxy.session.delete(proxy(location), headers=TUS) as response:
+        assert response.status == 423
+    gate.opened.set()
+    assert (await first)[0] == 204
+    status, headers, _ = await patch(proxy, location, 5, b"67890")
+    assert status == 204 and json.loads(base64.b64decode(headers["Upload-Result"]))["size"] == 10
+    assert [event for event, _ in lifecycle.events] == ["started", "completed"]  # each hook once in all
+
+
+async def test_a_zero_length_upload_is_complete_at_creation(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await resumable_proxy(make_proxy, bucket, form_keys="filename")
+    location = await create(proxy, **{"Upload-Length": "0", "Upload-Metadata": "filename ZW1wdHk="})
+    async with proxy.session.get(proxy(location)) as response:
+        assert response.status == 200
+        assert (await response.json())["size"] == 0
+    assert s3_server.get(bucket, "empty") == b""
+
+
+async def test_shutdown_aborts_the_uploads_in_progress(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    proxy = await resumable_proxy(make_proxy, bucket)
+    location = await create(proxy, **{"Upload-Length": str(8 * MiB)})
+    assert (await patch(proxy, location, 0, os.urandom(6 * MiB)))[0] == 204
+    assert len(s3_server.multipart_uploads(bucket)) == 1
+    await proxy.app.shutdown()
     assert (await head(proxy, location))[0] == 404
     assert_nothing_left(s3_server, bucket)
