@@ -90,7 +90,9 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
     lifespan = app[LIFESPAN] = Lifespan(routes, config.server.shutdown_grace)
     app.cleanup_ctx.append(lifespan.context)
     app.cleanup_ctx.append(metrics.watch_loop_lag)
-    resumable = app[RESUMABLE_UPLOADS] = ResumableUploads()
+    resumable = app[RESUMABLE_UPLOADS] = ResumableUploads(
+        lambda route, event: metrics.resumable.labels(route, event).inc()
+    )
     app.on_shutdown.append(resumable.close)
 
     async def s3_client(app: web.Application) -> AsyncIterator[None]:

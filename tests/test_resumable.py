@@ -161,6 +161,10 @@ async def test_creation_with_upload_and_termination(make_proxy: MakeProxy, s3_se
         assert response.status == 204
     assert (await head(proxy, location))[0] == 404
     assert_nothing_left(s3_server, bucket)
+    async with proxy.session.get(proxy("/metrics")) as response:
+        metrics = await response.text()
+    for event in ("created", "terminated"):
+        assert f'aiouploader_resumable_uploads_total{{event="{event}",route="/uploads"}} 1.0' in metrics
 
 
 async def test_a_patch_whose_checksum_does_not_match_ends_the_upload(
@@ -388,3 +392,12 @@ async def test_shutdown_aborts_the_uploads_in_progress(make_proxy: MakeProxy, s3
     await proxy.app.shutdown()
     assert (await head(proxy, location))[0] == 404
     assert_nothing_left(s3_server, bucket)
+
+
+async def test_another_instance_tells_the_client_to_start_again(make_proxy: MakeProxy, bucket: str) -> None:
+    here, elsewhere = await resumable_proxy(make_proxy, bucket), await resumable_proxy(make_proxy, bucket)
+    location = await create(here, **{"Upload-Length": "10"})
+    assert (await patch(here, location, 0, b"12345"))[0] == 204
+    status, _, error = await patch(elsewhere, location, 5, b"67890")
+    assert status == 404
+    assert "start the upload again" in error["error"]["message"]

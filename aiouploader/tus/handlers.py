@@ -83,7 +83,7 @@ async def _dispatch(request: web.Request, route: Route, raw_key: str | None) -> 
     if method == "DELETE":
         if upload.busy:
             raise UploadBusy("The upload's bytes are being sent; try again once that request ends.")
-        await request.app[RESUMABLE_UPLOADS].end(upload, UploadError("The client terminated the upload."))
+        await request.app[RESUMABLE_UPLOADS].end(upload, UploadError("The client terminated the upload."), "terminated")
         return web.Response(status=204)
     raise MethodNotAllowed(f"{method} is not served on a resumable upload.", headers={"Allow": _ALLOWED})
 
@@ -203,6 +203,7 @@ async def _receive_in_task(
             if upload.length is not None and upload.offset == upload.length:
                 await session.seal()
                 upload.result = await session.commit()
+                uploads.completed(upload)
     except BaseException:
         if session.ended and upload.result is None:
             uploads.forget(upload)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -46,8 +47,10 @@ class ResumableUpload:
 class ResumableUploads:
     """Resumable uploads by id; one idle past its route's ``resumable_expires`` is aborted and removed."""
 
-    def __init__(self) -> None:
+    def __init__(self, count: Callable[[str, str], None] | None = None) -> None:
         self._by_id: dict[str, ResumableUpload] = {}
+        self.count = count or (lambda route, event: None)
+        """Called with an upload's route and what happened to it (``created``, ``completed``, ``failed``...)."""
         self._ending: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
@@ -57,12 +60,17 @@ class ResumableUploads:
         upload = ResumableUpload(secrets.token_urlsafe(24), route, session, length, ttl)
         self._by_id[upload.id] = upload
         self.touch(upload)
+        self.count(route, "created")
+        log.info("resumable upload %s created", upload.id, extra={"request_id": session.upload.request_id})
         return upload
 
     def get(self, upload_id: str, route: str) -> ResumableUpload:
         upload = self._by_id.get(upload_id)
         if upload is None or upload.route != route or (not upload.busy and upload.expires <= time.time()):
-            raise NotFound("No such resumable upload: it was never created, has expired, or was ended.")
+            raise NotFound(
+                "No such resumable upload here: it has expired or ended, or this instance did not create it; "
+                "start the upload again."
+            )
         return upload
 
     def touch(self, upload: ResumableUpload) -> None:
@@ -72,16 +80,29 @@ class ResumableUploads:
             upload.timer.cancel()
         upload.timer = asyncio.get_running_loop().call_later(upload.ttl, self._expire, upload)
 
-    def forget(self, upload: ResumableUpload) -> None:
-        """Drop ``upload`` (its session has ended)."""
+    def forget(self, upload: ResumableUpload, event: str = "failed") -> None:
+        """Drop ``upload``, whose session has ended (``event`` says how), unless it was dropped already."""
         if upload.timer is not None:
             upload.timer.cancel()
         if self._by_id.get(upload.id) is upload:
             del self._by_id[upload.id]
+            if upload.result is None:
+                self.count(upload.route, event)
+                log.info(
+                    "resumable upload %s %s at byte %d",
+                    upload.id,
+                    event,
+                    upload.offset,
+                    extra={"request_id": upload.session.upload.request_id},
+                )
 
-    async def end(self, upload: ResumableUpload, error: UploadError) -> None:
+    def completed(self, upload: ResumableUpload) -> None:
+        self.count(upload.route, "completed")
+        log.info("resumable upload %s completed", upload.id, extra={"request_id": upload.session.upload.request_id})
+
+    async def end(self, upload: ResumableUpload, error: UploadError, event: str = "failed") -> None:
         """Give ``upload`` up: S3 drops its bytes, its plugins hear ``error``, it is gone."""
-        self.forget(upload)
+        self.forget(upload, event)
         await upload.session.discard(error)
 
     def _expire(self, upload: ResumableUpload) -> None:
@@ -94,14 +115,13 @@ class ResumableUploads:
 
     async def expire(self, upload: ResumableUpload) -> None:
         """End an upload whose time is up (its timer calls this)."""
-        log.info("resumable upload %s expired", upload.id, extra={"request_id": upload.session.upload.request_id})
-        await self.end(upload, UploadError("The upload expired."))
+        await self.end(upload, UploadError("The upload expired."), "expired")
 
     async def close(self, app: web.Application | None = None) -> None:
         """At shutdown: every upload still open is aborted."""
         for upload in list(self._by_id.values()):
             if upload.result is None:
-                await self.end(upload, UploadError("The server shut down."))
+                await self.end(upload, UploadError("The server shut down."), "abandoned")
             self.forget(upload)
         if self._ending:
             await asyncio.gather(*self._ending, return_exceptions=True)
