@@ -401,3 +401,18 @@ async def test_another_instance_tells_the_client_to_start_again(make_proxy: Make
     status, _, error = await patch(elsewhere, location, 5, b"67890")
     assert status == 404
     assert "start the upload again" in error["error"]["message"]
+
+
+async def test_uploads_between_requests_count_against_max_buffered(make_proxy: MakeProxy, bucket: str) -> None:
+    route = {"path": "/uploads", "bucket": bucket, "resumable": True}
+    proxy = await make_proxy(
+        routes=[route], s3={"part_size": "5MiB", "parts_in_flight": 2}, server={"max_buffered": "16MiB"}
+    )
+    length = {"Upload-Length": str(8 * MiB)}  # each keeps up to a part (5MiB) between its requests
+    locations = [await create(proxy, **length) for _ in range(3)]
+    async with proxy.session.post(proxy("/uploads/"), headers={**TUS, **length}) as response:
+        assert response.status == 503
+        assert (await response.json())["error"]["code"] == "overloaded"
+    async with proxy.session.delete(proxy(locations[0]), headers=TUS) as response:
+        assert response.status == 204
+    await create(proxy, **length)

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ..auth import Grant
+from ..config import Config
 from ..errors import (
     BadRequest,
     Forbidden,
@@ -27,6 +28,7 @@ from ..errors import (
 from ..intake import authorize, check_type, content_type, key_prefix, session_for, upload_for
 from ..keys import key_for_file
 from ..routes import Route
+from ..s3.parts import part_size_for
 from ..service import SERVICE
 from . import protocol
 from .protocol import PatchChecksum
@@ -132,12 +134,17 @@ async def _create(request: web.Request, route: Route) -> web.StreamResponse:
     check_type(grant, sent.get("filetype"))
     upload = upload_for(request, route, key, content_type(sent.get("filetype")))
     upload = dataclasses.replace(upload, content_length=length)
-    session = session_for(request, route, upload)
-    # a PATCH's reader keeps its own deadlines: one that passes ends that request, not the upload
-    session.limits = dataclasses.replace(session.limits, idle_timeout=math.inf, total_timeout=math.inf)
-    session.start()
+    service = request.app[SERVICE]
+    give_back = service.hold(_kept_between_requests(service.config, length))
+    try:
+        session = session_for(request, route, upload)
+        session.limits = dataclasses.replace(session.limits, idle_timeout=math.inf, total_timeout=math.inf)
+        session.start()
+    except BaseException:
+        give_back()
+        raise
     uploads = request.app[RESUMABLE_UPLOADS]
-    resumable = uploads.add(route.path, session, length, route.config.resumable_expires)
+    resumable = uploads.add(route.path, session, length, route.config.resumable_expires, give_back)
     location = f"{route.path}/{protocol.UPLOADS}/{resumable.id}"
     if query := request.rel_url.raw_query_string:
         location += "?" + query
@@ -147,6 +154,16 @@ async def _create(request: web.Request, route: Route) -> web.StreamResponse:
             protocol.check_patch_type(request)
         headers |= await _receive(request, resumable, grant, protocol.patch_checksum(request))
     return web.Response(status=201, headers=headers)
+
+
+def _kept_between_requests(config: Config, length: int | None) -> int:
+    """What an upload holds in memory while no request sends its bytes: the part the writer has not sent yet.
+
+    (A ``PATCH``'s reader keeps its own deadlines, so the session has none: one that passes ends that request,
+    not the upload.)
+    """
+    part = part_size_for(1, config.s3.part_size, length)
+    return part if length is None else min(part, length)
 
 
 async def _patch(request: web.Request, upload: ResumableUpload) -> web.StreamResponse:

@@ -38,6 +38,8 @@ class ResumableUpload:
     """Set each time a request's bytes are all in (or it was cut), until the next one starts."""
     result: UploadResult | None = None
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    give_back: Callable[[], None] = field(default=lambda: None, repr=False)
+    """Gives back the memory held for the upload between its requests."""
 
     @property
     def offset(self) -> int:
@@ -56,8 +58,10 @@ class ResumableUploads:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def add(self, route: str, session: UploadSession, length: int | None, ttl: int) -> ResumableUpload:
-        upload = ResumableUpload(secrets.token_urlsafe(24), route, session, length, ttl)
+    def add(
+        self, route: str, session: UploadSession, length: int | None, ttl: int, give_back: Callable[[], None]
+    ) -> ResumableUpload:
+        upload = ResumableUpload(secrets.token_urlsafe(24), route, session, length, ttl, give_back=give_back)
         self._by_id[upload.id] = upload
         self.touch(upload)
         self.count(route, "created")
@@ -84,6 +88,7 @@ class ResumableUploads:
         """Drop ``upload``, whose session has ended (``event`` says how), unless it was dropped already."""
         if upload.timer is not None:
             upload.timer.cancel()
+        upload.give_back()
         if self._by_id.get(upload.id) is upload:
             del self._by_id[upload.id]
             if upload.result is None:
@@ -97,6 +102,7 @@ class ResumableUploads:
                 )
 
     def completed(self, upload: ResumableUpload) -> None:
+        upload.give_back()
         self.count(upload.route, "completed")
         log.info("resumable upload %s completed", upload.id, extra={"request_id": upload.session.upload.request_id})
 
