@@ -106,7 +106,7 @@ def _upload(request: web.Request, route: Route, raw_key: str) -> ResumableUpload
         content_length=None,
     )
     upload = request.app[RESUMABLE_UPLOADS].get(upload_id, route.path)
-    if grant and not upload.session.upload.key.startswith(grant.key_prefix):
+    if grant and not upload.scope.startswith(grant.key_prefix):
         raise Forbidden("These credentials do not cover the upload's key.")
     return upload
 
@@ -144,7 +144,7 @@ async def _create(request: web.Request, route: Route) -> web.StreamResponse:
         give_back()
         raise
     uploads = request.app[RESUMABLE_UPLOADS]
-    resumable = uploads.add(route.path, session, length, route.config.resumable_expires, give_back)
+    resumable = uploads.add(route.path, session, key, length, route.config.resumable_expires, give_back)
     location = f"{route.path}/{protocol.UPLOADS}/{resumable.id}"
     if query := request.rel_url.raw_query_string:
         location += "?" + query

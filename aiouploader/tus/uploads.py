@@ -28,6 +28,8 @@ class ResumableUpload:
     id: str
     route: str
     session: UploadSession
+    scope: str
+    """The key the upload was created for, before any plugin renamed it: what later credentials must cover."""
     length: int | None
     """``None`` until a deferred length is sent."""
     ttl: int
@@ -59,9 +61,16 @@ class ResumableUploads:
         return len(self._by_id)
 
     def add(
-        self, route: str, session: UploadSession, length: int | None, ttl: int, give_back: Callable[[], None]
+        self,
+        route: str,
+        session: UploadSession,
+        scope: str,
+        length: int | None,
+        ttl: int,
+        give_back: Callable[[], None],
     ) -> ResumableUpload:
-        upload = ResumableUpload(secrets.token_urlsafe(24), route, session, length, ttl, give_back=give_back)
+        upload_id = secrets.token_urlsafe(24)
+        upload = ResumableUpload(upload_id, route, session, scope, length, ttl, give_back=give_back)
         self._by_id[upload.id] = upload
         self.touch(upload)
         self.count(route, "created")
