@@ -91,7 +91,9 @@ class PatchChecksum:
         try:
             self.expected = base64.b64decode(expected.strip(), validate=True)
         except binascii.Error:
-            raise BadRequest("Upload-Checksum's value is not base64.") from None
+            self.expected = b""
+        if not self.expected:
+            raise BadRequest("Upload-Checksum's value is not base64 of a digest.")
         self.algorithm = algorithm
         self._hash: Any = hashlib.new(algorithm)
 
