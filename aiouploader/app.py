@@ -25,6 +25,7 @@ from .orphans import keep_sweeping
 from .plugin_manager import check_plugin_tables, make_plugin_manager
 from .routes import ROUTES, Route, find_route
 from .s3 import S3
+from .tus.uploads import RESUMABLE_UPLOADS, ResumableUploads
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
     lifespan = app[LIFESPAN] = Lifespan(routes, config.server.shutdown_grace)
     app.cleanup_ctx.append(lifespan.context)
     app.cleanup_ctx.append(metrics.watch_loop_lag)
+    resumable = app[RESUMABLE_UPLOADS] = ResumableUploads(
+        lambda route, event: metrics.resumable.labels(route, event).inc()
+    )
+    app.on_shutdown.append(resumable.close)
 
     async def s3_client(app: web.Application) -> AsyncIterator[None]:
         session = aioboto3.Session()

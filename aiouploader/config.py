@@ -271,6 +271,10 @@ class RouteConfig(Settings):
     direct_upload: bool = False
     """Answer PUT with a 307 to a presigned S3 URL: bytes skip the proxy (no plugin may need them)."""
     direct_upload_expires: int = Field(300, ge=1, le=604800)
+    resumable: bool = False
+    """Serve tus 1.0.0 resumable uploads: ``POST {path}/`` with ``Tus-Resumable`` creates one."""
+    resumable_expires: int = Field(86400, ge=1, le=604800)
+    """Seconds a resumable upload may stay idle before it is aborted and removed."""
     cors: CorsConfig | None = None
     """Let pages from other origins use the route (preflights answered, headers exposed)."""
     s3_api_bucket: BucketName | None = None

@@ -72,6 +72,11 @@ class Metrics:
         self.orphans = Counter(
             "aiouploader_orphan_uploads_aborted", "Stale multipart uploads the orphan sweep aborted.", registry=r
         )
+        self.resumable = Counter(
+            "aiouploader_resumable_uploads",
+            "Resumable uploads by route and event: created, completed, failed, terminated, expired, abandoned.",
+            ["route", "event"], registry=r,
+        )  # fmt: skip
         self.loop_lag = Histogram(
             "aiouploader_event_loop_lag_seconds",
             f"How late the event loop woke a timer, sampled every {LAG_INTERVAL:g} seconds: "
