@@ -7,7 +7,6 @@ import base64
 import contextlib
 import hashlib
 import logging
-import math
 import re
 from collections import deque
 from collections.abc import Mapping
@@ -25,9 +24,6 @@ if TYPE_CHECKING:
     from .store import ObjectStore
 
 log = logging.getLogger(__name__)
-
-IDLE_SHARE = 0.2
-"""The share of a part's transfer that one part in flight may leave the connection waiting on S3's answer."""
 
 
 def md5_etag(md5: bytes, parts: int | None = None) -> str:
@@ -72,10 +68,7 @@ class ObjectWriter:
         self._creating: asyncio.Future[str] | None = None
         self._parts: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self.parts_in_flight = 1
-        """Parts sent at once, from one up to ``config.parts_in_flight``: see :meth:`_adapt`."""
-        self._slots = asyncio.Semaphore(1)
-        self._round_trip: float | None = None
+        self._slots = asyncio.Semaphore(config.parts_in_flight)
         self._failure: BaseException | None = None
         self._spare: list[bytearray] = []
         self.stored_size = 0
@@ -154,39 +147,19 @@ class ObjectWriter:
             attributes["ChecksumAlgorithm"] = self._algorithm.upper()
         # Shielded: cancelled while S3 creates the upload, abort() still learns its id and aborts it.
         self._creating = asyncio.ensure_future(self._store.create_multipart_upload(self.bucket, self.key, attributes))
-        started = asyncio.get_running_loop().time()
         try:
             self._upload_id = await asyncio.shield(self._creating)
         except Exception as exc:
             raise translate(exc, "starting the multipart upload", writing=True) from exc
-        self._round_trip = asyncio.get_running_loop().time() - started
-
-    def _adapt(self, took: float) -> None:
-        """Send more parts at once while S3's round trip is long next to a part's transfer; never fewer.
-
-        One part in flight leaves the connection idle for a round trip after each
-        part: more parts hide it, at a part's worth of memory each. The round
-        trip is the one of CreateMultipartUpload, which sends no body; a part
-        that ``took`` seconds spent the rest of them on its transfer.
-        """
-        if self._round_trip is None or took <= self._round_trip:
-            return
-        idle = self._round_trip / (took - self._round_trip)
-        wanted = min(self._config.parts_in_flight, 1 + max(0, math.ceil(idle - IDLE_SHARE)))
-        for _ in range(wanted - self.parts_in_flight):
-            self.parts_in_flight += 1
-            self._slots.release()
 
     async def _upload_part(self, part: dict[str, Any], body: bytearray) -> None:
         assert self._upload_id is not None
         checksums = await off_loop(self.checksum_args, body)
         number = part["PartNumber"]
-        started = asyncio.get_running_loop().time()
         try:
             response = await self._store.upload_part(self.bucket, self.key, self._upload_id, number, body, checksums)
         except Exception as exc:
             raise translate(exc, f"uploading part {number}", writing=True) from exc
-        self._adapt(asyncio.get_running_loop().time() - started)
         for name, value in checksums.items():
             if name.startswith("Checksum") and name != "ChecksumAlgorithm":
                 part[name] = response.get(name, value)

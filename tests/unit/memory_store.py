@@ -73,9 +73,6 @@ class MemoryStore:
         """Seconds the store takes to answer, by operation."""
         self.part_delay: dict[int, float] = {}
         """Seconds the store takes before it takes a part, by part number."""
-        self.most_parts_at_once = 0
-        """The most UploadPart calls under way at once."""
-        self._parts_now = 0
         self._faults: dict[str, deque[tuple[BaseException, bool, Callable[[], object]]]] = {}
 
     def fail(
@@ -180,16 +177,6 @@ class MemoryStore:
 
     async def upload_part(
         self, bucket: str, key: str, upload_id: str, number: int, body: bytearray, checksums: Mapping[str, str]
-    ) -> dict[str, Any]:
-        self._parts_now += 1
-        self.most_parts_at_once = max(self.most_parts_at_once, self._parts_now)
-        try:
-            return await self._upload_part(upload_id, number, body, checksums)
-        finally:
-            self._parts_now -= 1
-
-    async def _upload_part(
-        self, upload_id: str, number: int, body: bytearray, checksums: Mapping[str, str]
     ) -> dict[str, Any]:
         lost = await self._call("upload_part")
         await asyncio.sleep(self.part_delay.get(number, 0))
