@@ -170,6 +170,28 @@ async def test_a_write_s3_made_without_answering_is_found_and_confirmed(
     assert_contract(s3_server, bucket, "obj", body, stored=True)
 
 
+@pytest.mark.parametrize("how", ["drops", "stops-reading"])
+async def test_s3_stalling_on_a_small_put_is_a_504_and_nothing_is_stored(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, how: str
+) -> None:
+    """A body small enough to go to the socket in one write is not watched: S3's silence still ends it."""
+    body = os.urandom(4 * KiB)
+    async with Relay.to_url(s3_server.endpoint_url) as relay:
+        proxy = await proxy_for(make_proxy, bucket, relay.url, s3={"read_timeout": 1})
+        if how == "drops":
+            relay.stall_after = relay.bytes_up + KiB
+        else:
+            relay.hold_after = relay.bytes_up + KiB
+        started = time.monotonic()
+        status, result = await put(proxy, "obj", body)
+        assert relay.stalled >= 1
+        relay.stall_after = relay.hold_after = None
+    assert status == 504, result
+    assert result["error"]["code"] == "upstream_timeout"
+    assert time.monotonic() - started < 30
+    assert_contract(s3_server, bucket, "obj", body, stored=False)
+
+
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
 async def test_an_unanswered_write_that_cannot_be_checked_is_not_said_to_have_stored_nothing(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str

@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.handlers import add_expect_header
 
 from ..errors import ObjectChanged, UpstreamError
+from .endpoints import resolve_per_bucket
 from .errors import CHANGED, code_and_status, translate
 from .store import KEPT_HEADERS, ObjectInfo, version_of
 from .writer import ObjectWriter
@@ -28,6 +29,8 @@ ABORT_RETRY_FIRST = 1.0
 ABORT_RETRY_MAX = 60.0
 """Seconds between background retries of an abort S3 did not answer: doubling from the first to the most."""
 READ_CHUNK = 256 * 1024
+UNWATCHED = 32 * 1024
+"""A body this small goes to the socket's buffer in one write: only S3's answer is awaited, within read_timeout."""
 
 
 class Body:
@@ -94,6 +97,13 @@ class S3:
         # head would hold the upload (and its multipart upload) forever. Sent at once,
         # the body is followed by the response's read timeout.
         client.meta.events.unregister("before-call.s3", add_expect_header)
+        if not resolve_per_bucket(client):
+            log.info("the S3 client resolves the endpoint of every request afresh")
+        # botocore builds each request's User-Agent, then builds it again once the request
+        # is signed, only to list the SDK features it used: once is enough.
+        user_agent = getattr(client, "_user_agent_creator", None)
+        if user_agent is not None:
+            client.meta.events.unregister("request-created.s3", user_agent.rebuild_and_replace_user_agent_handler)
         self.aborting: set[asyncio.Task[None]] = set()
         """Aborts retried in the background until S3 answers."""
         self.in_progress: set[str] = set()
@@ -240,7 +250,7 @@ class S3:
     async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
         watched = Body(body)
         call = self._client.put_object(Bucket=bucket, Key=key, Body=watched if body else b"", **attributes)
-        answer: dict[str, Any] = await self._watched(call, watched)
+        answer: dict[str, Any] = await (call if len(body) <= UNWATCHED else self._watched(call, watched))
         return answer
 
     async def create_multipart_upload(self, bucket: str, key: str, attributes: Mapping[str, Any]) -> str:
