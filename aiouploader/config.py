@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
@@ -25,14 +24,13 @@ from pydantic import (
 
 from . import config_routes
 from .checksums import HASHES
+from .hosts import Host
 from .s3.parts import MAX_PART_SIZE, MIN_PART_SIZE, upload_memory
 from .s3api.settings import BucketName, S3ApiConfig
 from .s3api.settings import check as check_s3_api
 from .sizes import parse_size
 
 Size = Annotated[int, BeforeValidator(parse_size)]
-_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 _ORIGIN = re.compile(
     r"""(?!http://.*:80$|https://.*:443$)              # browsers leave the default port out
     [a-z][a-z0-9+.-]*://                                # scheme
@@ -59,7 +57,7 @@ class Settings(BaseModel):
 
 
 class ServerConfig(Settings):
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     body_idle_timeout: float = Field(60.0, gt=0)
@@ -77,7 +75,7 @@ class ServerConfig(Settings):
     """Memory all uploads together may hold; each reserves its bound when it starts (503 beyond)."""
     metrics_port: int | None = Field(None, ge=0, le=65535)
     """Serve ``/metrics`` on this port (of ``metrics_host``) alone, not on ``port``."""
-    metrics_host: str = "127.0.0.1"
+    metrics_host: Host = "127.0.0.1"
     tls_cert: str | None = None
     """PEM certificate chain: serve HTTPS (with ``tls_key``)."""
     tls_key: str | None = None
@@ -85,16 +83,6 @@ class ServerConfig(Settings):
     """The secret every replica seals and opens saved upload state with; from the environment."""
     previous_state_keys: list[str] = []
     """Secrets saved upload state is still opened with, not sealed with: while replicas move to a new key."""
-
-    @field_validator("host", "metrics_host")
-    @classmethod
-    def _host_shape(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            if not _HOST_NAME.fullmatch(value):
-                raise ValueError("must be an IP address (0.0.0.0 for every interface) or a host name") from None
-        return value
 
     @field_validator("state_key", "previous_state_keys")
     @classmethod

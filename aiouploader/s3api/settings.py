@@ -6,17 +6,17 @@ whole configuration is read, for what spans sections.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from ..hosts import Host
+
 if TYPE_CHECKING:
     from ..config import Config
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
 
 
 def _bucket_name(value: str) -> str:
@@ -51,19 +51,9 @@ class S3ApiCredential(_Settings):
 
 
 class S3ApiConfig(_Settings):
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(ge=0, le=65535)
     credentials: list[S3ApiCredential] = Field(min_length=1)
-
-    @field_validator("host")
-    @classmethod
-    def _host_shape(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            if not _HOST_NAME.fullmatch(value):
-                raise ValueError("must be an IP address (0.0.0.0 for every interface) or a host name") from None
-        return value
 
     @field_validator("credentials")
     @classmethod
