@@ -55,8 +55,20 @@ class Upload:
     """The request headers (read-only)."""
     metadata: dict[str, str] = field(default_factory=dict)
     """User metadata stored with the object (``x-amz-meta-*``); plugins may add to it until the same point as
-    ``key``. What is known only at the end of the body (a digest, a verdict) goes in ``checksums`` or
-    ``reports``: a change to ``metadata`` in ``feed`` or ``finish`` is refused like a late ``key``."""
+    ``key``. What is known only at the end of the body (a digest, a verdict) goes in ``tags`` (stored with the
+    object), ``checksums`` or ``reports``: a change to ``metadata`` in ``feed`` or ``finish`` is refused like a
+    late ``key``."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Object tags (S3's PutObjectTagging), written once S3 has completed the object and before the client's
+    2xx; plugins may change them until the last stage's ``finish``. At most 10; keys of 1 to 128 characters,
+    values of up to 256; letters, digits, spaces and ``+-=._:/@``; no key starting ``aws:``. Tags S3 would
+    refuse are the error of the plugin that set them (500 ``plugin_error``, nothing stored). When S3 fails to
+    write them, the object is removed and the client gets 502. The ``sha256`` tag (hex digits) is answered as
+    ``Repr-Digest`` on GET and HEAD."""
+    keeps_tags: bool | None = None
+    """Whether the bucket keeps ``tags``, known from ``upload_stage`` on (``None`` before). On a store that keeps
+    none, tags fail the upload (502 ``upstream_error`` naming the plugin, nothing stored): a plugin whose value
+    may be left out records it only when this is ``True``."""
     checksums: dict[str, str] = field(default_factory=dict)
     """Digests for the upload result, e.g. ``{"sha256": "..."}``; until the last stage's ``finish``."""
     reports: dict[str, Any] = field(default_factory=dict)

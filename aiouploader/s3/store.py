@@ -35,6 +35,8 @@ class ObjectInfo:
     last_modified: datetime.datetime | None = None
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """The :data:`KEPT_HEADERS` S3 stored with the object."""
+    tag_count: int = 0
+    """How many tags the object has, as HeadObject says (``x-amz-tagging-count``; a store may not say)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class ObjectStore(Protocol):
     :class:`~aiouploader.errors.UploadError` the client can be given.
     """
 
+    tag_support: dict[str, str | None]
+    """By bucket: ``None`` when it keeps object tags, else why not, as :func:`aiouploader.tags.support` learnt."""
+
     # Objects
 
     async def head_bucket(self, bucket: str) -> None:
@@ -92,6 +97,9 @@ class ObjectStore(Protocol):
     ) -> str:
         """A URL that lets its bearer PUT the object at ``key`` for ``expires_in`` seconds, on these terms."""
 
+    async def get_tags(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, str]:
+        """The tags of the object at ``key`` (of that version, given ``version_id``)."""
+
     # Writes: the writer of one object, and the calls it makes (see the class docstring for what they raise)
 
     def writer(
@@ -107,6 +115,9 @@ class ObjectStore(Protocol):
     ) -> ObjectWriter:
         """An :class:`~.writer.ObjectWriter` of the object at ``key`` over this store, with its part size and
         checksums; ``headers`` may hold any of :data:`KEPT_HEADERS`."""
+
+    async def put_tags(self, bucket: str, key: str, tags: Mapping[str, str], version_id: str | None = None) -> None:
+        """Replace the tags of the object at ``key`` (of that version, given ``version_id``): PutObjectTagging."""
 
     async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
         """Store ``body`` at ``key`` with ``attributes`` (``ContentType``, ``Metadata``, checksums, ``IfNoneMatch``)."""

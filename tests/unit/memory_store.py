@@ -42,6 +42,7 @@ class StoredObject:
     attributes: dict[str, Any]
     part_sizes: list[int] = field(default_factory=list)
     """For a multipart object, the size of each part in order."""
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class MemoryStore:
         self.min_part_size = min_part_size
         self.objects: dict[tuple[str, str], StoredObject] = {}
         self.uploads: dict[str, MultipartUpload] = {}
+        self.tag_support: dict[str, str | None] = {}
         self.calls: list[str] = []
         """The names of the operations called, in order."""
         self.arrived: list[int] = []
@@ -130,8 +132,19 @@ class MemoryStore:
             raise NotFound("No object at this key.")
         attributes = stored.attributes
         return ObjectInfo(
-            len(stored.body), stored.etag, attributes["ContentType"], attributes.get("Metadata", {}), None
+            len(stored.body),
+            stored.etag,
+            attributes["ContentType"],
+            attributes.get("Metadata", {}),
+            None,
+            tag_count=len(stored.tags),
         )
+
+    async def get_tags(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, str]:
+        await self._call("get_tags")
+        if (stored := self.objects.get((bucket, key))) is None:
+            raise NotFound("No object at this key.")
+        return dict(stored.tags)
 
     async def read(self, bucket: str, key: str, etag: str, start: int, end: int) -> AsyncIterator[bytes]:
         await self._call("read")
@@ -193,6 +206,15 @@ class MemoryStore:
         self.objects[bucket, key] = StoredObject(bytes(body), etag, kept)
         lost()
         return {"ETag": etag} | {name: value for name, value in attributes.items() if name.startswith("Checksum")}
+
+    async def put_tags(self, bucket: str, key: str, tags: Mapping[str, str], version_id: str | None = None) -> None:
+        lost = await self._call("put_tags")
+        if (stored := self.objects.get((bucket, key))) is None:
+            raise refusal("NoSuchKey", 404, "PutObjectTagging")
+        if len(tags) > 10:
+            raise refusal("BadRequest", 400, "PutObjectTagging")
+        stored.tags = dict(tags)
+        lost()
 
     async def create_multipart_upload(self, bucket: str, key: str, attributes: Mapping[str, Any]) -> str:
         lost = await self._call("create_multipart_upload")
