@@ -94,8 +94,11 @@ async def support(s3: ObjectStore, bucket: str, prefix: str) -> str | None:
             raise translate(exc, "checking whether the bucket keeps object tags") from exc
         reason = None if code in ("NoSuchKey", "404") else f"S3 refuses PutObjectTagging ({code or status})"
     else:
-        await s3.delete(bucket, key)
         reason = "the store took PutObjectTagging for a PutObject (rclone serve s3 does)"
+        try:
+            await s3.delete(bucket, key)
+        except UploadError as exc:
+            log.error("the object %s/%s, made by asking to tag it, is left: %s", bucket, key, exc.message)
     if reason is not None:
         log.warning(
             "bucket %s keeps no object tags: %s; its objects get no Repr-Digest, and an upload whose plugins "
