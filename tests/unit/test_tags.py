@@ -122,3 +122,18 @@ async def test_on_a_store_that_keeps_no_tags_an_upload_recording_them_stores_not
         await session.stage(reader(b"a\n"))
     assert session.phase is Phase.FAILED
     assert not store.objects and not store.uploads and store.calls == []
+
+
+class StartedTagger:
+    @hookimpl
+    def aiouploader_upload_started(self, upload: Upload) -> None:
+        upload.tags["state"] = "new?"
+
+
+def test_tags_set_in_upload_started_are_checked_there_naming_the_plugin() -> None:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(StartedTagger(), name="early")
+    chain = Chain([BoundPlugin(PluginHooks(pm, "early"), None)])
+    with pytest.raises(PluginError, match=r"'early'.*'\?'"):
+        chain.started(new_upload())
