@@ -21,6 +21,7 @@ from .digests import DigestStage, expected_digests, lowercased
 from .errors import CannotResume, PluginError, UploadError
 from .hookspecs import Download, DownloadStage, Fetch, Upload, UploadResult, UploadStage
 from .plugin_manager import PluginHooks, installed
+from .tags import TagWatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -219,32 +220,38 @@ class Chain:
         key, previous = config.server.state_key, config.server.previous_state_keys
         return cls(plugins, route.plugin_timeout, None if key is None else StateKey(key, previous))
 
-    def started(self, upload: Upload) -> None:
+    def started(self, upload: Upload, tags: TagWatch | None = None) -> None:
         """Run ``upload_started`` in order: before any body byte is read."""
+        tags = tags or TagWatch(upload)
         for plugin in self.plugins:
             with _blame(plugin.name, upload.request_id), _holding(plugin.name, upload.request_id, "upload_started"):
                 plugin.hooks.upload_started(upload, plugin.settings)
+            tags.check(plugin.name)
 
-    def pipeline(self, upload: Upload) -> Pipeline:
+    def pipeline(self, upload: Upload, tags: TagWatch | None = None) -> Pipeline:
         """The upload's stages, in chain order; when the client sent digests and no stage checks them, a
-        :class:`DigestStage` goes first."""
+        :class:`DigestStage` goes first. ``tags`` checks each plugin's change to ``upload.tags``."""
         expected = upload.form_field is None and expected_digests(lowercased(upload.headers))
-        stages = self._stages(upload)
+        tags = tags or TagWatch(upload)
+        stages = self._stages(upload, tags)
         if expected and not any(isinstance(stage, DigestStage) for _, stage in stages):
             stages.insert(0, (DIGESTS, DigestStage(upload)))
-        return self._pipeline(upload, stages)
+        return self._pipeline(upload, stages, tags)
 
-    def _stages(self, upload: Upload) -> list[tuple[str, UploadStage]]:
+    def _stages(self, upload: Upload, tags: TagWatch) -> list[tuple[str, UploadStage]]:
         stages: list[tuple[str, UploadStage]] = []
         for plugin in self.plugins:
             with _guarded(plugin.name, "upload_stage", request_id=upload.request_id):
                 if (stage := plugin.hooks.upload_stage(upload, plugin.settings)) is not None:
                     stages.append((plugin.name, stage))
+            tags.check(plugin.name)
         return stages
 
-    def _pipeline(self, upload: Upload, stages: list[tuple[str, UploadStage]]) -> Pipeline:
+    def _pipeline(self, upload: Upload, stages: list[tuple[str, UploadStage]], tags: TagWatch) -> Pipeline:
         request_id, timeout, key = upload.request_id, self.timeout, self.state_key
-        return Pipeline(stages, self.observe, request_id=request_id, timeout=timeout, upload=upload, state_key=key)
+        return Pipeline(
+            stages, self.observe, request_id=request_id, timeout=timeout, upload=upload, state_key=key, tags=tags
+        )
 
     async def restore(self, upload: Upload, blob: bytes, upload_id: str) -> Pipeline:
         """The pipeline that :meth:`Pipeline.save` saved as ``blob``, with new stages from ``upload_stage``, each
@@ -258,10 +265,12 @@ class Chain:
         if self.state_key is None:
             raise CannotResume(chain_state.NO_KEY)
         offset, saved = chain_state.load(self.state_key.open(blob, chain_state.bound_to(upload, upload_id)))
-        stages = self._stages(upload)
+        tags = TagWatch(upload)
+        stages = self._stages(upload, tags)
         if saved[:1] and saved[0].plugin == DIGESTS:
             stages.insert(0, (DIGESTS, DigestStage(upload)))
-        pipeline, guard = self._pipeline(upload, stages), functools.partial(_guarded, request_id=upload.request_id)
+        pipeline = self._pipeline(upload, stages, tags)
+        guard = functools.partial(_guarded, request_id=upload.request_id)
         try:
             chain_state.restore(stages, saved, offset, upload, guard)
         except BaseException:
@@ -318,10 +327,12 @@ class Pipeline:
         timeout: float = 30.0,
         upload: Upload | None = None,
         state_key: StateKey | None = None,
+        tags: TagWatch | None = None,
     ) -> None:
         self._stages = stages
         self._state_key = state_key
         self._finished = False
+        self._tags = tags
         self._observe = observe
         self._request_id = request_id
         self._timeout = timeout
@@ -329,7 +340,10 @@ class Pipeline:
         self._stored_as = _stored_as(upload)
 
     def _unchanged(self, name: str) -> None:
-        """What S3 was told when the body started holds: a stage that changes it later is refused."""
+        """What S3 was told when the body started holds: a stage that changes it later is refused; so are tags
+        S3 would refuse."""
+        if self._tags is not None:
+            self._tags.check(name)
         upload = self._upload
         if upload is not None and (upload.key, upload.content_type, upload.metadata) != self._stored_as:
             raise PluginError(

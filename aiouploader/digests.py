@@ -26,6 +26,8 @@ _HEADERS = {
     "x-amz-checksum-crc64nvme": "crc64nvme",
 }
 _DIGEST_FIELDS = {"sha-256": "sha256", "sha-512": "sha512"}
+TAGS = {"sha256": "sha-256"}
+"""Object tags holding a digest (hex) of the bytes the client sent, by the ``Repr-Digest`` field each answers as."""
 _SIZES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64, "crc32": 4, "crc32c": 4, "crc64nvme": 8}
 
 
@@ -79,6 +81,16 @@ def expected_digests(headers: Mapping[str, str]) -> list[tuple[str, str, bytes]]
                 raise BadRequest(f"The {header} header's {name} is not a byte sequence (:base64:).")
             expected.append((header, field, _decode(header, field, value[1:-1])))
     return expected
+
+
+def repr_digest(tags: Mapping[str, str]) -> str | None:
+    """The ``Repr-Digest`` field (RFC 9530) for an object's tags, ``None`` when they hold no digest."""
+    members = []
+    for tag, name in TAGS.items():
+        value = tags.get(tag, "")
+        if re.fullmatch(rf"[0-9a-f]{{{2 * _SIZES[tag]}}}", value):
+            members.append(f"{name}=:{base64.b64encode(bytes.fromhex(value)).decode()}:")
+    return ", ".join(members) or None
 
 
 class DigestStage(UploadStage):

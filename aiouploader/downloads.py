@@ -12,7 +12,8 @@ from wsgiref.handlers import format_date_time
 
 from aiohttp import web
 
-from . import conditions
+from . import conditions, tags
+from .digests import repr_digest
 from .errors import ObjectChanged, PreconditionFailed, RangeNotSatisfiable, UploadError
 from .hookspecs import Download
 from .middlewares import CUT, REQUEST_ID, request_id
@@ -83,6 +84,8 @@ async def _answer_get(request: web.Request, route: Route, key: str, metadata: bo
     if answer == 412:
         raise PreconditionFailed("The object does not meet the request's If-Match or If-Unmodified-Since.")
     headers = {"Content-Type": info.content_type, **info.headers}
+    if info.tag_count and (digest := repr_digest(await tags.read(service.s3, bucket, s3_key, info.version_id))):
+        headers["Repr-Digest"] = digest
     download = Download(request_id(request), route.path, bucket, s3_key, info.metadata, headers)
     read, size = await route.chain.open_download(download, fetch, info.size)
     span = None

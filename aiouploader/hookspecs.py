@@ -55,8 +55,20 @@ class Upload:
     """The request headers (read-only)."""
     metadata: dict[str, str] = field(default_factory=dict)
     """User metadata stored with the object (``x-amz-meta-*``); plugins may add to it until the same point as
-    ``key``. What is known only at the end of the body (a digest, a verdict) goes in ``checksums`` or
-    ``reports``: a change to ``metadata`` in ``feed`` or ``finish`` is refused like a late ``key``."""
+    ``key``. What is known only at the end of the body (a digest, a verdict) goes in ``tags`` (stored with the
+    object), ``checksums`` or ``reports``: a change to ``metadata`` in ``feed`` or ``finish`` is refused like a
+    late ``key``."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Object tags (S3's PutObjectTagging), written once S3 has completed the object and before the client's
+    2xx; plugins may change them until the last stage's ``finish``. At most 10; keys of 1 to 128 characters,
+    values of up to 256; letters, digits, spaces and ``+-=._:/@``; no key starting ``aws:``. Tags S3 would
+    refuse are the error of the plugin that set them (500 ``plugin_error``, nothing stored). When S3 fails to
+    write them, the object is removed and the client gets 502 (504 when S3 did not answer). The ``sha256``
+    tag (hex) is answered as ``Repr-Digest`` on GET and HEAD."""
+    keeps_tags: bool | None = None
+    """Whether the bucket keeps ``tags``, known from ``upload_stage`` on (``None`` before). On a store that keeps
+    none, tags fail the upload (502 ``upstream_error`` naming the plugin, nothing stored): a plugin whose value
+    may be left out records it only when this is ``True``."""
     checksums: dict[str, str] = field(default_factory=dict)
     """Digests for the upload result, e.g. ``{"sha256": "..."}``; until the last stage's ``finish``."""
     reports: dict[str, Any] = field(default_factory=dict)
@@ -106,7 +118,9 @@ class Download:
     """The object's user metadata, as the upload stored it."""
     headers: dict[str, str] = field(default_factory=dict)
     """The response's representation headers as S3 stored them (``Content-Type``,
-    ``Content-Encoding``, ...); a stage's :meth:`DownloadStage.open` may change them."""
+    ``Content-Encoding``, ..., and ``Repr-Digest`` from the object's ``sha256`` tag); a stage's
+    :meth:`DownloadStage.open` may change them, and one that does not give back the client's bytes
+    drops ``Repr-Digest``."""
 
 
 class UploadStage:

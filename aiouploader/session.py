@@ -52,9 +52,10 @@ import math
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
+from . import tags
 from .body import Read, blocks
 from .chain import Chain, Pipeline
-from .errors import PayloadTooLarge, UploadError
+from .errors import PayloadTooLarge, UploadError, UpstreamError
 from .hookspecs import Upload, UploadResult
 from .keys import check_key
 from .s3 import KEPT_HEADERS, ObjectStore, ObjectWriter
@@ -124,6 +125,7 @@ class UploadSession:
         self._pipeline: Pipeline | None = None
         self._writer: ObjectWriter | None = None
         self._result: UploadResult | None = None
+        self._tags = tags.TagWatch(upload)
 
     @property
     def ended(self) -> bool:
@@ -135,7 +137,7 @@ class UploadSession:
             return
         self.phase = Phase.STARTED
         try:
-            self.chain.started(self.upload)
+            self.chain.started(self.upload, self._tags)
         except UploadError as exc:
             self._fail(exc)
             raise
@@ -171,7 +173,7 @@ class UploadSession:
         if self._pipeline is None or self._writer is None:
             try:
                 check_key(self.upload.key, self.upload.prefix)
-                self._pipeline = self.chain.pipeline(self.upload)
+                self._pipeline = self.chain.pipeline(self.upload, self._tags)
             except UploadError as exc:
                 self._fail(exc)
                 raise
@@ -193,6 +195,7 @@ class UploadSession:
         self.start()
         if self.phase not in (Phase.STARTED, Phase.RECEIVING):
             raise RuntimeError(f"A {self.phase.value} upload takes no more body.")
+        await self._learn_tags()
         pipeline, writer = self._open()
         limits = self.limits
         try:
@@ -213,9 +216,11 @@ class UploadSession:
 
         With ``send_all`` every byte is in S3 on return, none held in memory until :meth:`commit`.
         """
+        await self._learn_tags()
         pipeline, writer = self._open()
         try:
             await writer.write(await pipeline.finish())
+            self._check_tags_kept()
             if send_all:
                 await writer.send_all()
         except BaseException as exc:
@@ -224,6 +229,27 @@ class UploadSession:
             raise error from exc
         await _cleanup(pipeline.close())
         self.phase = Phase.STAGED
+
+    async def _learn_tags(self) -> None:
+        """Whether the bucket keeps object tags, before the stages are made: they may ask."""
+        if self.upload.keeps_tags is not None:
+            return
+        try:
+            reason = await tags.support(self.store, self.upload.bucket, self.upload.prefix)
+        except BaseException as exc:
+            if (error := await self._end(exc)) is None:
+                raise
+            raise error from exc
+        self.upload.keeps_tags = reason is None
+
+    def _check_tags_kept(self) -> None:
+        upload = self.upload
+        if upload.tags and not upload.keeps_tags:
+            names = ", ".join(repr(name) for name in sorted(set(self._tags.origins.values())))
+            raise UpstreamError(
+                f"The route's plugins ({names}) record object tags, which S3 does not keep in this bucket "
+                f"({self.store.tag_support.get(upload.bucket)}); nothing was stored."
+            )
 
     async def stage(self, read: Read, *, send_all: bool = False) -> None:
         """A body that comes in one segment: :meth:`receive` it, then :meth:`seal`."""
@@ -235,12 +261,14 @@ class UploadSession:
         if self.phase is not Phase.STAGED or self._writer is None:
             raise RuntimeError(f"A {self.phase.value} upload cannot be committed.")
         try:
-            stored = await self._writer.complete()
+            stored = await self._writer.complete(self.upload.tags)
         except BaseException as exc:
             if (error := await self._end(exc)) is None:
                 raise
             raise error from exc
         upload = self.upload
+        if upload.tags and not stored.tagged:
+            await self._record(dict(upload.tags), stored.version_id)
         result = UploadResult(
             bucket=upload.bucket,
             key=upload.s3_key,
@@ -265,6 +293,32 @@ class UploadSession:
             raise RuntimeError(f"A {self.phase.value} upload has no object to retract.")
         result, self._result = self._result, None
         await _cleanup(self.store.delete(result["bucket"], result["key"], result["version_id"]))
+
+    async def _record(self, values: dict[str, str], version_id: str | None) -> None:
+        """Tag the object S3 completed; when that fails, remove the object and end the upload with the error."""
+        upload = self.upload
+        try:
+            await tags.record(self.store, upload.bucket, upload.s3_key, values, version_id)
+        except BaseException as exc:
+            await _cleanup(self._remove(version_id))
+            self._writer = None  # completed: nothing is left to abort
+            if (error := await self._end(exc)) is None:
+                raise
+            raise error from exc
+
+    async def _remove(self, version_id: str | None) -> None:
+        upload = self.upload
+        try:
+            await self.store.delete(upload.bucket, upload.s3_key, version_id)
+        except UploadError as exc:
+            log.error(
+                "request %s: %s/%s is stored without its tags, and removing it failed: %s",
+                upload.request_id,
+                upload.bucket,
+                upload.s3_key,
+                exc.message,
+                extra={"request_id": upload.request_id},
+            )
 
     async def discard(self, error: UploadError) -> None:
         """Give the upload up: S3 drops its bytes, the plugins hear ``error``."""

@@ -179,3 +179,32 @@ class Label:
         if settings == "stage":
             upload.metadata["lines"] = upload.headers.get("X-Lines", "unknown")
         return _LabelStage(upload, settings)
+
+
+class _LineCountStage(UploadStage):
+    def __init__(self, upload: Upload, extra: dict[str, str]) -> None:
+        self._upload = upload
+        self._extra = extra
+        self._lines = 0
+
+    async def feed(self, block: bytes) -> bytes:
+        self._lines += block.count(b"\n")
+        return block
+
+    async def finish(self) -> bytes:
+        self._upload.tags["lines"] = str(self._lines)
+        self._upload.tags.update(self._extra)
+        return b""
+
+
+class LineCount:
+    """Records the body's line count as the object's ``lines`` tag in ``finish``, with the tags its settings'
+    ``extra`` holds (to record too many, or ones S3 refuses)."""
+
+    @hookimpl
+    def aiouploader_configure(self, settings: dict[str, Any]) -> dict[str, str]:
+        return dict(settings.get("extra", {}))
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, settings: dict[str, str]) -> UploadStage:
+        return _LineCountStage(upload, settings)

@@ -248,6 +248,8 @@ async def test_every_put_and_part_carries_the_configured_checksum_and_content_md
     for head in relay.requests:
         request_line, fields = head_fields(head)
         method, target, _ = request_line.split(" ")
+        if "?tagging" in target:
+            continue  # the checksum plugin's sha256 tag, after the object is stored
         if method == "PUT" and "/single" in target:
             sent["single"] = fields
         elif method == "PUT" and "partNumber=" in target:

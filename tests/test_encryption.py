@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import os
 import subprocess
@@ -178,6 +179,40 @@ async def test_without_an_identity_get_serves_the_ciphertext_as_opaque_data(
     s3_server.client.put_object(Bucket=bucket, Key="plain.txt", Body=b"not encrypted", ContentType="text/plain")
     async with proxy.session.get(proxy("/secret/plain.txt")) as response:
         assert response.headers["Content-Type"] == "text/plain"
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)  # rclone keeps no object tags
+async def test_repr_digest_describes_the_plaintext_get_gives_back(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, keys: tuple[str, str, Path]
+) -> None:
+    """The checksum plugin hashes what the client sent; GET decrypts to exactly that, whole or in part (RFC 9530:
+    a 206 carries the digest of the whole representation)."""
+    proxy = await encrypting_proxy(make_proxy, bucket, keys)
+    body = os.urandom(PART + 100)
+    async with proxy.session.put(proxy("/secret/doc"), data=body) as response:
+        assert response.status == 201
+    plaintext_digest = f"sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode()}:"
+    async with proxy.session.get(proxy("/secret/doc")) as response:
+        assert hashlib.sha256(await response.read()).digest() == hashlib.sha256(body).digest()
+        assert response.headers["Repr-Digest"] == plaintext_digest
+    async with proxy.session.head(proxy("/secret/doc")) as response:
+        assert response.headers["Repr-Digest"] == plaintext_digest
+    async with proxy.session.get(proxy("/secret/doc"), headers={"Range": "bytes=10-19"}) as response:
+        assert response.status == 206 and await response.read() == body[10:20]
+        assert response.headers["Repr-Digest"] == plaintext_digest
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_without_an_identity_the_ciphertext_gets_no_repr_digest(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, keys: tuple[str, str, Path]
+) -> None:
+    proxy = await encrypting_proxy(make_proxy, bucket, keys, decrypt=False)
+    async with proxy.session.put(proxy("/secret/doc"), data=b"plaintext") as response:
+        assert response.status == 201
+    assert s3_server.client.head_object(Bucket=bucket, Key="doc")["TagCount"] == 1  # the premise: it was recorded
+    for method in ("GET", "HEAD"):
+        async with proxy.session.request(method, proxy("/secret/doc")) as response:
+            assert response.status == 200 and "Repr-Digest" not in response.headers
 
 
 async def test_objects_stored_without_encryption_are_served_as_they_are(

@@ -1,4 +1,8 @@
-"""``checksum``: the SHA-256 of what the client sent, and the client's own digests verified."""
+"""``checksum``: the SHA-256 of what the client sent, and the client's own digests verified.
+
+The SHA-256 is recorded as the object's ``sha256`` tag (hex), which GET and HEAD answer as
+``Repr-Digest``; on a store that keeps no tags, it is only in the upload result.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,14 @@ def aiouploader_upload_started(upload: Upload, settings: ChecksumSettings) -> No
         expected_digests(lowercased(upload.headers))
 
 
+class ChecksumStage(DigestStage):
+    async def finish(self) -> bytes:
+        trailing = await super().finish()
+        if self._upload.keeps_tags:
+            self._upload.tags["sha256"] = self._upload.checksums["sha256"]
+        return trailing
+
+
 @hookimpl
 def aiouploader_upload_stage(upload: Upload, settings: ChecksumSettings) -> UploadStage:
-    return DigestStage(upload)
+    return ChecksumStage(upload)

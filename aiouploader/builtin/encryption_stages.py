@@ -77,6 +77,7 @@ class DecryptStage(DownloadStage):
             return size
         if not self._identities:
             self._download.headers.pop("Content-Encoding", None)
+            self._download.headers.pop("Repr-Digest", None)  # it describes the plaintext
             self._download.headers["Content-Type"] = CIPHERTEXT_TYPE
             return size
         try:

@@ -108,6 +108,8 @@ class S3:
         """Aborts retried in the background until S3 answers."""
         self.in_progress: set[str] = set()
         """Ids of the multipart uploads this process is writing (the orphan sweep leaves them)."""
+        self.tag_support: dict[str, str | None] = {}
+        """By bucket: ``None`` when it keeps object tags, else why not (see :func:`aiouploader.tags.support`)."""
 
     # Objects
 
@@ -146,7 +148,16 @@ class S3:
                 for name, value in head.items()
                 if name.startswith("Checksum") and name != "ChecksumType"
             },
+            tag_count=head.get("TagCount", 0),
         )
+
+    async def get_tags(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, str]:
+        try:
+            version = {"VersionId": version_id} if version_id else {}
+            answer = await self._client.get_object_tagging(Bucket=bucket, Key=key, **version)
+        except Exception as exc:
+            raise translate(exc, "reading the object's tags") from exc
+        return {tag["Key"]: tag["Value"] for tag in answer.get("TagSet", [])}
 
     async def read(self, bucket: str, key: str, etag: str, start: int, end: int) -> AsyncIterator[bytes]:
         """Yield bytes ``[start, end)`` of the object whose ETag is ``etag``.
@@ -252,6 +263,11 @@ class S3:
         call = self._client.put_object(Bucket=bucket, Key=key, Body=watched if body else b"", **attributes)
         answer: dict[str, Any] = await (call if len(body) <= UNWATCHED else self._watched(call, watched))
         return answer
+
+    async def put_tags(self, bucket: str, key: str, tags: Mapping[str, str], version_id: str | None = None) -> None:
+        version = {"VersionId": version_id} if version_id else {}
+        tag_set = [{"Key": name, "Value": value} for name, value in tags.items()]
+        await self._client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tag_set}, **version)
 
     async def create_multipart_upload(self, bucket: str, key: str, attributes: Mapping[str, Any]) -> str:
         answer = await self._client.create_multipart_upload(Bucket=bucket, Key=key, **attributes)

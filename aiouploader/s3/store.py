@@ -37,16 +37,20 @@ class ObjectInfo:
     """The :data:`KEPT_HEADERS` S3 stored with the object."""
     checksums: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """S3's checksums of the object (base64) by algorithm, when asked for and S3 keeps them."""
+    tag_count: int = 0
+    """How many tags the object has, as HeadObject says (``x-amz-tagging-count``; a store may not say)."""
 
 
 @dataclass(frozen=True)
 class Stored:
-    """An object the writer stored: S3's ETag and version, its size in S3, its checksums (base64) by algorithm."""
+    """An object the writer stored: S3's ETag and version, its size in S3, its checksums (base64) by algorithm,
+    and whether the tags it was given are on it already (a single PutObject carries them)."""
 
     etag: str
     version_id: str | None
     stored_size: int
     checksum: dict[str, str]
+    tagged: bool = False
 
 
 def version_of(answer: Mapping[str, Any]) -> str | None:
@@ -67,6 +71,9 @@ class ObjectStore(Protocol):
     have been made. Every other method raises an
     :class:`~aiouploader.errors.UploadError` the client can be given.
     """
+
+    tag_support: dict[str, str | None]
+    """By bucket: ``None`` when it keeps object tags, else why not, as :func:`aiouploader.tags.support` learnt."""
 
     # Objects
 
@@ -99,6 +106,9 @@ class ObjectStore(Protocol):
     ) -> str:
         """A URL that lets its bearer PUT the object at ``key`` for ``expires_in`` seconds, on these terms."""
 
+    async def get_tags(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, str]:
+        """The tags of the object at ``key`` (of that version, given ``version_id``)."""
+
     # Writes: the writer of one object, and the calls it makes (see the class docstring for what they raise)
 
     def writer(
@@ -114,6 +124,9 @@ class ObjectStore(Protocol):
     ) -> ObjectWriter:
         """An :class:`~.writer.ObjectWriter` of the object at ``key`` over this store, with its part size and
         checksums; ``headers`` may hold any of :data:`KEPT_HEADERS`."""
+
+    async def put_tags(self, bucket: str, key: str, tags: Mapping[str, str], version_id: str | None = None) -> None:
+        """Replace the tags of the object at ``key`` (of that version, given ``version_id``): PutObjectTagging."""
 
     async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
         """Store ``body`` at ``key`` with ``attributes`` (``ContentType``, ``Metadata``, checksums, ``IfNoneMatch``)."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import re
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -209,10 +211,14 @@ class ObjectWriter:
         self._spare.clear()
         self._raise_failure()
 
-    async def complete(self) -> Stored:
-        """Send what is left and make the object visible; raises if anything failed."""
+    async def complete(self, tags: Mapping[str, str] | None = None) -> Stored:
+        """Send what is left and make the object visible; raises if anything failed.
+
+        ``tags`` go with the object when it is one PutObject (:attr:`Stored.tagged`); a multipart upload's
+        are the caller's to write once it is complete.
+        """
         if self._upload_id is None:
-            return await self._put(self._take(self._pending_size))
+            return await self._put(self._take(self._pending_size), tags or {})
         await self._send_rest()
         ours = None
         if self._algorithm and len(self._parts) <= MANY_PARTS:
@@ -310,11 +316,13 @@ class ObjectWriter:
             field(name): value for name, value in head.checksums.items()
         }
 
-    async def _put(self, body: bytearray) -> Stored:
+    async def _put(self, body: bytearray, tags: Mapping[str, str]) -> Stored:
         checksums = await off_loop(self.checksum_args, body)
         attributes = self._attributes | checksums
         if self._if_none_match:
             attributes["IfNoneMatch"] = "*"
+        if tags:
+            attributes["Tagging"] = urllib.parse.urlencode(tags, quote_via=urllib.parse.quote)
         try:
             response = await self._store.put_object(self.bucket, self.key, body, attributes)
         except Exception as exc:
@@ -326,7 +334,7 @@ class ObjectWriter:
                 md5 = await off_loop(lambda data: hashlib.md5(data).digest(), body)
             response = await self._head_if(md5_etag(md5), exc, "storing the object")
         ours = checksums[field(self._algorithm)] if self._algorithm else None
-        return await self._verified(response, ours, "put_object", len(body))
+        return dataclasses.replace(await self._verified(response, ours, "put_object", len(body)), tagged=bool(tags))
 
     async def abort(self) -> None:
         """Forget the buffered bytes, stop the parts on their way, and abort the multipart upload."""

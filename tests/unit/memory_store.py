@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -51,6 +52,7 @@ class StoredObject:
     """For a multipart object, the size of each part in order."""
     checksums: dict[str, str] = dataclasses.field(default_factory=dict)
     """Its checksum, as S3 answers it: ``{"ChecksumCRC32C": ...}``."""
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -76,6 +78,7 @@ class MemoryStore:
         self.min_part_size = min_part_size
         self.objects: dict[tuple[str, str], StoredObject] = {}
         self.uploads: dict[str, MultipartUpload] = {}
+        self.tag_support: dict[str, str | None] = {}
         self.calls: list[str] = []
         """The names of the operations called, in order."""
         self.arrived: list[int] = []
@@ -158,7 +161,14 @@ class MemoryStore:
             attributes.get("Metadata", {}),
             None,
             checksums=kept if checksums else {},
+            tag_count=len(stored.tags),
         )
+
+    async def get_tags(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, str]:
+        await self._call("get_tags")
+        if (stored := self.objects.get((bucket, key))) is None:
+            raise NotFound("No object at this key.")
+        return dict(stored.tags)
 
     async def read(self, bucket: str, key: str, etag: str, start: int, end: int) -> AsyncIterator[bytes]:
         await self._call("read")
@@ -216,11 +226,21 @@ class MemoryStore:
         self._check(body, attributes, "PutObject")
         self._refuse_if_present(bucket, key, attributes.get("IfNoneMatch") == "*", "PutObject")
         etag = md5_etag(hashlib.md5(body).digest())
-        kept = {name: value for name, value in attributes.items() if name != "IfNoneMatch"}
+        kept = {name: value for name, value in attributes.items() if name not in ("IfNoneMatch", "Tagging")}
         answer = self._answer("put_object", attributes)
-        self.objects[bucket, key] = StoredObject(bytes(body), etag, kept, checksums=answer)
+        tags = dict(urllib.parse.parse_qsl(attributes.get("Tagging", ""), keep_blank_values=True))
+        self.objects[bucket, key] = StoredObject(bytes(body), etag, kept, checksums=answer, tags=tags)
         lost()
         return {"ETag": etag} | answer
+
+    async def put_tags(self, bucket: str, key: str, tags: Mapping[str, str], version_id: str | None = None) -> None:
+        lost = await self._call("put_tags")
+        if (stored := self.objects.get((bucket, key))) is None:
+            raise refusal("NoSuchKey", 404, "PutObjectTagging")
+        if len(tags) > 10:
+            raise refusal("BadRequest", 400, "PutObjectTagging")
+        stored.tags = dict(tags)
+        lost()
 
     async def create_multipart_upload(self, bucket: str, key: str, attributes: Mapping[str, Any]) -> str:
         lost = await self._call("create_multipart_upload")
