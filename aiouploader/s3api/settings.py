@@ -54,6 +54,10 @@ class S3ApiConfig(_Settings):
     host: str = "127.0.0.1"
     port: int = Field(ge=0, le=65535)
     credentials: list[S3ApiCredential] = Field(min_length=1)
+    multipart_idle_timeout: float = Field(default=3600.0, gt=0)
+    """Seconds a multipart upload may receive no request before it is discarded (its S3 upload aborted)."""
+    multipart_part_wait: float = Field(default=60.0, gt=0)
+    """Seconds an UploadPart waits for the parts before it to pass the plugins; then ``RequestTimeout``."""
 
     @field_validator("host")
     @classmethod
