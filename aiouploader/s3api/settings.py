@@ -45,7 +45,8 @@ class S3ApiCredential(_Settings):
     routes: list[str] = []
     """Paths of the routes (buckets) it may use; empty: every route with an ``s3_api_bucket``."""
     methods: list[Literal["GET", "HEAD", "PUT", "POST", "DELETE"]] = ["GET", "HEAD", "PUT", "POST", "DELETE"]
-    """HTTP methods: GET (GetObject, ListObjectsV2; covers HEAD), PUT (PutObject), DELETE (DeleteObject)."""
+    """HTTP methods: GET (GetObject, ListObjectsV2, ListParts, ListMultipartUploads; covers HEAD), PUT (PutObject
+    and the multipart operations that write: Create, UploadPart, Complete, Abort), DELETE (DeleteObject)."""
     prefix: str = ""
     """Keys (under the route's prefix) it may touch start with this; listings must ask within it."""
 
