@@ -37,13 +37,13 @@ PREFIX = "raw/"
 
 async def s3_api_proxy(make_proxy: MakeProxy, bucket: str, tls: Path | None = None, **route: Any) -> Proxy:
     """A proxy whose route /files is the bucket ``files`` of its S3 API; over HTTPS with the certificate of a
-    ``tls`` directory; ``s3_api``: more of its settings."""
+    ``tls`` directory; ``s3_api`` and ``server``: more of those settings."""
     settings: dict[str, Any] = {"path": "/files", "bucket": bucket, "prefix": PREFIX, "s3_api_bucket": BUCKET}
     plugins = route.pop("plugin_defaults", {})
     s3_api = {"port": 0, "credentials": CREDENTIALS, **route.pop("s3_api", {})}
-    server = {}
+    server = route.pop("server", {})
     if tls is not None:
-        server = {"tls_cert": str(tls / "cert.pem"), "tls_key": str(tls / "key.pem")}
+        server = {**server, "tls_cert": str(tls / "cert.pem"), "tls_key": str(tls / "key.pem")}
     return await make_proxy(
         routes=[{**settings, "plugins": ["size_limit", "checksum", "virus_scan"], "allow_delete": True, **route}],
         plugins=plugins,

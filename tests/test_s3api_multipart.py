@@ -67,7 +67,6 @@ def nothing_left(s3_server: S3Server, bucket: str) -> bool:
 # ---- real clients, default settings --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
 async def test_aws_s3_cp_of_40_mib_sends_parallel_parts_and_stores_the_file(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path, tls: Path
 ) -> None:
@@ -162,7 +161,6 @@ async def test_an_encrypted_route_stores_age_of_the_whole_multipart_upload(
 # ---- the operations, one by one --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
 async def test_parts_sent_out_of_order_pass_in_order(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     proxy = await s3_api_proxy(make_proxy, bucket)
     s3 = client(proxy.s3_api_url or "")
@@ -214,7 +212,6 @@ async def test_a_retried_part_with_the_same_bytes_is_accepted_once(
     assert s3_server.get(bucket, "raw/k") == b"one two"
 
 
-@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
 async def test_a_part_that_changes_after_it_passed_refuses_the_upload(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:
@@ -231,7 +228,6 @@ async def test_a_part_that_changes_after_it_passed_refuses_the_upload(
     assert nothing_left(s3_server, bucket)
 
 
-@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
 async def test_abort_multipart_upload_leaves_nothing(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     proxy = await s3_api_proxy(make_proxy, bucket)
     s3 = client(proxy.s3_api_url or "")
@@ -366,3 +362,21 @@ async def test_a_draining_server_discards_what_cannot_finish(
     await send_part(s3, "k", upload_id, 1, os.urandom(6 * MiB))
     assert await proxy.app[SERVICE].drain(0) == 1
     assert nothing_left(s3_server, bucket)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_multipart_upload_is_admitted_as_one_upload_while_it_lasts(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket, server={"max_uploads": 1})
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    with pytest.raises(ClientError) as raised:
+        await start(s3, "other")
+    assert error_of(raised) == (503, "SlowDown")
+    await call(s3.abort_multipart_upload, Bucket=BUCKET, Key="k", UploadId=upload_id)
+    for _ in range(200):
+        if not proxy.app[SERVICE].uploads:
+            break
+        await asyncio.sleep(0.01)
+    await call(s3.abort_multipart_upload, Bucket=BUCKET, Key="other", UploadId=await start(s3, "other"))
