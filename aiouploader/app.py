@@ -8,12 +8,11 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aioboto3
 import pluggy
 from aiobotocore.config import AioConfig
 from aiohttp import web
 
-from . import handlers, service
+from . import allocator, handlers, service
 from .chain import Chain, order_warnings
 from .config import Config, S3Config
 from .cors import cors, mark_response
@@ -25,6 +24,8 @@ from .orphans import keep_sweeping
 from .plugin_manager import check_plugin_tables, make_plugin_manager
 from .routes import ROUTES, Route, find_route
 from .s3 import S3
+from .s3.loading import s3_session
+from .tus.uploads import RESUMABLE_UPLOADS, ResumableUploads
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +90,19 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
     lifespan = app[LIFESPAN] = Lifespan(routes, config.server.shutdown_grace)
     app.cleanup_ctx.append(lifespan.context)
     app.cleanup_ctx.append(metrics.watch_loop_lag)
+    resumable = app[RESUMABLE_UPLOADS] = ResumableUploads(
+        lambda route, event: metrics.resumable.labels(route, event).inc()
+    )
+    app.on_shutdown.append(resumable.close)
 
     async def s3_client(app: web.Application) -> AsyncIterator[None]:
-        session = aioboto3.Session()
-        async with session.client(
+        async with s3_session().create_client(
             "s3", endpoint_url=config.s3.endpoint_url, config=client_config(config.s3, config.server.max_downloads)
         ) as client:
-            s3 = S3(InstrumentedClient(client, metrics), config.s3)
+            s3 = S3(
+                InstrumentedClient(client, metrics), config.s3, on_checksum_mismatch=metrics.count_checksum_mismatch
+            )
+            allocator.give_back()  # what building the client parsed and dropped
             app[service.SERVICE] = service.Service(config, routes, s3)
             sweeper = None
             if config.s3.orphan_ttl > 0:

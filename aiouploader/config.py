@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from botocore.compat import HAS_CRT
 from botocore.handlers import VALID_BUCKET
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url, validate_region_name
 from pydantic import (
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from . import config_routes
+from .checksums import HASHES
 from .s3.parts import MAX_PART_SIZE, MIN_PART_SIZE, upload_memory
 from .s3api.settings import BucketName, S3ApiConfig
 from .s3api.settings import check as check_s3_api
@@ -116,8 +118,8 @@ class S3Config(Settings):
     addressing_style: Literal["auto", "path", "virtual"] = "path"
     part_size: Size = 8 * 1024**2
     parts_in_flight: int = Field(4, ge=1, le=64)
-    checksum_algorithm: Literal["crc32c", "crc32", "sha256", "none"] = "crc32c"
-    content_md5: bool = True
+    checksum_algorithm: Literal["crc32c", "crc32", "sha256", "crc64nvme", "none"] = "crc32c"
+    content_md5: bool = False
     connect_timeout: float = Field(10.0, gt=0)
     read_timeout: float = Field(60.0, gt=0)
     max_attempts: int = Field(5, ge=1, le=20)
@@ -153,6 +155,15 @@ class S3Config(Settings):
             validate_region_name(value)
         except ValueError:
             raise problem from None
+        return value
+
+    @field_validator("checksum_algorithm")
+    @classmethod
+    def _computable(cls, value: str) -> str:
+        if value == "crc64nvme" and not (HAS_CRT and value in HASHES):
+            raise ValueError(
+                "crc64nvme needs the awscrt package, which is not installed: pip install 'aiouploader[crt]'"
+            )
         return value
 
     @field_validator("part_size")
@@ -260,6 +271,10 @@ class RouteConfig(Settings):
     direct_upload: bool = False
     """Answer PUT with a 307 to a presigned S3 URL: bytes skip the proxy (no plugin may need them)."""
     direct_upload_expires: int = Field(300, ge=1, le=604800)
+    resumable: bool = False
+    """Serve tus 1.0.0 resumable uploads: ``POST {path}/`` with ``Tus-Resumable`` creates one."""
+    resumable_expires: int = Field(86400, ge=1, le=604800)
+    """Seconds a resumable upload may stay idle before it is aborted and removed."""
     cors: CorsConfig | None = None
     """Let pages from other origins use the route (preflights answered, headers exposed)."""
     s3_api_bucket: BucketName | None = None

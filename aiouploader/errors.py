@@ -13,12 +13,17 @@ Four tiers say whose failure it is; catch a tier to handle all of its errors::
     │   ├── MethodNotAllowed    405 method_not_allowed
     │   ├── RequestTimeout      408 request_timeout
     │   ├── ObjectChanged       409 conflict
+    │   ├── OffsetMismatch      409 offset_mismatch (resumable uploads)
+    │   ├── UploadIncomplete    409 upload_incomplete (resumable uploads)
     │   ├── PreconditionFailed  412 precondition_failed
     │   ├── PayloadTooLarge     413 payload_too_large
+    │   ├── UnsupportedMediaType 415 unsupported_media_type
     │   ├── RangeNotSatisfiable 416 range_not_satisfiable
     │   ├── CannotResume        410 cannot_resume: start the upload again
     │   ├── ExpectationFailed   417 expectation_failed
-    │   └── Infected            422 infected
+    │   ├── Infected            422 infected
+    │   ├── UploadBusy          423 upload_busy (resumable uploads)
+    │   └── PatchChecksumMismatch 460 checksum_mismatch (resumable uploads)
     ├── UpstreamFault           5xx: S3, or a service a plugin relies on, failed
     │   ├── UpstreamError       502 upstream_error
     │   ├── ScannerUnavailable  503 scanner_unavailable (Retry-After)
@@ -147,6 +152,36 @@ class CannotResume(ClientFault):
         super().__init__(f"This upload cannot go on ({reason}); start it again.")
         self.reason = reason
         self.plugin = plugin
+
+
+class OffsetMismatch(ClientFault):
+    """A resumable upload's PATCH that does not start where the upload stands (``HEAD`` says where)."""
+
+    status = 409
+    code = "offset_mismatch"
+
+
+class UploadIncomplete(ClientFault):
+    status = 409
+    code = "upload_incomplete"
+
+
+class UploadBusy(ClientFault):
+    """Another request is sending this resumable upload's bytes."""
+
+    status = 423
+    code = "upload_busy"
+
+
+class UnsupportedMediaType(ClientFault):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class PatchChecksumMismatch(ChecksumMismatch):
+    """A resumable upload's PATCH whose bytes do not match its ``Upload-Checksum`` (tus's status 460)."""
+
+    status = 460
 
 
 class ExpectationFailed(ClientFault):

@@ -22,9 +22,10 @@ from .forms import handle_form
 from .intake import authorize, check_type, content_type, is_form, key_prefix, location, session_for, upload_for
 from .keys import generated_key, key_from_path
 from .middlewares import REQUEST_ID, attempts, error_response, request_id
-from .routes import PROBES, Route, target
+from .routes import PROBES, Route, found_route, target
 from .service import SERVICE
 from .session import UploadSession
+from .tus import handlers as tus
 
 SESSION = web.RequestKey("session", UploadSession)
 """The upload of a PUT or raw POST, from the ``Expect: 100-continue`` handler on, when there is one."""
@@ -62,6 +63,9 @@ async def expect_handler(request: web.Request) -> web.StreamResponse | None:
     try:
         if request.headers.get("Expect", "").lower() != "100-continue":
             raise ExpectationFailed("Only 'Expect: 100-continue' is understood.")
+        if (found := found_route(request)) is not None and tus.is_resumable(request, found.route, found.raw_key):
+            await _continue(request)
+            return None
         if request.version < HttpVersion11:
             return None  # RFC 9110 10.1.1: an HTTP/1.0 client's 100-continue is ignored
         if request.method in ("PUT", "POST"):
@@ -74,9 +78,13 @@ async def expect_handler(request: web.Request) -> web.StreamResponse | None:
     except UploadError as exc:
         request[WITHOUT_BODY] = exc
         return None
+    await _continue(request)
+    return None
+
+
+async def _continue(request: web.Request) -> None:
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     request.writer.output_size = 0
-    return None
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -92,6 +100,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         raise MethodNotAllowed(f"{request.path} answers GET and HEAD.", headers={"Allow": "GET, HEAD"})
     found = target(request)
     route, raw_key = found.route, found.raw_key
+    if tus.is_resumable(request, route, raw_key):
+        return await tus.handle(request, route, raw_key)
     authorize(request)
     method = request.method
     if method in ("PUT", "POST"):

@@ -64,15 +64,28 @@ class Metrics:
             "aiouploader_s3_errors", "Failed S3 calls by operation and error code.", ["operation", "code"], registry=r
         )
         self.aborts = Counter("aiouploader_multipart_aborts", "AbortMultipartUpload calls S3 accepted.", registry=r)
+        self.checksum_mismatches = Counter(
+            "aiouploader_s3_checksum_mismatches",
+            "Parts and objects S3 stored with another checksum than the bytes sent (each a 502), by operation.",
+            ["operation"], registry=r,
+        )  # fmt: skip
         self.orphans = Counter(
             "aiouploader_orphan_uploads_aborted", "Stale multipart uploads the orphan sweep aborted.", registry=r
         )
+        self.resumable = Counter(
+            "aiouploader_resumable_uploads",
+            "Resumable uploads by route and event: created, completed, failed, terminated, expired, abandoned.",
+            ["route", "event"], registry=r,
+        )  # fmt: skip
         self.loop_lag = Histogram(
             "aiouploader_event_loop_lag_seconds",
             f"How late the event loop woke a timer, sampled every {LAG_INTERVAL:g} seconds: "
             "the time something held the loop while every request waited.",
             buckets=LAG_BUCKETS, registry=r,
         )  # fmt: skip
+
+    def count_checksum_mismatch(self, operation: str) -> None:
+        self.checksum_mismatches.labels(operation).inc()
 
     def observe_stage(self, route: str) -> Callable[[str, float], None]:
         """A callback for a route's chain: ``(plugin, seconds)`` per stage call."""

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +74,19 @@ class Service:
             )
         if self._reserved + need > budget:
             raise Overloaded("The server's memory for uploads is taken; retry shortly.", retry_after=1)
+
+    def hold(self, need: int) -> Callable[[], None]:
+        """Reserve ``need`` bytes of ``server.max_buffered`` beyond any one request (what a resumable upload keeps
+        between its requests); ``503 overloaded`` when they are taken. The function returned gives them back."""
+        if self._reserved + need > self.config.server.max_buffered:
+            raise Overloaded("The server's memory for uploads is taken; retry shortly.", retry_after=1)
+        self._reserved += need
+        held = [need]
+
+        def give_back() -> None:
+            self._reserved -= held.pop() if held else 0
+
+        return give_back
 
     @contextlib.contextmanager
     def in_flight(self, grant: Grant | None = None, content_length: int | None = None) -> Iterator[None]:

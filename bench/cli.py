@@ -8,7 +8,7 @@ One run, one S3 server (``rclone serve s3`` on a tmpfs directory), these configu
   (d) baseline  Starlette + uvicorn → queue → boto3 upload_fileobj in a thread (bench/baseline_app.py)
   (e), (f), (g) aiouploader with one plugin each: size_limit, virus_scan (stub), encryption
                 (with (b), each built-in plugin's throughput on its own; not run by default)
-  (h) checksum  as (b), with s3.content_md5 = false: what Content-MD5 on every part costs
+  (h) checksum  as (b), with s3.content_md5 = true: what Content-MD5 on every part costs
   (i) baseline  as (d), with boto3's default client settings, as the workaround is usually written
 
 Single uploads alternate a, b, c, d, h, i, a, b, ... with a fresh server (or
@@ -96,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="SECTION.KEY=VALUE",
         help="a setting for the config of every aiouploader server, (b), (c) and (e)-(h) (repeat for more), "
-        "e.g. --set s3.content_md5=false --set upload.block_size=4MiB (a bare word is a string)",
+        "e.g. --set s3.content_md5=true --set upload.block_size=4MiB (a bare word is a string)",
     )
     parser.add_argument("--rclone", help="the rclone binary (default: next to this Python, then $PATH)")
     parser.add_argument(

@@ -25,7 +25,7 @@ CONFIGS = {
     "e": "aiouploader: size_limit",
     "f": "aiouploader: virus_scan (stub)",
     "g": "aiouploader: encryption",
-    "h": "aiouploader: checksum, s3.content_md5 = false",
+    "h": "aiouploader: checksum, s3.content_md5 = true",
     "i": "baseline as usually written: (d) with boto3's default client",
 }
 CHAINS = {
@@ -37,7 +37,7 @@ CHAINS = {
     "h": ["checksum"],
 }
 """The route's plugins of the configurations that are aiouploader servers."""
-SETTINGS: dict[str, dict[str, dict[str, Any]]] = {"h": {"s3": {"content_md5": False}}}
+SETTINGS: dict[str, dict[str, dict[str, Any]]] = {"h": {"s3": {"content_md5": True}}}
 
 Setting = tuple[str, str, Any]
 """``(section, key, value)`` of one --set."""
@@ -53,11 +53,11 @@ def toml_value(value: Any) -> str:
 
 
 def parse_setting(text: str) -> Setting:
-    """``section.key=TOML value`` for --set, e.g. ``s3.content_md5=false``."""
+    """``section.key=TOML value`` for --set, e.g. ``s3.content_md5=true``."""
     name, sep, raw = text.partition("=")
     section, dot, key = name.strip().rpartition(".")
     if not (sep and dot and section and key):
-        raise argparse.ArgumentTypeError(f"expected SECTION.KEY=VALUE, e.g. s3.content_md5=false, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected SECTION.KEY=VALUE, e.g. s3.content_md5=true, got {text!r}")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

@@ -26,6 +26,8 @@ every chunk):
   is cut when the response starts, then the fault is off;
 * ``hold_response_to``: a test of a request line: every request that passes it goes through,
   and its response never comes: the connection stalls as with ``stall_after``;
+* ``alter_response``: given the request line and a chunk of the response to it (a response's
+  head comes in its first chunk), the chunk to pass on instead: e.g. a header's value changed;
 * ``faulty_connections``: apply the faults to the first N connections only (``None``: all),
   e.g. to let a client's retry on a new connection succeed.
 
@@ -132,8 +134,12 @@ class Relay:
         hold_after: int | None = None,
         lose_response_to: Callable[[str], bool] | None = None,
         hold_response_to: Callable[[str], bool] | None = None,
+        alter_response: Callable[[str, bytes], bytes] | None = None,
     ) -> None:
         self.target = (target_host, target_port)
+        self.alter_response = alter_response
+        self.altered = 0
+        """Response chunks ``alter_response`` changed so far."""
         self.lose_response_to = lose_response_to
         self.hold_response_to = hold_response_to
         self.stall_after = stall_after
@@ -357,6 +363,10 @@ class Relay:
                         self.stalled += 1
                         self.faults += 1
                         continue
+                    alter = self.alter_response
+                    if faulty and alter is not None and (altered := alter(bodies.line, bytes(data))) != data:
+                        data = bytearray(altered)
+                        self.altered += 1
                     self.bytes_down += len(data)
                 passed += len(data)
                 writer.write(bytes(data))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -13,9 +14,11 @@ import aiohttp
 import crc32c
 import pytest
 
+from aiouploader.checksums import HASHES
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
 from .relay import Relay
+from .test_metrics import scrape, value
 
 MiB = 1024**2
 PART = 5 * MiB
@@ -28,6 +31,12 @@ DIGESTS: dict[str, Callable[[bytes], bytes]] = {
     "crc32": lambda data: zlib.crc32(data).to_bytes(4, "big"),
     "crc32c": lambda data: crc32c.crc32c(data).to_bytes(4, "big"),
 }
+try:
+    from awscrt import checksums as crt
+
+    DIGESTS["crc64nvme"] = lambda data: crt.crc64nvme(data).to_bytes(8, "big")
+except ImportError:  # then aiouploader refuses it too
+    pass
 
 
 def b64(digest: bytes) -> str:
@@ -213,12 +222,22 @@ def head_fields(head: str) -> tuple[str, dict[str, str]]:
     return request_line, fields
 
 
-@pytest.mark.parametrize("algorithm", ["crc32c", "crc32", "sha256", "none"])
-async def test_every_put_and_part_carries_content_md5_and_the_configured_checksum(
-    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, algorithm: str
+def object_checksum(algorithm: str, parts: list[bytes]) -> str:
+    """A multipart object's checksum: of the whole object for CRC64NVME, else of the parts' checksums."""
+    return digest(algorithm, b"".join(parts)) if algorithm == "crc64nvme" else composite(algorithm, parts)
+
+
+@pytest.mark.parametrize(
+    "algorithm, content_md5",
+    [("crc32c", False), ("crc32c", True), ("crc32", False), ("sha256", False), ("crc64nvme", False), ("none", True)],
+)
+async def test_every_put_and_part_carries_the_configured_checksum_and_content_md5_if_set(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, algorithm: str, content_md5: bool
 ) -> None:
     async with Relay.to_url(s3_server.endpoint_url) as relay:
-        proxy = await proxy_for(make_proxy, bucket, endpoint_url=relay.url, checksum_algorithm=algorithm)
+        proxy = await proxy_for(
+            make_proxy, bucket, endpoint_url=relay.url, checksum_algorithm=algorithm, content_md5=content_md5
+        )
         single, multi = os.urandom(100_000), os.urandom(2 * PART + 77)
         status, single_result = await put(proxy, "single", single)
         assert status == 201
@@ -236,7 +255,7 @@ async def test_every_put_and_part_carries_content_md5_and_the_configured_checksu
     expected = {"single": single} | {f"part{n}": part for n, part in enumerate(part_bodies(multi), 1)}
     assert sorted(sent) == sorted(expected) == ["part1", "part2", "part3", "single"]
     for name, data in expected.items():
-        assert sent[name]["content-md5"] == digest("md5", data), name
+        assert sent[name].get("content-md5") == (digest("md5", data) if content_md5 else None), name
         checksums = {k: v for k, v in sent[name].items() if k.startswith("x-amz-checksum-")}
         assert checksums == ({} if algorithm == "none" else {f"x-amz-checksum-{algorithm}": digest(algorithm, data)})
 
@@ -246,12 +265,12 @@ async def test_every_put_and_part_carries_content_md5_and_the_configured_checksu
         assert recorded_checksums(s3_server, bucket, "multi") == {}
     else:
         assert single_result["stored_checksums"] == {algorithm: digest(algorithm, single)}
-        assert multi_result["stored_checksums"] == {algorithm: composite(algorithm, part_bodies(multi))}
+        assert multi_result["stored_checksums"] == {algorithm: object_checksum(algorithm, part_bodies(multi))}
         if s3_server.kind == "rclone":  # rclone records the checksum of a PutObject, not of a multipart upload
             assert recorded_checksums(s3_server, bucket, "single") == {algorithm: digest(algorithm, single)}
-        else:  # moto records the composite checksum of a multipart upload (without the -N)
+        else:  # moto records the object's checksum of a multipart upload (without the -N)
             recorded = recorded_checksums(s3_server, bucket, "multi")
-            assert recorded == {algorithm: composite(algorithm, part_bodies(multi)).rsplit("-", 1)[0]}
+            assert recorded == {algorithm: object_checksum(algorithm, part_bodies(multi)).rsplit("-", 1)[0]}
     assert s3_server.get(bucket, "single") == single
     assert s3_server.get(bucket, "multi") == multi
 
@@ -266,6 +285,7 @@ async def test_moto_records_the_checksum_of_a_single_put(
     assert recorded_checksums(s3_server, bucket, "single") == {"sha256": digest("sha256", body)}
 
 
+# rclone verifies Content-MD5, not the additional checksum: in front of it, content_md5 = true.
 @pytest.mark.parametrize("s3_server", ["rclone"], indirect=True)
 @pytest.mark.parametrize("size", [pytest.param(MiB, id="single-put"), pytest.param(2 * PART + 100, id="multipart")])
 async def test_a_byte_flipped_on_the_way_to_s3_fails_the_upload(
@@ -273,7 +293,7 @@ async def test_a_byte_flipped_on_the_way_to_s3_fails_the_upload(
 ) -> None:
     body = os.urandom(size)
     async with Relay.to_url(s3_server.endpoint_url) as relay:
-        proxy = await proxy_for(make_proxy, bucket, endpoint_url=relay.url, max_attempts=2)
+        proxy = await proxy_for(make_proxy, bucket, endpoint_url=relay.url, max_attempts=2, content_md5=True)
         status, _ = await put(proxy, "control", body)
         assert status == 201  # the relay itself is transparent
         s3_server.client.delete_object(Bucket=bucket, Key="control")
@@ -304,6 +324,7 @@ async def test_client_digests_are_checked_on_a_route_without_the_plugin(
     assert s3_server.get(bucket, "k") == body
 
 
+@pytest.mark.skipif("crc64nvme" in HASHES, reason="awscrt is installed: CRC64NVME can be checked")
 async def test_a_digest_that_cannot_be_checked_is_refused(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:
@@ -314,8 +335,135 @@ async def test_a_digest_that_cannot_be_checked_is_refused(
     assert_nothing_left(s3_server, bucket)
 
 
+@pytest.mark.skipif("crc64nvme" not in HASHES, reason="awscrt is not installed")
+async def test_a_crc64nvme_digest_is_checked_where_awscrt_is_installed(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await proxy_for(make_proxy, bucket)
+    body = os.urandom(1000)
+    status, result = await put(proxy, "k", body, {"x-amz-checksum-crc64nvme": digest("crc64nvme", b"other")})
+    assert status == 400 and result["error"]["code"] == "checksum_mismatch", result
+    assert_nothing_left(s3_server, bucket)
+    status, result = await put(proxy, "k", body, {"x-amz-checksum-crc64nvme": digest("crc64nvme", body)})
+    assert status == 201, result
+
+
 async def test_a_hex_digest_gets_a_hint(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     proxy = await proxy_for(make_proxy, bucket)
     status, result = await put(proxy, "k", b"body", {"Content-MD5": hashlib.md5(b"body").hexdigest()})
     assert status == 400 and "hex digits" in result["error"]["message"] and "base64" in result["error"]["message"]
     assert_nothing_left(s3_server, bucket)
+
+
+def is_single_put(line: str) -> bool:
+    return line.startswith("PUT ") and "uploadId=" not in line
+
+
+def is_part(line: str) -> bool:
+    return line.startswith("PUT ") and "partNumber=" in line
+
+
+def is_head(line: str) -> bool:
+    return line.startswith("HEAD ")
+
+
+def other_checksum(algorithm: str, request: Callable[[str], bool]) -> Callable[[str, bytes], bytes]:
+    """For the relay: S3's answers to ``request`` give another ``algorithm`` checksum than the one they had."""
+    header = re.compile(rb"(?im)^(x-amz-checksum-" + algorithm.encode() + rb":[ \t]*)[A-Za-z0-9+/=]+")
+    other = digest(algorithm, b"not what was sent").encode()
+
+    def alter(line: str, chunk: bytes) -> bytes:
+        return header.sub(lambda match: match.group(1) + other, chunk) if request(line) else chunk
+
+    return alter
+
+
+# The relay's connections cut while a failed upload's parts are in flight are now and then collected unclosed,
+# as in test_faults.py (a leak of the test's relay, not of the proxy).
+relay_leaks = pytest.mark.filterwarnings(
+    *(
+        rf"ignore:Exception ignored in. <{leaked}:pytest.PytestUnraisableExceptionWarning"
+        for leaked in ("function StreamWriter.__del__", "function _SelectorTransport.__del__", "socket.socket")
+    )
+)
+
+
+# moto answers a part and a PutObject with the checksum sent, and a HEAD (ChecksumMode) with the checksum of
+# the object it stored, which the server asks for after a completion whose answer has none.
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize(
+    "algorithm, answer, size, operation",
+    [
+        ("crc32c", is_single_put, 100_000, "put_object"),
+        ("crc32c", is_part, 2 * PART + 100, "upload_part"),
+        ("crc32c", is_head, 2 * PART + 100, "complete_multipart_upload"),
+        ("crc64nvme", is_part, 2 * PART + 100, "upload_part"),
+        ("crc64nvme", is_head, 2 * PART + 100, "complete_multipart_upload"),
+    ],
+    ids=["put", "part", "object", "crc64nvme-part", "crc64nvme-object"],
+)
+@relay_leaks
+async def test_s3_answering_another_checksum_is_a_502_that_leaves_nothing(
+    make_proxy: MakeProxy,
+    s3_server: S3Server,
+    bucket: str,
+    algorithm: str,
+    answer: Callable[[str], bool],
+    size: int,
+    operation: str,
+) -> None:
+    body = os.urandom(size)
+    async with Relay.to_url(s3_server.endpoint_url) as relay:
+        relay.alter_response = other_checksum(algorithm, answer)
+        proxy = await proxy_for(make_proxy, bucket, endpoint_url=relay.url, checksum_algorithm=algorithm)
+        status, result = await put(proxy, "k", body)
+        assert relay.altered >= 1
+        metrics = await scrape(proxy)
+    assert status == 502, result
+    assert result["error"]["code"] == "upstream_error"
+    assert "checksum" in result["error"]["message"] and "nothing was stored" in result["error"]["message"]
+    assert value(metrics, "aiouploader_s3_checksum_mismatches_total", operation=operation) >= 1
+    assert_nothing_left(s3_server, bucket)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_crc64nvme_upload_round_trips_with_its_full_object_checksum_compared(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    body = os.urandom(2 * PART + 100)
+    async with Relay.to_url(s3_server.endpoint_url) as relay:
+        proxy = await proxy_for(make_proxy, bucket, endpoint_url=relay.url, checksum_algorithm="crc64nvme")
+        status, result = await put(proxy, "k", body)
+        assert status == 201, result
+        async with proxy.session.get(proxy("/uploads/k")) as response:
+            assert response.status == 200 and await response.read() == body
+    whole = digest("crc64nvme", body)
+    assert result["stored_checksums"] == {"crc64nvme": whole}
+    assert recorded_checksums(s3_server, bucket, "k") == {"crc64nvme": whole}
+    assert s3_server.client.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")["ChecksumType"] == "FULL_OBJECT"
+    heads = [head_fields(head) for head in relay.requests]
+    create = next(fields for line, fields in heads if line.startswith("POST ") and "?uploads" in line)
+    assert create["x-amz-checksum-type"] == "FULL_OBJECT"
+    complete = next(fields for line, fields in heads if line.startswith("POST ") and "uploadId=" in line)
+    assert complete["x-amz-checksum-crc64nvme"] == whole
+    assert any(is_head(line) and fields.get("x-amz-checksum-mode") == "ENABLED" for line, fields in heads)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@relay_leaks
+async def test_in_a_versioned_bucket_the_mismatched_version_is_removed_and_the_previous_one_stays(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    client = s3_server.client
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    before = client.put_object(Bucket=bucket, Key="k", Body=b"the object before")["VersionId"]
+    async with Relay.to_url(s3_server.endpoint_url) as relay:
+        relay.alter_response = other_checksum("crc32c", is_head)
+        proxy = await proxy_for(make_proxy, bucket, endpoint_url=relay.url)
+        status, result = await put(proxy, "k", os.urandom(2 * PART + 100))
+    assert status == 502, result
+    versions = client.list_object_versions(Bucket=bucket, Prefix="k")
+    assert [v["VersionId"] for v in versions.get("Versions", [])] == [before]
+    assert "DeleteMarkers" not in versions
+    assert s3_server.get(bucket, "k") == b"the object before"
+    assert s3_server.multipart_uploads(bucket) == []

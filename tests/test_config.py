@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -392,3 +393,30 @@ def test_a_metrics_port_of_its_own_is_validated() -> None:
         validate(tomllib.loads(ROUTE + "[server]\nmetrics_port = 70000\n"))
     with pytest.raises(ConfigError, match=r"server\.metrics_host"):
         validate(tomllib.loads(ROUTE + '[server]\nmetrics_port = 9100\nmetrics_host = "bad host!"\n'))
+
+
+WITHOUT_AWSCRT = "import sys; sys.modules['awscrt'] = None; from aiouploader.cli import main; sys.exit(main())"
+
+
+@pytest.mark.parametrize("awscrt", [True, False], ids=["with-awscrt", "without-awscrt"])
+def test_crc64nvme_is_taken_only_where_awscrt_is_installed(tmp_path: Path, awscrt: bool) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(ROUTE + '[s3]\nchecksum_algorithm = "crc64nvme"\n')
+    code = "from aiouploader.cli import main; import sys; sys.exit(main())" if awscrt else WITHOUT_AWSCRT
+    run = subprocess.run(
+        [sys.executable, "-c", code, "check-config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    if awscrt:
+        pytest.importorskip("awscrt")
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["s3"]["checksum_algorithm"] == "crc64nvme"
+        return
+    assert run.returncode == 2, run.stderr
+    line = run.stderr.strip()
+    assert line.startswith("aiouploader: invalid config: s3.checksum_algorithm: crc64nvme needs the awscrt package")
+    assert "pip install 'aiouploader[crt]'" in line and "\n" not in line
+
+
+def test_content_md5_is_off_by_default() -> None:
+    config = validate(tomllib.loads(ROUTE))
+    assert config.s3.content_md5 is False and config.s3.checksum_algorithm == "crc32c"

@@ -8,16 +8,18 @@ tests without ClamAV: it protects against nothing.
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from .. import clamd
 from ..config import Settings, Size, parse_settings
 from ..eicar import EICAR
-from ..errors import Infected, PayloadTooLarge, ScannerUnavailable
+from ..errors import Infected, PayloadTooLarge
 from ..hookspecs import Upload, UploadStage, hookimpl
 from ..sizes import format_size
+
+if TYPE_CHECKING:
+    from .clamd_stage import ClamdStage
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,9 @@ class VirusScanSettings(Settings):
     @field_validator("clamd_address")
     @classmethod
     def _address(cls, value: str) -> str:
-        clamd.parse_address(value)
+        from ..clamd import parse_address
+
+        parse_address(value)
         return value
 
     @field_validator("max_size")
@@ -47,33 +51,11 @@ class VirusScanSettings(Settings):
         return value
 
 
-def _too_large(settings: VirusScanSettings) -> PayloadTooLarge:
+def too_large(settings: VirusScanSettings) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"The upload is larger than the {format_size(settings.max_size)} the virus scanner accepts "
         "(virus_scan.max_size); it was not stored unscanned."
     )
-
-
-def _over_clamd_limit() -> PayloadTooLarge:
-    return PayloadTooLarge(
-        "The upload is larger than the virus scanner can scan (clamd's StreamMaxLength); it was not stored unscanned."
-    )
-
-
-def _unavailable(upload: Upload, settings: VirusScanSettings, exc: clamd.ClamdError) -> bool:
-    """Whether to go on unscanned (``fail_open``); otherwise raise ``scanner_unavailable``."""
-    extra = {"request_id": upload.request_id}
-    if settings.fail_open:
-        log.warning(
-            "request %s: virus scanner unavailable, upload stored UNSCANNED (fail_open): %s",
-            upload.request_id,
-            exc,
-            extra=extra,
-        )
-        upload.reports["virus_scan"] = {"verdict": "unscanned", "backend": "clamd"}
-        return True
-    log.warning("request %s: virus scanner unavailable, upload refused: %s", upload.request_id, exc, extra=extra)
-    raise ScannerUnavailable("The virus scanner is unavailable; retry later.") from exc
 
 
 class StubStage(UploadStage):
@@ -103,55 +85,6 @@ class StubStage(UploadStage):
         return b""
 
 
-class ClamdStage(UploadStage):
-    movable = False
-    """clamd holds the INSTREAM scan: no other process, and no other clamd, can go on with it."""
-
-    def __init__(self, upload: Upload, settings: VirusScanSettings) -> None:
-        self._upload = upload
-        self._settings = settings
-        self._session: clamd.ScanSession | None = None
-        self._skipped = False
-        self._seen = 0
-
-    async def feed(self, block: bytes) -> bytes:
-        self._seen += len(block)
-        if self._seen > self._settings.max_size:
-            raise _too_large(self._settings)
-        if self._skipped:
-            return block
-        try:
-            if self._session is None:
-                self._session = await clamd.ScanSession.open(self._settings.clamd_address, self._settings.timeout)
-            await self._session.send(block)
-        except clamd.ClamdLimitExceeded:
-            raise _over_clamd_limit() from None
-        except clamd.ClamdError as exc:
-            self._skipped = _unavailable(self._upload, self._settings, exc)
-        return block
-
-    async def finish(self) -> bytes:
-        if self._skipped:
-            return b""
-        try:
-            if self._session is None:
-                self._session = await clamd.ScanSession.open(self._settings.clamd_address, self._settings.timeout)
-            signature = await self._session.verdict()
-        except clamd.ClamdLimitExceeded:
-            raise _over_clamd_limit() from None
-        except clamd.ClamdError as exc:
-            _unavailable(self._upload, self._settings, exc)
-            return b""
-        if signature is not None:
-            raise Infected(signature)
-        self._upload.reports["virus_scan"] = {"verdict": "clean", "backend": "clamd"}
-        return b""
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-
 @hookimpl
 def aiouploader_configure(settings: dict[str, Any]) -> VirusScanSettings:
     return parse_settings(VirusScanSettings, settings)
@@ -160,11 +93,18 @@ def aiouploader_configure(settings: dict[str, Any]) -> VirusScanSettings:
 @hookimpl
 def aiouploader_upload_started(upload: Upload, settings: VirusScanSettings) -> None:
     if settings.backend == "clamd" and (upload.content_length or 0) > settings.max_size:
-        raise _too_large(settings)
+        raise too_large(settings)
 
 
 @hookimpl
 def aiouploader_upload_stage(upload: Upload, settings: VirusScanSettings) -> UploadStage:
     if settings.backend == "clamd":
-        return ClamdStage(upload, settings)
+        return clamd_stage(upload, settings)
     return StubStage(upload)
+
+
+def clamd_stage(upload: Upload, settings: VirusScanSettings) -> ClamdStage:
+    """The clamd client is imported when a route scans with clamd, not before."""
+    from .clamd_stage import ClamdStage
+
+    return ClamdStage(upload, settings)

@@ -6,7 +6,7 @@ import asyncio
 import datetime
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.handlers import add_expect_header
 
 from ..errors import ObjectChanged, UpstreamError
+from .endpoints import resolve_per_bucket
 from .errors import CHANGED, code_and_status, translate
 from .store import KEPT_HEADERS, ObjectInfo, version_of
 from .writer import ObjectWriter
@@ -28,6 +29,8 @@ ABORT_RETRY_FIRST = 1.0
 ABORT_RETRY_MAX = 60.0
 """Seconds between background retries of an abort S3 did not answer: doubling from the first to the most."""
 READ_CHUNK = 256 * 1024
+UNWATCHED = 32 * 1024
+"""A body this small goes to the socket's buffer in one write: only S3's answer is awaited, within read_timeout."""
 
 
 class Body:
@@ -82,14 +85,25 @@ class MultipartUpload:
 class S3:
     """Everything the server asks of S3, over one aiobotocore client: an :class:`~.store.ObjectStore`."""
 
-    def __init__(self, client: Any, config: S3Config) -> None:
+    def __init__(
+        self, client: Any, config: S3Config, *, on_checksum_mismatch: Callable[[str], object] = lambda op: None
+    ) -> None:
         self._client = client
         self.config = config
+        self.on_checksum_mismatch = on_checksum_mismatch
+        """Told the operation (``upload_part``, ``put_object``...) whose stored checksum was not the one sent."""
         # botocore sends bodies with "Expect: 100-continue", and aiohttp waits for the
         # "100 Continue" with no timeout at all: an S3 that stalls after the request's
         # head would hold the upload (and its multipart upload) forever. Sent at once,
         # the body is followed by the response's read timeout.
         client.meta.events.unregister("before-call.s3", add_expect_header)
+        if not resolve_per_bucket(client):
+            log.info("the S3 client resolves the endpoint of every request afresh")
+        # botocore builds each request's User-Agent, then builds it again once the request
+        # is signed, only to list the SDK features it used: once is enough.
+        user_agent = getattr(client, "_user_agent_creator", None)
+        if user_agent is not None:
+            client.meta.events.unregister("request-created.s3", user_agent.rebuild_and_replace_user_agent_handler)
         self.aborting: set[asyncio.Task[None]] = set()
         """Aborts retried in the background until S3 answers."""
         self.in_progress: set[str] = set()
@@ -111,9 +125,12 @@ class S3:
         except Exception as exc:
             raise translate(exc, "checking the bucket") from exc
 
-    async def head(self, bucket: str, key: str) -> ObjectInfo:
+    async def head(
+        self, bucket: str, key: str, *, version_id: str | None = None, checksums: bool = False
+    ) -> ObjectInfo:
+        asked = ({"VersionId": version_id} if version_id else {}) | ({"ChecksumMode": "ENABLED"} if checksums else {})
         try:
-            head = await self._client.head_object(Bucket=bucket, Key=key)
+            head = await self._client.head_object(Bucket=bucket, Key=key, **asked)
         except Exception as exc:
             raise translate(exc, "reading the object's headers") from exc
         return ObjectInfo(
@@ -124,6 +141,11 @@ class S3:
             version_id=version_of(head),
             last_modified=head.get("LastModified"),
             headers={name: head[param] for name, param in KEPT_HEADERS.items() if head.get(param)},
+            checksums={
+                name.removeprefix("Checksum").lower(): value
+                for name, value in head.items()
+                if name.startswith("Checksum") and name != "ChecksumType"
+            },
         )
 
     async def read(self, bucket: str, key: str, etag: str, start: int, end: int) -> AsyncIterator[bytes]:
@@ -208,7 +230,10 @@ class S3:
         content_length: int | None = None,
         if_none_match: bool = False,
     ) -> ObjectWriter:
-        """A writer of the object at ``key``; ``headers`` may hold any of :data:`KEPT_HEADERS`."""
+        """A writer of the object at ``key``; ``headers`` may hold any of :data:`KEPT_HEADERS`.
+
+        Its checksum comparisons that fail are told to :attr:`on_checksum_mismatch`.
+        """
         return ObjectWriter(
             self,
             self.config,
@@ -219,12 +244,13 @@ class S3:
             headers=headers,
             content_length=content_length,
             if_none_match=if_none_match,
+            on_mismatch=self.on_checksum_mismatch,
         )
 
     async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
         watched = Body(body)
         call = self._client.put_object(Bucket=bucket, Key=key, Body=watched if body else b"", **attributes)
-        answer: dict[str, Any] = await self._watched(call, watched)
+        answer: dict[str, Any] = await (call if len(body) <= UNWATCHED else self._watched(call, watched))
         return answer
 
     async def create_multipart_upload(self, bucket: str, key: str, attributes: Mapping[str, Any]) -> str:
@@ -244,7 +270,14 @@ class S3:
         return answer
 
     async def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[Mapping[str, Any]], *, if_none_match: bool
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: Sequence[Mapping[str, Any]],
+        *,
+        if_none_match: bool,
+        checksums: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Complete the upload; this process is done with it either way (a failure is followed by an abort)."""
         try:
@@ -254,6 +287,7 @@ class S3:
                 UploadId=upload_id,
                 MultipartUpload={"Parts": list(parts)},
                 **({"IfNoneMatch": "*"} if if_none_match else {}),
+                **(checksums or {}),
             )
         finally:
             self.in_progress.discard(upload_id)

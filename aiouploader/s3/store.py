@@ -35,6 +35,8 @@ class ObjectInfo:
     last_modified: datetime.datetime | None = None
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """The :data:`KEPT_HEADERS` S3 stored with the object."""
+    checksums: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """S3's checksums of the object (base64) by algorithm, when asked for and S3 keeps them."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,13 @@ class ObjectStore(Protocol):
     async def head_bucket(self, bucket: str) -> None:
         """Raise an error saying why ``bucket`` cannot be used, if it cannot."""
 
-    async def head(self, bucket: str, key: str) -> ObjectInfo:
-        """The object at ``key``; :class:`~aiouploader.errors.NotFound` when there is none."""
+    async def head(
+        self, bucket: str, key: str, *, version_id: str | None = None, checksums: bool = False
+    ) -> ObjectInfo:
+        """The object at ``key`` (that version of it); :class:`~aiouploader.errors.NotFound` when there is none.
+
+        ``checksums``: with the object's checksums, where the store keeps them.
+        """
 
     def read(self, bucket: str, key: str, etag: str, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of the object whose ETag is ``etag``; ``ObjectChanged`` once another replaced it."""
@@ -120,9 +127,19 @@ class ObjectStore(Protocol):
         """Send part ``number`` (1 to 10,000) with its ``checksums``; the answer holds its ``ETag`` and checksums."""
 
     async def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[Mapping[str, Any]], *, if_none_match: bool
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: Sequence[Mapping[str, Any]],
+        *,
+        if_none_match: bool,
+        checksums: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Make the object of ``parts`` (``PartNumber``, ``ETag``, checksums; in order) visible at ``key``."""
+        """Make the object of ``parts`` (``PartNumber``, ``ETag``, checksums; in order) visible at ``key``.
+
+        ``checksums``: the whole object's (``ChecksumCRC64NVME``, ``ChecksumType``), for a full-object checksum.
+        """
 
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         """Ask once to abort the multipart upload: ``NoSuchUpload`` when the store no longer knows it."""

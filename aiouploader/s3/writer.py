@@ -9,13 +9,14 @@ import hashlib
 import logging
 import re
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..checksums import b64, digest
-from ..errors import NotFound
+from ..errors import NotFound, UploadError
 from ..offload import off_loop
 from .errors import code_and_status, maybe_stored, outcome_unknown, translate
+from .integrity import FULL_OBJECT, StoredChecksumMismatch, field, object_checksum, same
 from .parts import part_size_for
 from .store import KEPT_HEADERS, Stored, version_of
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from .store import ObjectStore
 
 log = logging.getLogger(__name__)
+
+MANY_PARTS = 100
+"""Parts from which the object's checksum is computed in a worker thread."""
 
 
 def md5_etag(md5: bytes, parts: int | None = None) -> str:
@@ -37,6 +41,12 @@ class ObjectWriter:
     :meth:`write` returns only once its bytes are buffered within
     ``part size x (parts in flight + 1)`` (see :func:`~.parts.upload_memory`),
     so the caller reads the client at the pace the store takes the parts.
+
+    Where the store answers with the checksum of what it stored (a part's, the
+    object's), it is compared with the one computed here: a part that differs
+    fails the upload, an object that differs is removed, and either is an
+    :class:`~.integrity.StoredChecksumMismatch` (``on_mismatch`` hears the
+    operation first).
     """
 
     def __init__(
@@ -51,8 +61,10 @@ class ObjectWriter:
         headers: Mapping[str, str] | None = None,
         content_length: int | None = None,
         if_none_match: bool = False,
+        on_mismatch: Callable[[str], object] = lambda operation: None,
     ) -> None:
         self._store = store
+        self._on_mismatch = on_mismatch
         self._config = config
         self.bucket = bucket
         self.key = key
@@ -67,6 +79,9 @@ class ObjectWriter:
         self._upload_id: str | None = None
         self._creating: asyncio.Future[str] | None = None
         self._parts: list[dict[str, Any]] = []
+        self._sizes: list[int] = []
+        self._store_checksums = False
+        """The store answered a part with its checksum: it keeps them, so it can say the object's."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(config.parts_in_flight)
         self._failure: BaseException | None = None
@@ -79,7 +94,7 @@ class ObjectWriter:
         if self._config.content_md5:
             args["ContentMD5"] = b64(digest("md5", body))
         if self._algorithm:
-            args[f"Checksum{self._algorithm.upper()}"] = b64(digest(self._algorithm, body))
+            args[field(self._algorithm)] = b64(digest(self._algorithm, body))
             args["ChecksumAlgorithm"] = self._algorithm.upper()
         return args
 
@@ -131,6 +146,7 @@ class ObjectWriter:
         body = self._take(size)
         part: dict[str, Any] = {"PartNumber": len(self._parts) + 1}
         self._parts.append(part)
+        self._sizes.append(size)
         task = asyncio.create_task(self._upload_part(part, body))
         self._tasks.add(task)
         task.add_done_callback(self._part_done)
@@ -145,6 +161,8 @@ class ObjectWriter:
         attributes = dict(self._attributes)
         if self._algorithm:
             attributes["ChecksumAlgorithm"] = self._algorithm.upper()
+        if self._algorithm in FULL_OBJECT:
+            attributes["ChecksumType"] = "FULL_OBJECT"
         # Shielded: cancelled while S3 creates the upload, abort() still learns its id and aborts it.
         self._creating = asyncio.ensure_future(self._store.create_multipart_upload(self.bucket, self.key, attributes))
         try:
@@ -160,9 +178,14 @@ class ObjectWriter:
             response = await self._store.upload_part(self.bucket, self.key, self._upload_id, number, body, checksums)
         except Exception as exc:
             raise translate(exc, f"uploading part {number}", writing=True) from exc
-        for name, value in checksums.items():
-            if name.startswith("Checksum") and name != "ChecksumAlgorithm":
-                part[name] = response.get(name, value)
+        if self._algorithm:
+            name = field(self._algorithm)
+            ours, theirs = checksums[name], response.get(name)
+            if theirs is not None and not same(theirs, ours):
+                self._on_mismatch("upload_part")
+                raise StoredChecksumMismatch(f"part {number}", theirs, ours)
+            part[name] = ours
+            self._store_checksums |= theirs is not None
         part["ETag"] = response["ETag"]
         self._spare.append(body)
 
@@ -191,22 +214,62 @@ class ObjectWriter:
         if self._upload_id is None:
             return await self._put(self._take(self._pending_size))
         await self._send_rest()
-        parts = self._parts
+        ours = None
+        if self._algorithm and len(self._parts) <= MANY_PARTS:
+            ours = object_checksum(self._algorithm, self._parts, self._sizes)
+        elif self._algorithm:  # a full-object checksum takes 0.1 ms a part
+            ours = await asyncio.to_thread(object_checksum, self._algorithm, self._parts, self._sizes)
+        whole = {}
+        if self._algorithm in FULL_OBJECT and ours is not None:
+            whole = {field(self._algorithm): ours, "ChecksumType": "FULL_OBJECT"}
         try:
             response = await self._store.complete_multipart_upload(
-                self.bucket, self.key, self._upload_id, parts, if_none_match=self._if_none_match
+                self.bucket, self.key, self._upload_id, self._parts, if_none_match=self._if_none_match, checksums=whole
             )
         except Exception as exc:
             if not outcome_unknown(exc):
                 raise translate(exc, "completing the multipart upload", writing=True) from exc
             response = await self._settle_complete(exc)
+        self._upload_id = None  # completed: nothing to abort
+        return await self._verified(response, ours, "complete_multipart_upload", self.stored_size)
+
+    async def _verified(self, response: dict[str, Any], ours: str | None, operation: str, size: int) -> Stored:
+        """The object S3 answered ``operation`` with, once its checksum is ``ours`` (or S3 gives none).
+
+        An object whose checksum differs is removed: its version, where the bucket keeps versions.
+        """
         checksum: dict[str, str] = {}
-        if self._algorithm:
-            name = self._algorithm.upper()
-            composite = b"".join(base64.b64decode(p[f"Checksum{name}"]) for p in parts)
-            ours = f"{b64(digest(self._algorithm, composite))}-{len(parts)}"
-            checksum[self._algorithm] = response.get(f"Checksum{name}") or ours
-        return Stored(response["ETag"], version_of(response), self.stored_size, checksum)
+        if self._algorithm and ours is not None:
+            theirs = response.get(field(self._algorithm))
+            if theirs is None and operation == "complete_multipart_upload" and self._store_checksums:
+                theirs = await self._stored_checksum(response)
+            if theirs is not None and not same(theirs, ours):
+                self._on_mismatch(operation)
+                await asyncio.shield(self._remove(version_of(response), theirs, ours))
+            checksum[self._algorithm] = ours  # S3's, when it said: they are the same
+        return Stored(response["ETag"], version_of(response), size, checksum)
+
+    async def _stored_checksum(self, response: dict[str, Any]) -> str | None:
+        """The checksum of the object S3 answered with, asked of it; ``None`` when it cannot be had.
+
+        For stores (moto) that check no part but compute the object's checksum without returning it.
+        """
+        assert self._algorithm is not None
+        try:
+            head = await self._store.head(self.bucket, self.key, version_id=version_of(response), checksums=True)
+        except UploadError as exc:
+            log.warning("could not ask S3 the checksum of %s/%s: %s", self.bucket, self.key, exc.message)
+            return None
+        return head.checksums.get(self._algorithm) if head.etag == response["ETag"] else None
+
+    async def _remove(self, version_id: str | None, theirs: str, ours: str) -> None:
+        """Delete the object (the version) S3 stored with checksum ``theirs``; raise the mismatch either way."""
+        try:
+            await self._store.delete(self.bucket, self.key, version_id)
+        except UploadError as exc:
+            log.error("%s/%s has the wrong checksum and could not be deleted: %s", self.bucket, self.key, exc.message)
+            raise StoredChecksumMismatch("the object", theirs, ours, removed=False) from exc
+        raise StoredChecksumMismatch("the object", theirs, ours)
 
     async def _settle_complete(self, exc: Exception) -> dict[str, Any]:
         """After a complete S3 did not answer: what S3 made of it, as a complete's answer, or the error.
@@ -232,9 +295,10 @@ class ObjectWriter:
         return await self._head_if(expected, exc, doing)
 
     async def _head_if(self, etag: str, exc: Exception, doing: str) -> dict[str, Any]:
-        """S3's answer for the object when its ETag is ``etag`` (this upload's); else raise for ``exc``."""
+        """S3's answer for the object when its ETag is ``etag`` (this upload's), with its checksum if S3 keeps
+        one; else raise for ``exc``."""
         try:
-            head = await self._store.head(self.bucket, self.key)
+            head = await self._store.head(self.bucket, self.key, checksums=True)
         except NotFound:
             raise translate(exc, doing, writing=True) from exc
         except Exception:
@@ -242,7 +306,9 @@ class ObjectWriter:
         if head.etag != etag:
             raise maybe_stored(exc, doing) from exc
         log.warning("S3 did not answer %s of %s/%s, but stored it", doing, self.bucket, self.key)
-        return {"ETag": head.etag, "VersionId": head.version_id}
+        return {"ETag": head.etag, "VersionId": head.version_id} | {
+            field(name): value for name, value in head.checksums.items()
+        }
 
     async def _put(self, body: bytearray) -> Stored:
         checksums = await off_loop(self.checksum_args, body)
@@ -252,17 +318,15 @@ class ObjectWriter:
         try:
             response = await self._store.put_object(self.bucket, self.key, body, attributes)
         except Exception as exc:
-            if not (outcome_unknown(exc) and "ContentMD5" in checksums):
+            if not outcome_unknown(exc):
                 raise translate(exc, "storing the object", writing=True) from exc
-            response = await self._head_if(
-                md5_etag(base64.b64decode(checksums["ContentMD5"])), exc, "storing the object"
-            )
-        checksum = {
-            name.removeprefix("Checksum").lower(): response.get(name, value)
-            for name, value in checksums.items()
-            if name.startswith("Checksum") and name != "ChecksumAlgorithm"
-        }
-        return Stored(response["ETag"], version_of(response), len(body), checksum)
+            if "ContentMD5" in checksums:
+                md5 = base64.b64decode(checksums["ContentMD5"])
+            else:
+                md5 = await off_loop(lambda data: hashlib.md5(data).digest(), body)
+            response = await self._head_if(md5_etag(md5), exc, "storing the object")
+        ours = checksums[field(self._algorithm)] if self._algorithm else None
+        return await self._verified(response, ours, "put_object", len(body))
 
     async def abort(self) -> None:
         """Forget the buffered bytes, stop the parts on their way, and abort the multipart upload."""

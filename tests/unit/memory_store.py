@@ -5,17 +5,21 @@ against real S3 servers prove the facade. What it checks as S3 does: each
 part's Content-MD5 and additional checksum, part numbers from 1 to 10,000,
 parts below the minimum size but the last, the parts a completion names,
 ``If-None-Match: *``. Its ETags are S3's: the MD5 of an object, and for a
-multipart one the MD5 of the parts' MD5s with their count.
+multipart one the MD5 of the parts' MD5s with their count. Like AWS S3, it
+answers a part, a PutObject and a completion with the checksum of what it
+stored (a multipart object's: composite, or full-object for CRC64NVME), and
+gives it on HEAD when asked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,7 +29,10 @@ from aiouploader.checksums import b64, digest
 from aiouploader.config import S3Config
 from aiouploader.errors import NotFound, ObjectChanged
 from aiouploader.s3 import MAX_PARTS, MIN_PART_SIZE, ObjectInfo, ObjectWriter
+from aiouploader.s3.integrity import FULL_OBJECT, field, object_checksum
 from aiouploader.s3.writer import md5_etag
+
+ALGORITHMS = ("crc32c", "crc32", "sha256", "crc64nvme")
 
 
 def refusal(code: str, status: int, operation: str = "Call") -> ClientError:
@@ -40,14 +47,17 @@ class StoredObject:
     body: bytes
     etag: str
     attributes: dict[str, Any]
-    part_sizes: list[int] = field(default_factory=list)
+    part_sizes: list[int] = dataclasses.field(default_factory=list)
     """For a multipart object, the size of each part in order."""
+    checksums: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Its checksum, as S3 answers it: ``{"ChecksumCRC32C": ...}``."""
 
 
 @dataclass
 class Part:
     body: bytes
     etag: str
+    checksums: dict[str, str]
 
 
 @dataclass
@@ -55,7 +65,7 @@ class MultipartUpload:
     bucket: str
     key: str
     attributes: dict[str, Any]
-    parts: dict[int, Part] = field(default_factory=dict)
+    parts: dict[int, Part] = dataclasses.field(default_factory=dict)
 
 
 class MemoryStore:
@@ -75,6 +85,8 @@ class MemoryStore:
         self.part_delay: dict[int, float] = {}
         """Seconds the store takes before it takes a part, by part number."""
         self._faults: dict[str, deque[tuple[BaseException, bool, Callable[[], object]]]] = {}
+        self.wrong_checksum: set[str] = set()
+        """Operations whose answer gives another checksum than that of the bytes, as if they changed on the way."""
 
     def fail(
         self, operation: str, error: BaseException, *, after: bool = False, meanwhile: Callable[[], object] = list
@@ -110,6 +122,13 @@ class MemoryStore:
             if checksum and value != b64(digest(name.removeprefix("Checksum").lower(), body)):
                 raise refusal("BadDigest", 400, operation)
 
+    def _answer(self, operation: str, checksums: Mapping[str, Any]) -> dict[str, str]:
+        """The checksums of an answer: those of the stored bytes (the refused ones were checked)."""
+        answer = {name: value for name, value in checksums.items() if name in map(field, ALGORITHMS)}
+        if operation in self.wrong_checksum:
+            answer = {name: b64(digest(name.removeprefix("Checksum").lower(), b"other")) for name in answer}
+        return answer
+
     def _refuse_if_present(self, bucket: str, key: str, if_none_match: bool, operation: str) -> None:
         if if_none_match and (bucket, key) in self.objects:
             raise refusal("PreconditionFailed", 412, operation)
@@ -124,13 +143,21 @@ class MemoryStore:
     async def head_bucket(self, bucket: str) -> None:
         await self._call("head_bucket")
 
-    async def head(self, bucket: str, key: str) -> ObjectInfo:
+    async def head(
+        self, bucket: str, key: str, *, version_id: str | None = None, checksums: bool = False
+    ) -> ObjectInfo:
         await self._call("head")
         if (stored := self.objects.get((bucket, key))) is None:
             raise NotFound("No object at this key.")
         attributes = stored.attributes
+        kept = {name.removeprefix("Checksum").lower(): value for name, value in stored.checksums.items()}
         return ObjectInfo(
-            len(stored.body), stored.etag, attributes["ContentType"], attributes.get("Metadata", {}), None
+            len(stored.body),
+            stored.etag,
+            attributes["ContentType"],
+            attributes.get("Metadata", {}),
+            None,
+            checksums=kept if checksums else {},
         )
 
     async def read(self, bucket: str, key: str, etag: str, start: int, end: int) -> AsyncIterator[bytes]:
@@ -190,9 +217,10 @@ class MemoryStore:
         self._refuse_if_present(bucket, key, attributes.get("IfNoneMatch") == "*", "PutObject")
         etag = md5_etag(hashlib.md5(body).digest())
         kept = {name: value for name, value in attributes.items() if name != "IfNoneMatch"}
-        self.objects[bucket, key] = StoredObject(bytes(body), etag, kept)
+        answer = self._answer("put_object", attributes)
+        self.objects[bucket, key] = StoredObject(bytes(body), etag, kept, checksums=answer)
         lost()
-        return {"ETag": etag} | {name: value for name, value in attributes.items() if name.startswith("Checksum")}
+        return {"ETag": etag} | answer
 
     async def create_multipart_upload(self, bucket: str, key: str, attributes: Mapping[str, Any]) -> str:
         lost = await self._call("create_multipart_upload")
@@ -211,13 +239,21 @@ class MemoryStore:
             raise refusal("InvalidArgument", 400, "UploadPart")
         self._check(body, checksums, "UploadPart")
         etag = md5_etag(hashlib.md5(body).digest())
-        upload.parts[number] = Part(bytes(body), etag)
+        answer = self._answer("upload_part", checksums)
+        upload.parts[number] = Part(bytes(body), etag, answer)
         self.arrived.append(number)
         lost()
-        return {"ETag": etag} | {name: value for name, value in checksums.items() if name.startswith("Checksum")}
+        return {"ETag": etag} | answer
 
     async def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[Mapping[str, Any]], *, if_none_match: bool
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: Sequence[Mapping[str, Any]],
+        *,
+        if_none_match: bool,
+        checksums: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         lost = await self._call("complete_multipart_upload")
         upload = self._upload(upload_id, "CompleteMultipartUpload")
@@ -236,10 +272,22 @@ class MemoryStore:
         md5s = b"".join(bytes.fromhex(part.etag.strip('"')) for part in chosen)
         etag = md5_etag(md5s, len(chosen))
         body = b"".join(part.body for part in chosen)
-        self.objects[bucket, key] = StoredObject(body, etag, upload.attributes, [len(part.body) for part in chosen])
+        sizes = [len(part.body) for part in chosen]
+        answer = {}
+        if algorithm := upload.attributes.get("ChecksumAlgorithm", "").lower():
+            full = upload.attributes.get("ChecksumType") == "FULL_OBJECT"
+            if full != (algorithm in FULL_OBJECT):
+                raise refusal("InvalidRequest", 400, "CompleteMultipartUpload")
+            right = object_checksum(
+                algorithm, [{field(algorithm): b64(digest(algorithm, p.body))} for p in chosen], sizes
+            )
+            if full and (checksums or {}).get(field(algorithm)) != right:
+                raise refusal("BadDigest", 400, "CompleteMultipartUpload")
+            answer = self._answer("complete_multipart_upload", {field(algorithm): right})
+        self.objects[bucket, key] = StoredObject(body, etag, upload.attributes, sizes, answer)
         del self.uploads[upload_id]
         lost()
-        return {"ETag": etag}
+        return {"ETag": etag} | answer
 
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         lost = await self._call("abort_multipart_upload")

@@ -1,0 +1,62 @@
+"""What a server holds at start-up: no module that its routes do not use, no botocore data its client does not read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from aiouploader.s3.loading import SERVICES, s3_session
+from aiouploader.testing import S3Server
+
+UNUSED_BY_DEFAULT = (
+    "cryptography",
+    "aiouploader.age",
+    "aiouploader.builtin.encryption_stages",
+    "aiouploader.clamd",
+    "aiouploader.builtin.clamd_stage",
+    "aioboto3",
+    "boto3",
+    "s3transfer",
+)
+
+SERVE = """
+import asyncio, json, sys
+from aiohttp import web
+from aiouploader.app import make_app, server_options
+from aiouploader.cli import DEV_CONFIG, _plugins
+from aiouploader.config import validate
+from aiouploader.runner import Runner
+
+async def main():
+    routes = [*DEV_CONFIG["routes"], {"path": "/c", "bucket": "other", "plugins": ["checksum"]}]
+    config = validate({"routes": routes, "s3": {"endpoint_url": sys.argv[1], "orphan_ttl": 0}})
+    runner = Runner(make_app(config, _plugins(config)), **server_options(config))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print(json.dumps(sorted(sys.modules)))
+    await runner.cleanup()
+
+asyncio.run(main())
+"""
+
+
+def test_the_default_routes_server_imports_no_encryption_scanner_client_or_boto3(moto_server: S3Server) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE, moto_server.endpoint_url], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(json.loads(out.stdout))
+    assert "aiouploader.builtin.virus_scan" in loaded
+    assert [name for name in UNUSED_BY_DEFAULT if name in loaded] == []
+
+
+def test_the_s3_clients_botocore_data_keeps_only_what_it_reads() -> None:
+    loader = s3_session().get_component("data_loader")
+    endpoints = loader.load_data("endpoints")
+    aws = next(p for p in endpoints["partitions"] if p["partition"] == "aws")
+    assert "s3" in aws["services"] and set(aws["services"]) <= SERVICES
+    assert aws["regions"] and aws["defaults"]
+    model = loader.load_service_model("s3", "service-2")
+    put = model["operations"]["PutObject"]
+    assert put["documentation"] == "" and put["input"] == {"shape": "PutObjectRequest"}
+    assert type(model["shapes"]) is dict
