@@ -6,10 +6,11 @@ HTTP ``status``; the message is S3's where S3 publishes one::
     S3Error
     ├── 400  AuthorizationHeaderMalformed, AuthorizationQueryParametersError,
     │        InvalidArgument, InvalidRequest, InvalidURI, IncompleteBody,
-    │        BadDigest, XAmzContentSHA256Mismatch
+    │        BadDigest, XAmzContentSHA256Mismatch, InvalidPart, InvalidPartOrder,
+    │        MalformedXML, RequestTimeout
     ├── 403  AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch,
     │        RequestTimeTooSkewed
-    ├── 404  NoSuchBucket
+    ├── 404  NoSuchBucket, NoSuchUpload
     ├── 411  MissingContentLength
     └── 501  S3NotImplemented (code ``NotImplemented``)
 
@@ -122,6 +123,48 @@ class NoSuchBucket(S3Error):
 
     def __init__(self, message: str = "The specified bucket does not exist.") -> None:
         super().__init__(message)
+
+
+class NoSuchUpload(S3Error):
+    status = 404
+    code = "NoSuchUpload"
+
+    def __init__(
+        self,
+        message: str = (
+            "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have "
+            "been aborted or completed."
+        ),
+    ) -> None:
+        super().__init__(message)
+
+
+class InvalidPart(S3Error):
+    status = 400
+    code = "InvalidPart"
+
+
+class InvalidPartOrder(S3Error):
+    status = 400
+    code = "InvalidPartOrder"
+
+    def __init__(self, message: str = "The list of parts was not in ascending order.") -> None:
+        super().__init__(message)
+
+
+class MalformedXML(S3Error):
+    status = 400
+    code = "MalformedXML"
+
+    def __init__(
+        self, message: str = "The XML you provided was not well-formed or did not validate against our schema."
+    ) -> None:
+        super().__init__(message)
+
+
+class RequestTimeout(S3Error):
+    status = 400
+    code = "RequestTimeout"
 
 
 class MissingContentLength(S3Error):

@@ -16,7 +16,7 @@ from ..intake import content_type
 from ..middlewares import attempts, request_id
 from ..routes import Route
 from ..service import SERVICE
-from ..session import UploadSession
+from ..session import UploadLimits, UploadSession
 from .access import Caller
 from .errors import S3NotImplemented
 from .payload import Payload
@@ -57,28 +57,37 @@ def object_headers(request: web.Request, content_length: int | None) -> CIMultiD
     return headers
 
 
-async def put_object(request: web.Request, route: Route, key: str, caller: Caller) -> web.StreamResponse:
-    refuse_unsupported(request.headers)
-    payload = Payload(request, caller.verified)
-    service = request.app[SERVICE]
-    if_none_match = route.config.if_none_match or conditions.only_if_absent(request.headers)
-    upload = Upload(
+def new_upload(request: web.Request, route: Route, key: str, content_length: int | None) -> Upload:
+    """The upload a PutObject or CreateMultipartUpload request describes."""
+    return Upload(
         request_id=request_id(request),
         route=route.path,
         bucket=route.config.bucket,
         prefix=route.config.prefix,
         key=key,
         content_type=content_type(request.headers.get("Content-Type")) or "binary/octet-stream",
-        content_length=payload.content_length,
-        headers=object_headers(request, payload.content_length),
+        content_length=content_length,
+        headers=object_headers(request, content_length),
         metadata={
             name.lower().removeprefix("x-amz-meta-"): value
             for name, value in request.headers.items()
             if name.lower().startswith("x-amz-meta-")
         },
     )
+
+
+def upload_limits(request: web.Request, route: Route) -> UploadLimits:
+    if_none_match = route.config.if_none_match or conditions.only_if_absent(request.headers)
+    return dataclasses.replace(request.app[SERVICE].limits, if_none_match=if_none_match)
+
+
+async def put_object(request: web.Request, route: Route, key: str, caller: Caller) -> web.StreamResponse:
+    refuse_unsupported(request.headers)
+    payload = Payload(request, caller.verified)
+    service = request.app[SERVICE]
+    upload = new_upload(request, route, key, payload.content_length)
     attempts(request).uploads.append(upload)
-    limits = dataclasses.replace(service.limits, if_none_match=if_none_match)
+    limits = upload_limits(request, route)
     with service.in_flight(caller.grant, payload.content_length):
         session = UploadSession(service.s3, route.chain, upload, limits)
         try:

@@ -5,8 +5,9 @@ their plugin chains, the S3 client and the admission of uploads (`aiouploader.se
 upload counts against the same limits and a drain waits for it too. Its requests are logged and counted
 by the same middlewares.
 
-An operation this server does not implement (multipart uploads among them) is answered with S3's
-``NotImplemented`` (501), never with a silent success.
+Multipart uploads (`.parts`, `.multipart`) live in this process: a deployment of several replicas routes
+every request of one upload id to the same replica. An operation this server does not implement is answered
+with S3's ``NotImplemented`` (501), never with a silent success.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from ..metrics import METRICS, count_uploads
 from ..middlewares import ERROR, REQUEST_ID, request_id
 from ..routes import ROUTES, TARGET, Route, Target
 from ..service import SERVICE
-from . import bucket, objects
+from . import bucket, objects, parts
 from .access import Caller, authenticate, permit
 from .errors import InvalidRequest, NoSuchBucket, S3Error, S3NotImplemented
+from .multipart import MULTIPARTS, Multiparts
 from .responses import Refused, error_response
 from .settings import S3ApiConfig
 
@@ -64,8 +66,13 @@ def make_s3_api_app(main: web.Application, config: Config) -> web.Application:
 
     async def share_service(app: web.Application) -> None:
         app[SERVICE] = main[SERVICE]
+        app[MULTIPARTS] = Multiparts(app[SERVICE], app[SETTINGS].multipart_idle_timeout)
+
+    async def discard_multipart_uploads(app: web.Application) -> None:
+        await app[MULTIPARTS].close()
 
     app.on_startup.append(share_service)
+    app.on_cleanup.append(discard_multipart_uploads)
     app.router.add_route("*", r"/{tail:[\s\S]*}", _dispatch, expect_handler=_expect)
     return app
 
@@ -92,16 +99,22 @@ def _operation_query(request: web.Request) -> list[str]:
 
 
 async def _expect(request: web.Request) -> None:
-    """Grant ``100 Continue`` only to a PutObject its caller may make: a refused body is never sent."""
+    """Grant ``100 Continue`` only to a PutObject its caller may make, or a part of an upload this process holds:
+    a refused body is never sent."""
     try:
         if request.headers.get("Expect", "").lower() != "100-continue":
             raise InvalidRequest("Only 'Expect: 100-continue' is understood.")
         caller = _caller(request)
         route, addressed = _route(request), Addressed.of(request)
-        if request.method == "PUT" and addressed.raw_key is not None and not _operation_query(request):
+        query = _operation_query(request)
+        if request.method == "PUT" and addressed.raw_key is not None:
             key = key_from_path(addressed.raw_key, route.config.prefix)
-            permit(caller, route.path, addressed.bucket, request.method, key)
-            objects.refuse_unsupported(request.headers)
+            if not query or set(query) == {"partNumber", "uploadId"}:
+                permit(caller, route.path, addressed.bucket, request.method, key)
+            if not query:
+                objects.refuse_unsupported(request.headers)
+            elif set(query) == {"partNumber", "uploadId"}:
+                request.app[MULTIPARTS].get(request.query["uploadId"], route, key)
     except (S3Error, UploadError) as refusal:
         request[REFUSED] = refusal
         return
@@ -125,15 +138,15 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
                 return await bucket.list_objects_v2(request, route, caller)
         if method == "HEAD" and not query:
             return await bucket.head_bucket(request, route)
+        if method == "GET" and "uploads" in query and set(query) <= {*parts.LIST_UPLOADS_PARAMS, "encoding-type"}:
+            return await parts.list_multipart_uploads(request, route, caller)
         raise S3NotImplemented(
             f"This bucket operation ({method} {', '.join(query) or 'without a query'}) is not implemented."
         )
     key = key_from_path(addressed.raw_key, route.config.prefix)
-    permit(caller, route.path, addressed.bucket, method, key)
     if query:
-        raise S3NotImplemented(
-            f"The object operation with ?{'&'.join(query)} is not implemented (multipart uploads among them)."
-        )
+        return await _multipart(request, route, key, caller, method, set(query))
+    permit(caller, route.path, addressed.bucket, method, key)
     if method == "PUT":
         return await objects.put_object(request, route, key, caller)
     if method in ("GET", "HEAD"):
@@ -141,6 +154,25 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     if method == "DELETE":
         return await objects.delete_object(request, route, key)
     raise S3NotImplemented(f"{method} on an object is not implemented.")
+
+
+async def _multipart(
+    request: web.Request, route: Route, key: str, caller: Caller, method: str, query: set[str]
+) -> web.StreamResponse:
+    """The multipart operations; a PUT-credential may make, complete and abort an upload, a GET one list it."""
+    name = route.config.s3_api_bucket or ""
+    permit(caller, route.path, name, "GET" if method == "GET" else "PUT", key)
+    if method == "POST" and query == {"uploads"}:
+        return await parts.create_multipart_upload(request, route, key, caller)
+    if method == "PUT" and query == {"partNumber", "uploadId"}:
+        return await parts.upload_part(request, route, key, caller, request.app[SETTINGS])
+    if method == "POST" and query == {"uploadId"}:
+        return await parts.complete_multipart_upload(request, route, key, caller)
+    if method == "DELETE" and query == {"uploadId"}:
+        return await parts.abort_multipart_upload(request, route, key)
+    if method == "GET" and "uploadId" in query and query <= {"uploadId", "max-parts", "part-number-marker"}:
+        return await parts.list_parts(request, route, key)
+    raise S3NotImplemented(f"The object operation {method} ?{'&'.join(sorted(query))} is not implemented.")
 
 
 @web.middleware

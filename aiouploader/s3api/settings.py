@@ -45,7 +45,8 @@ class S3ApiCredential(_Settings):
     routes: list[str] = []
     """Paths of the routes (buckets) it may use; empty: every route with an ``s3_api_bucket``."""
     methods: list[Literal["GET", "HEAD", "PUT", "POST", "DELETE"]] = ["GET", "HEAD", "PUT", "POST", "DELETE"]
-    """HTTP methods: GET (GetObject, ListObjectsV2; covers HEAD), PUT (PutObject), DELETE (DeleteObject)."""
+    """HTTP methods: GET (GetObject, ListObjectsV2, ListParts, ListMultipartUploads; covers HEAD), PUT (PutObject
+    and the multipart operations that write: Create, UploadPart, Complete, Abort), DELETE (DeleteObject)."""
     prefix: str = ""
     """Keys (under the route's prefix) it may touch start with this; listings must ask within it."""
 
@@ -54,6 +55,10 @@ class S3ApiConfig(_Settings):
     host: Host = "127.0.0.1"
     port: int = Field(ge=0, le=65535)
     credentials: list[S3ApiCredential] = Field(min_length=1)
+    multipart_idle_timeout: float = Field(default=3600.0, gt=0)
+    """Seconds a multipart upload may receive no request before it is discarded (its S3 upload aborted)."""
+    multipart_part_wait: float = Field(default=60.0, gt=0)
+    """Seconds an UploadPart waits for the parts before it to pass the plugins; then ``RequestTimeout``."""
 
     @field_validator("credentials")
     @classmethod

@@ -1,0 +1,382 @@
+"""Multipart uploads through the S3 API with aws-cli and boto3: the parts pass the route's plugins once and in
+order, whatever order and however often the client sends them; a failure anywhere stores nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+
+from aiouploader import age
+from aiouploader.eicar import EICAR
+from aiouploader.service import SERVICE
+from aiouploader.testing import MakeProxy, Proxy, S3Server
+from tests.s3api_clients import client, streaming_put
+from tests.test_s3api_awscli import aws
+from tests.test_s3api_boto3 import BUCKET, call, error_of, put, s3_api_proxy
+from tests.test_tls import self_signed
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("tls")
+    self_signed(directory)
+    return directory
+
+
+def crc32(data: bytes) -> bytes:
+    return zlib.crc32(data).to_bytes(4, "big")
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+async def start(s3: Any, key: str, **params: Any) -> str:
+    return str((await call(s3.create_multipart_upload, Bucket=BUCKET, Key=key, **params))["UploadId"])
+
+
+async def send_part(s3: Any, key: str, upload_id: str, number: int, body: bytes, **params: Any) -> dict[str, Any]:
+    sent: dict[str, Any] = await call(
+        s3.upload_part, Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=number, Body=body, **params
+    )
+    return sent
+
+
+async def finish(s3: Any, key: str, upload_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    done: dict[str, Any] = await call(
+        s3.complete_multipart_upload, Bucket=BUCKET, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+    return done
+
+
+def nothing_left(s3_server: S3Server, bucket: str) -> bool:
+    return s3_server.keys(bucket) == [] and s3_server.multipart_uploads(bucket) == []
+
+
+# ---- real clients, default settings --------------------------------------------------------------------------
+
+
+async def test_aws_s3_cp_of_40_mib_sends_parallel_parts_and_stores_the_file(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path, tls: Path
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket, tls)
+    body = os.urandom(40 * MiB)
+    (tmp_path / "up.bin").write_bytes(body)
+    status, _, err = await aws(proxy, tmp_path, "s3", "cp", "up.bin", f"s3://{BUCKET}/big.bin")
+    assert status == 0, err
+    assert s3_server.get(bucket, "raw/big.bin") == body and s3_server.multipart_uploads(bucket) == []
+    status, _, err = await aws(proxy, tmp_path, "s3", "cp", f"s3://{BUCKET}/big.bin", "down.bin")
+    assert status == 0, err
+    assert (tmp_path / "down.bin").read_bytes() == body
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_aws_s3_cp_from_stdin_over_the_part_size_is_stored(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path, tls: Path
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket, tls)
+    body = os.urandom(20 * MiB + 5)
+    status, _, err = await aws(proxy, tmp_path, "s3", "cp", "-", f"s3://{BUCKET}/piped.bin", stdin=body)
+    assert status == 0, err
+    assert s3_server.get(bucket, "raw/piped.bin") == body
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize(
+    "transfer",
+    [TransferConfig(), TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)],
+    ids=["default-transfer-config", "5-mib-parts"],
+)
+async def test_boto3_upload_file_stores_the_file(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path, tls: Path, transfer: TransferConfig
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket, tls)
+    s3 = client(proxy.s3_api_url or "", verify=str(tls / "cert.pem"))
+    body = os.urandom(21 * MiB)
+    (tmp_path / "up.bin").write_bytes(body)
+    await asyncio.to_thread(s3.upload_file, str(tmp_path / "up.bin"), BUCKET, "file.bin", Config=transfer)
+    assert s3_server.get(bucket, "raw/file.bin") == body and s3_server.multipart_uploads(bucket) == []
+    await asyncio.to_thread(s3.download_file, BUCKET, "file.bin", str(tmp_path / "down.bin"))
+    s3.close()
+    assert (tmp_path / "down.bin").read_bytes() == body
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_eicar_split_across_two_parts_is_refused_and_nothing_is_stored(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "eicar.com")
+    with pytest.raises(ClientError) as raised:
+        first = await send_part(s3, "eicar.com", upload_id, 1, EICAR[:30])
+        second = await send_part(s3, "eicar.com", upload_id, 2, EICAR[30:])
+        parts = [{"PartNumber": 1, "ETag": first["ETag"]}, {"PartNumber": 2, "ETag": second["ETag"]}]
+        await finish(s3, "eicar.com", upload_id, parts)
+    assert error_of(raised) == (422, "Infected")
+    assert nothing_left(s3_server, bucket)
+    with pytest.raises(ClientError) as raised:
+        await call(s3.list_parts, Bucket=BUCKET, Key="eicar.com", UploadId=upload_id)
+    assert error_of(raised) == (404, "NoSuchUpload")
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_an_encrypted_route_stores_age_of_the_whole_multipart_upload(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    secret, recipient = age.generate_identity()
+    identity = tmp_path / "identity.txt"
+    identity.write_text(f"{secret}\n")
+    proxy = await s3_api_proxy(
+        make_proxy,
+        bucket,
+        plugins=["checksum", "encryption"],
+        plugin_defaults={"encryption": {"recipients": [recipient], "identity_file": str(identity)}},
+    )
+    s3 = client(proxy.s3_api_url or "")
+    body = os.urandom(12 * MiB + 3)
+    (tmp_path / "up.bin").write_bytes(body)
+    transfer = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    await asyncio.to_thread(s3.upload_file, str(tmp_path / "up.bin"), BUCKET, "secret.bin", Config=transfer)
+    stored = s3_server.get(bucket, "raw/secret.bin")
+    assert stored.startswith(b"age-encryption.org/v1\n")
+    (tmp_path / "stored.age").write_bytes(stored)
+    command = ["age", "-d", "-i", str(identity), str(tmp_path / "stored.age")]
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    assert (await process.communicate())[0] == body
+    assert (await call(s3.get_object, Bucket=BUCKET, Key="secret.bin"))["Body"] == body
+
+
+# ---- the operations, one by one --------------------------------------------------------------------------------
+
+
+async def test_parts_sent_out_of_order_pass_in_order(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    bodies = [os.urandom(MiB) + bytes([n]) for n in range(4)]
+    later = [asyncio.create_task(send_part(s3, "k", upload_id, n + 1, bodies[n])) for n in (3, 2, 1)]
+    await asyncio.sleep(0)
+    first = await send_part(s3, "k", upload_id, 1, bodies[0])
+    sent = [first, *reversed(await asyncio.gather(*later))]
+    parts = [{"PartNumber": n + 1, "ETag": answer["ETag"]} for n, answer in enumerate(sent)]
+    done = await finish(s3, "k", upload_id, parts)
+    assert s3_server.get(bucket, "raw/k") == b"".join(bodies)
+    etag = hashlib.md5(b"".join(hashlib.md5(b).digest() for b in bodies)).hexdigest()
+    assert done["ETag"] == f'"{etag}-4"'
+    assert [answer["ETag"] for answer in sent] == [f'"{hashlib.md5(b).hexdigest()}"' for b in bodies]
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_part_waiting_too_long_for_the_ones_before_is_request_timeout_and_the_upload_goes_on(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket, s3_api={"multipart_part_wait": 0.2})
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    with pytest.raises(ClientError) as raised:
+        await send_part(s3, "k", upload_id, 2, b"second")
+    assert error_of(raised) == (400, "RequestTimeout")
+    first = await send_part(s3, "k", upload_id, 1, b"first ")
+    second = await send_part(s3, "k", upload_id, 2, b"second")
+    parts = [{"PartNumber": 1, "ETag": first["ETag"]}, {"PartNumber": 2, "ETag": second["ETag"]}]
+    await finish(s3, "k", upload_id, parts)
+    assert s3_server.get(bucket, "raw/k") == b"first second"
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_retried_part_with_the_same_bytes_is_accepted_once(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    first = await send_part(s3, "k", upload_id, 1, b"one ")
+    again = await send_part(s3, "k", upload_id, 1, b"one ")
+    assert again["ETag"] == first["ETag"]
+    second = await send_part(s3, "k", upload_id, 2, b"two")
+    await finish(
+        s3, "k", upload_id, [{"PartNumber": 1, "ETag": first["ETag"]}, {"PartNumber": 2, "ETag": second["ETag"]}]
+    )
+    assert s3_server.get(bucket, "raw/k") == b"one two"
+
+
+async def test_a_part_that_changes_after_it_passed_refuses_the_upload(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    await send_part(s3, "k", upload_id, 1, b"x" * MiB)
+    with pytest.raises(ClientError) as raised:
+        await send_part(s3, "k", upload_id, 1, b"y" * MiB)
+    assert error_of(raised) == (400, "InvalidPart")
+    with pytest.raises(ClientError) as raised:
+        await send_part(s3, "k", upload_id, 2, b"z")
+    assert error_of(raised) == (404, "NoSuchUpload")
+    assert nothing_left(s3_server, bucket)
+
+
+async def test_abort_multipart_upload_leaves_nothing(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    await send_part(s3, "k", upload_id, 1, os.urandom(6 * MiB))
+    aborted = await call(s3.abort_multipart_upload, Bucket=BUCKET, Key="k", UploadId=upload_id)
+    assert aborted["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert nothing_left(s3_server, bucket)
+    with pytest.raises(ClientError) as raised:
+        await send_part(s3, "k", upload_id, 2, b"late")
+    assert error_of(raised) == (404, "NoSuchUpload")
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_an_unknown_upload_id_is_no_such_upload(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    for key, known in (("k", "not-an-upload-id"), ("other", upload_id)):
+        with pytest.raises(ClientError) as raised:
+            await send_part(s3, key, known, 1, b"x")
+        assert error_of(raised) == (404, "NoSuchUpload")
+    assert s3_server.keys(bucket) == []
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_list_parts_and_list_multipart_uploads_show_what_this_server_holds(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "dir/k", ChecksumAlgorithm="CRC32")
+    other_id = await start(s3, "else")
+    first = await send_part(s3, "dir/k", upload_id, 1, b"a" * 1000, ChecksumAlgorithm="CRC32")
+    await send_part(s3, "dir/k", upload_id, 2, b"b" * 10, ChecksumAlgorithm="CRC32")
+    listed = await call(s3.list_parts, Bucket=BUCKET, Key="dir/k", UploadId=upload_id, MaxParts=1)
+    assert [(p["PartNumber"], p["Size"], p["ETag"]) for p in listed["Parts"]] == [(1, 1000, first["ETag"])]
+    assert listed["Parts"][0]["ChecksumCRC32"] == b64(crc32(b"a" * 1000)) and listed["IsTruncated"]
+    rest = await call(s3.list_parts, Bucket=BUCKET, Key="dir/k", UploadId=upload_id, PartNumberMarker=1)
+    assert [p["PartNumber"] for p in rest["Parts"]] == [2] and not rest["IsTruncated"]
+    uploads = await call(s3.list_multipart_uploads, Bucket=BUCKET)
+    assert sorted((u["Key"], u["UploadId"]) for u in uploads["Uploads"]) == [("dir/k", upload_id), ("else", other_id)]
+    uploads = await call(s3.list_multipart_uploads, Bucket=BUCKET, Prefix="dir/")
+    assert [u["Key"] for u in uploads["Uploads"]] == ["dir/k"]
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_complete_with_a_wrong_etag_is_invalid_part_and_the_upload_stays(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    first = await send_part(s3, "k", upload_id, 1, b"a")
+    second = await send_part(s3, "k", upload_id, 2, b"b")
+    with pytest.raises(ClientError) as raised:
+        await finish(s3, "k", upload_id, [{"PartNumber": 1, "ETag": first["ETag"]}, {"PartNumber": 2, "ETag": '"0"'}])
+    assert error_of(raised) == (400, "InvalidPart")
+    with pytest.raises(ClientError) as raised:
+        await finish(s3, "k", upload_id, [{"PartNumber": 1, "ETag": first["ETag"]}])
+    assert error_of(raised) == (400, "InvalidPart")
+    with pytest.raises(ClientError) as raised:
+        parts = [{"PartNumber": 2, "ETag": second["ETag"]}, {"PartNumber": 1, "ETag": first["ETag"]}]
+        await finish(s3, "k", upload_id, parts)
+    assert error_of(raised) == (400, "InvalidPartOrder")
+    assert s3_server.keys(bucket) == []
+    await finish(
+        s3, "k", upload_id, [{"PartNumber": 1, "ETag": first["ETag"]}, {"PartNumber": 2, "ETag": second["ETag"]}]
+    )
+    assert s3_server.get(bucket, "raw/k") == b"ab"
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize("kind", ["COMPOSITE", "FULL_OBJECT"])
+async def test_complete_answers_the_checksum_of_what_the_client_sent(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, kind: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k", ChecksumAlgorithm="CRC32", ChecksumType=kind)
+    bodies = [b"first part " * 1000, b"second"]
+    sent = [await send_part(s3, "k", upload_id, n + 1, b, ChecksumAlgorithm="CRC32") for n, b in enumerate(bodies)]
+    assert [answer["ChecksumCRC32"] for answer in sent] == [b64(crc32(b)) for b in bodies]
+    parts = [{"PartNumber": n + 1, "ETag": a["ETag"], "ChecksumCRC32": a["ChecksumCRC32"]} for n, a in enumerate(sent)]
+    done = await finish(s3, "k", upload_id, parts)
+    if kind == "COMPOSITE":
+        assert done["ChecksumCRC32"] == b64(crc32(b"".join(crc32(b) for b in bodies))) + "-2"
+    else:
+        assert done["ChecksumCRC32"] == b64(crc32(b"".join(bodies)))
+    assert done["ChecksumType"] == kind
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_tampered_chunk_in_a_part_discards_the_upload(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    query = f"k?partNumber=1&uploadId={upload_id}"
+    headers, body = streaming_put(f"{proxy.s3_api_url}/{BUCKET}/{query}", [b"a" * 65536, b"tail"])
+    status, text = await put(proxy, query, headers, body.replace(b"tail", b"tale"))
+    assert status == 403 and "<Code>SignatureDoesNotMatch</Code>" in text
+    with pytest.raises(ClientError) as raised:
+        await call(s3.list_parts, Bucket=BUCKET, Key="k", UploadId=upload_id)
+    assert error_of(raised) == (404, "NoSuchUpload")
+    assert nothing_left(s3_server, bucket)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_an_idle_multipart_upload_is_discarded(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket, s3_api={"multipart_idle_timeout": 0.2})
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    await send_part(s3, "k", upload_id, 1, os.urandom(6 * MiB))
+    for _ in range(200):
+        if not (await call(s3.list_multipart_uploads, Bucket=BUCKET)).get("Uploads"):
+            break
+        await asyncio.sleep(0.05)
+    with pytest.raises(ClientError) as raised:
+        await send_part(s3, "k", upload_id, 2, b"late")
+    assert error_of(raised) == (404, "NoSuchUpload")
+    assert nothing_left(s3_server, bucket)
+
+
+async def test_a_draining_server_discards_what_cannot_finish(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy: Proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    await send_part(s3, "k", upload_id, 1, os.urandom(6 * MiB))
+    assert await proxy.app[SERVICE].drain(0) == 1
+    assert nothing_left(s3_server, bucket)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_multipart_upload_is_admitted_as_one_upload_while_it_lasts(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket, server={"max_uploads": 1})
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    with pytest.raises(ClientError) as raised:
+        await start(s3, "other")
+    assert error_of(raised) == (503, "SlowDown")
+    await call(s3.abort_multipart_upload, Bucket=BUCKET, Key="k", UploadId=upload_id)
+    for _ in range(200):
+        if not proxy.app[SERVICE].uploads:
+            break
+        await asyncio.sleep(0.01)
+    await call(s3.abort_multipart_upload, Bucket=BUCKET, Key="other", UploadId=await start(s3, "other"))
