@@ -79,10 +79,19 @@ class Snapshot:
         }
 
 
-def peak_rss(pid: int) -> int:
-    """VmHWM of ``pid`` in bytes."""
+def _status(pid: int, field: str) -> int:
     with open(f"/proc/{pid}/status") as file:
         for line in file:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024  # /proc's kB are KiB
-    raise BenchError(f"no VmHWM for process {pid}")
+    raise BenchError(f"no {field} for process {pid}")
+
+
+def peak_rss(pid: int) -> int:
+    """VmHWM of ``pid`` in bytes."""
+    return _status(pid, "VmHWM")
+
+
+def current_rss(pid: int) -> int:
+    """VmRSS of ``pid`` in bytes."""
+    return _status(pid, "VmRSS")

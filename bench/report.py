@@ -11,6 +11,7 @@ import sys
 from aiouploader.sizes import format_size
 
 from .configurations import CONFIGS, MiB, toml_value
+from .goals import goal_rows, idle_rss, ratio
 from .machine import machine
 from .results import Results
 
@@ -33,6 +34,7 @@ def summary_rows(args: argparse.Namespace, res: Results) -> tuple[list[str], lis
         "S3 server CPU s/GiB",
         "all processes CPU s/GiB",
         "peak RSS MiB",
+        "RSS after start-up MiB",
         f"{n}x{csize} MiB/s",
         f"{n}x{csize} peak RSS MiB",
         f"{format_size(args.small_size)} uploads/s",
@@ -45,18 +47,19 @@ def summary_rows(args: argparse.Namespace, res: Results) -> tuple[list[str], lis
     rows = []
     for config in args.only:
         singles = res.singles[config]
-        ratios = [singles[r].mibps / res.singles["a"][r].mibps for r in singles if r in res.singles["a"]]
         conc, small = res.concurrent.get(config, {}), res.small.get(config, {})
         rss = median([s.rss / MiB for s in singles.values()])
+        idle = idle_rss(res, config)
         rows.append(
             [
                 f"({config}) {CONFIGS[config]}",
                 num(median([s.mibps for s in singles.values()])),
-                num(median(ratios), 2) if config != "a" else ("1.00" if singles else "-"),
+                num(ratio(res, config), 2) if config != "a" else ("1.00" if singles else "-"),
                 num(median([s.cpu_per_gib for s in singles.values()]), 2),
                 num(median([s.s3_cpu_per_gib for s in singles.values()]), 2),
                 num(median([s.all_cpu_per_gib for s in singles.values()]), 2),
                 num(rss, 0),
+                num(idle / MiB if idle is not None else None, 0),
                 num(conc.get("mibps")),
                 num(conc["rss"] / MiB if conc else None, 0),
                 num(small.get("per_s"), 0),
@@ -84,11 +87,12 @@ def flat_rows(args: argparse.Namespace, res: Results) -> tuple[list[str], list[l
     return header, rows
 
 
-def plain_table(header: list[str], rows: list[list[str]]) -> str:
+def plain_table(header: list[str], rows: list[list[str]], numbers: bool = True) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            cell.ljust(w) if i == 0 or not numbers else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
         for row in [header, *rows]
     ]
@@ -96,8 +100,9 @@ def plain_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["--:"] * (len(header) - 1)) + "|"]
+def markdown_table(header: list[str], rows: list[list[str]], numbers: bool = True) -> str:
+    align = "--:" if numbers else "---"
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + [align] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -112,7 +117,8 @@ def notes(args: argparse.Namespace, res: Results) -> list[str]:
         "CPU: user+sys of the server process tree (of (a)'s process) from /proc/PID/stat, read before and after "
         "the upload. All processes: the CPU the whole machine spent meanwhile (/proc/stat: the client or curl, "
         "the server, the S3 server, the bench). Peak RSS: VmHWM of a fresh server (fresh (a) process) "
-        "per configuration per round (median over rounds); it includes one warm-up upload and start-up.",
+        "per configuration per round (median over rounds); it includes one warm-up upload and start-up. "
+        "RSS after start-up: VmRSS of each fresh server as soon as /healthz answers, before any upload.",
         f"(a)'s RSS includes the payload it holds in memory ({format_size(args.size)}; "
         f"{format_size(args.concurrent_size)} in the concurrent test).",
         f"Concurrent: {args.concurrent} simultaneous uploads of {format_size(args.concurrent_size)} "
@@ -154,11 +160,14 @@ def notes(args: argparse.Namespace, res: Results) -> list[str]:
 def report(args: argparse.Namespace, res: Results, uvicorn_http: str, elapsed: float) -> None:
     header, rows = summary_rows(args, res)
     flat_header, flat = flat_rows(args, res)
+    goals_header, goals = goal_rows(args, res)
     print()
     print(plain_table(header, rows))
     if flat:
         print()
         print(plain_table(flat_header, flat))
+    print("\nTargets (see bench/README.md):\n")
+    print(plain_table(goals_header, goals, numbers=False))
     print()
     lines = notes(args, res)
     for note in lines:
@@ -173,6 +182,8 @@ def report(args: argparse.Namespace, res: Results, uvicorn_http: str, elapsed: f
         if flat:
             print(markdown_table(flat_header, flat))
             print()
+        print(markdown_table(goals_header, goals, numbers=False))
+        print()
         for note in lines:
             print(f"- {note}")
     if res.failures:

@@ -9,7 +9,8 @@ from .configurations import CONFIGS
 
 @dataclass
 class Single:
-    """One single upload of --size: its speed, CPU per GiB (the target's, the S3 server's, the machine's), peak RSS."""
+    """One single upload of --size: its speed, CPU per GiB (the target's, the S3 server's, the machine's), peak RSS,
+    and for a server the RSS after start-up, before any upload."""
 
     seconds: float
     mibps: float
@@ -18,6 +19,7 @@ class Single:
     s3_cpu_per_gib: float
     all_cpu_per_gib: float
     others: float
+    idle_rss: int | None = None
 
 
 @dataclass

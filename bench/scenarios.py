@@ -58,6 +58,7 @@ class Bench:
         size = self.args.size
         key = f"r{round_}-{config}-{uuid.uuid4().hex[:8]}.bin"
         with Target(self.ws, config) as target:
+            idle = None if config == "a" else target.idle_rss()
             if config == "a":
                 target.call(op="load", path=str(self.ws.files["big"]), name="big")
             target.warm_up()
@@ -80,6 +81,7 @@ class Bench:
             used["s3"] / gib,
             used["all"] / gib,
             used["others"],
+            idle,
         )
 
     def concurrent_and_small(self, config: str) -> None:
@@ -162,11 +164,12 @@ class Bench:
     def _record(self, config: str, round_: int) -> None:
         result = self.single(config, round_)
         self.results.singles[config][round_] = result
+        idle = "" if result.idle_rss is None else f" (after start-up {result.idle_rss / MiB:.1f})"
         progress(
             f"  round {round_} ({config}): {result.mibps:8.1f} MiB/s  {result.seconds:6.2f} s  "
             f"CPU {result.cpu_per_gib:5.2f} s/GiB (S3 server {result.s3_cpu_per_gib:5.2f}, "
             f"all processes {result.all_cpu_per_gib:5.2f})  "
-            f"peak RSS {result.rss / MiB:6.1f} MiB  other load {result.others:4.2f} CPUs"
+            f"peak RSS {result.rss / MiB:6.1f} MiB{idle}  other load {result.others:4.2f} CPUs"
         )
 
     def _concurrent(self, config: str) -> None:

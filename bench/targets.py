@@ -21,7 +21,7 @@ from aiouploader.ports import free_port
 from .configurations import BUCKET, CHAINS, ROUTE
 from .errors import BenchError
 from .processes import log_tail, wait_for_http
-from .procfs import peak_rss, tree_cpu_seconds
+from .procfs import current_rss, peak_rss, tree_cpu_seconds
 from .uploads import curl_many
 from .workspace import Workspace
 
@@ -141,6 +141,10 @@ class Target:
 
     def rss(self) -> int:
         return peak_rss(self.pid)
+
+    def idle_rss(self) -> int:
+        """RSS now: right after start-up, before any upload."""
+        return current_rss(self.pid)
 
     def call(self, timeout: float = 120, **command: Any) -> dict[str, Any]:
         """Send one command to (a)'s process and wait for its answer."""
