@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aiouploader.config import UploadConfig
@@ -78,8 +78,10 @@ def idle_rss(res: Results, config: str) -> float | None:
     return statistics.median(values) if values else None
 
 
-def not_run(*configs: str) -> Outcome:
-    return missing(" and ".join(f"({c})" for c in configs) + " not measured")
+def not_run(taken: Mapping[str, object], *configs: str) -> Outcome:
+    """Not measured: which of ``configs`` have nothing in ``taken``."""
+    absent = [f"({c})" for c in configs if not taken.get(c)] or [f"({c})" for c in configs]
+    return missing(" and ".join(absent) + " not measured")
 
 
 # -- the targets
@@ -87,7 +89,7 @@ def throughput(config: str, share: float) -> Callable[[argparse.Namespace, Resul
     def check(args: argparse.Namespace, res: Results) -> Outcome:
         value = ratio(res, config)
         if value is None:
-            return not_run(config, "a")
+            return not_run(res.singles, config, "a")
         return compared(value >= share, f"({config}) {value:.2f} x (a), target ≥ {share:.2f}")
 
     return check
@@ -96,7 +98,7 @@ def throughput(config: str, share: float) -> Callable[[argparse.Namespace, Resul
 def b_not_below_d(args: argparse.Namespace, res: Results) -> Outcome:
     b, d = ratio(res, "b"), ratio(res, "d")
     if b is None or d is None:
-        return not_run("a", "b", "d")
+        return not_run(res.singles, "a", "b", "d")
     return compared(b >= d, f"(b) {b:.2f} x (a), (d) {d:.2f} x (a)")
 
 
@@ -104,7 +106,7 @@ def cpu(config: str, limit: float) -> Callable[[argparse.Namespace, Results], Ou
     def check(args: argparse.Namespace, res: Results) -> Outcome:
         value = cpu_per_gib(res, config)
         if value is None:
-            return not_run(config)
+            return not_run(res.singles, config)
         return compared(value <= limit, f"({config}) {value:.2f} CPU s/GiB, target ≤ {limit:.1f}")
 
     return check
@@ -113,7 +115,7 @@ def cpu(config: str, limit: float) -> Callable[[argparse.Namespace, Results], Ou
 def idle(args: argparse.Namespace, res: Results) -> Outcome:
     value = idle_rss(res, "b")
     if value is None:
-        return not_run("b")
+        return not_run(res.singles, "b")
     return compared(value <= 60 * MiB, f"(b) {value / MiB:.1f} MiB idle, target ≤ 60")
 
 
@@ -150,7 +152,7 @@ def concurrent_throughput(args: argparse.Namespace, res: Results) -> Outcome:
         return skipped
     a, b = res.concurrent.get("a"), res.concurrent.get("b")
     if a is None or b is None:
-        return not_run("a", "b")
+        return not_run(res.concurrent, "a", "b")
     share = b["mibps"] / a["mibps"]
     return compared(
         share >= 0.95, f"(b) {b['mibps']:.1f} MiB/s, (a) {a['mibps']:.1f}: {share:.2f} x (a), target ≥ 0.95"
@@ -172,7 +174,7 @@ def concurrent_rss(args: argparse.Namespace, res: Results) -> Outcome:
         return skipped
     b = res.concurrent.get("b")
     if b is None:
-        return not_run("b")
+        return not_run(res.concurrent, "b")
     bound = reserved_buffers(args) + 60 * MiB
     return compared(
         b["rss"] <= bound,
@@ -187,7 +189,7 @@ def small(than: str, times: float) -> Callable[[argparse.Namespace, Results], Ou
             return missing(f"this run: {args.small_count} x {format_size(args.small_size)}, {args.clients} clients")
         b, other = res.small.get("b"), res.small.get(than)
         if b is None or other is None:
-            return not_run("b", than)
+            return not_run(res.small, "b", than)
         share = b["per_s"] / other["per_s"]
         return compared(
             share >= times,

@@ -93,7 +93,7 @@ def plain_table(header: list[str], rows: list[list[str]], numbers: bool = True) 
         "  ".join(
             cell.ljust(w) if i == 0 or not numbers else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
+        ).rstrip()
         for row in [header, *rows]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -57,6 +57,15 @@ def test_every_target_not_met() -> None:
 def test_nothing_measured_is_never_met() -> None:
     found = outcomes(parse_args(FULL), Results())
     assert {o.status for o in found.values()} == {NOT_MEASURED}
+    assert found["b-throughput"].figures == "(b) and (a) not measured"
+
+
+def test_not_measured_names_what_is_missing() -> None:
+    res = results(good=True)
+    res.singles["c"] = {}
+    found = outcomes(parse_args(FULL), res)
+    assert found["c-throughput"] == Outcome(NOT_MEASURED, "(c) not measured")
+    assert found["c-cpu"] == Outcome(NOT_MEASURED, "(c) not measured")
 
 
 @pytest.mark.parametrize(
