@@ -99,7 +99,7 @@ def b_not_below_d(args: argparse.Namespace, res: Results) -> Outcome:
     b, d = ratio(res, "b"), ratio(res, "d")
     if b is None or d is None:
         return not_run(res.singles, "a", "b", "d")
-    return compared(b >= d, f"(b) {b:.2f} x (a), (d) {d:.2f} x (a)")
+    return compared(b >= d, f"(b) {b:.3f} x (a), (d) {d:.3f} x (a)")
 
 
 def cpu(config: str, limit: float) -> Callable[[argparse.Namespace, Results], Outcome]:
