@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
-import types
-from collections.abc import Awaitable, Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pluggy
 
@@ -20,69 +17,17 @@ from .config import Config, ConfigError, RouteConfig, did_you_mean
 from .digests import DigestStage, expected_digests, lowercased
 from .errors import CannotResume, PluginError, UploadError
 from .hookspecs import Download, DownloadStage, Fetch, Upload, UploadResult, UploadStage
+from .plugin_calls import blame, guarded, holding, output, sliced, within
 from .plugin_manager import PluginHooks, installed
 from .tags import TagWatch
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 StageObserver = Callable[[str, float], None]
 """Called with a plugin's name and the seconds one ``feed`` or ``finish`` of its stage took."""
 
 DIGESTS = "digests"
 """The name of the core step that checks the client's digests, in logs and metrics."""
-HOLD_WARNING_SECONDS = 0.1
-"""A plugin that holds the event loop this long at one stretch is logged: every other request waited meanwhile."""
-
-
-def _held(name: str, request_id: str, call: str, seconds: float) -> None:
-    if seconds < HOLD_WARNING_SECONDS:
-        return
-    log.warning(
-        "request %s: plugin %s held the event loop for %.3f seconds in %s(), stalling every other request; "
-        "blocking work belongs in asyncio.to_thread",
-        request_id,
-        name,
-        seconds,
-        call,
-        extra={"request_id": request_id, "fields": {"plugin": name, "call": call, "held_seconds": round(seconds, 6)}},
-    )
-
-
-@contextmanager
-def _holding(name: str, request_id: str, call: str) -> Iterator[None]:
-    """Time a synchronous hook call: all of it holds the event loop."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        _held(name, request_id, call, time.perf_counter() - started)
-
-
-@types.coroutine
-def _sliced(name: str, request_id: str, call: str, start: Callable[[], Awaitable[T]]) -> Generator[Any, Any, T]:
-    """Await ``start()``, timing each stretch of the plugin's code between two suspensions."""
-    steps: Generator[Any, Any, T] | None = None
-    value: Any = None
-    throw = False
-    while True:
-        started = time.perf_counter()
-        try:
-            if steps is None:
-                steps = start().__await__()
-            suspended = steps.throw(value) if throw else steps.send(value)
-        except StopIteration as done:
-            result: T = done.value
-            return result
-        finally:
-            _held(name, request_id, call, time.perf_counter() - started)
-        try:
-            value, throw = (yield suspended), False
-        except GeneratorExit:
-            steps.close()
-            raise
-        except BaseException as exc:
-            value, throw = exc, True
 
 
 @dataclass(frozen=True)
@@ -95,72 +40,6 @@ class BoundPlugin:
     @property
     def name(self) -> str:
         return self.hooks.name
-
-
-@contextmanager
-def _blame(name: str, request_id: str) -> Iterator[None]:
-    """Let a plugin's :class:`UploadError` through; turn anything else into ``plugin_error``.
-
-    That includes ``SystemExit`` and a ``CancelledError`` the plugin raised
-    itself (the task is not being cancelled): they would end the server or
-    drop the connection without an answer.
-    """
-    try:
-        yield
-    except UploadError:
-        raise
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is None or task.cancelling():
-            raise
-        log.error("request %s: plugin %s raised CancelledError", request_id, name, extra={"request_id": request_id})
-        raise PluginError(name) from None
-    except (Exception, SystemExit, KeyboardInterrupt) as exc:
-        log.exception("request %s: plugin %s failed", request_id, name, extra={"request_id": request_id})
-        raise PluginError(name) from exc
-
-
-@contextmanager
-def _guarded(name: str, call: str, *, request_id: str) -> Iterator[None]:
-    """A synchronous call of a plugin's code: blamed on it, and timed."""
-    with _blame(name, request_id), _holding(name, request_id, call):
-        yield
-
-
-def _output(name: str, request_id: str, data: object) -> bytes:
-    """A stage's output, which must be bytes: anything else is the plugin's error, not the next one's."""
-    if isinstance(data, bytes):
-        return data
-    log.error(
-        "request %s: plugin %s returned %s from its stage instead of bytes",
-        request_id,
-        name,
-        type(data).__name__,
-        extra={"request_id": request_id},
-    )
-    raise PluginError(name)
-
-
-async def _within(name: str, request_id: str, limit: float, call: str, start: Callable[[], Awaitable[T]]) -> T:
-    """Await one stage call, ``start()``, under :func:`_blame`, timing its stretches on the event loop; one that
-    takes over ``limit`` seconds is a plugin error too."""
-    with _blame(name, request_id):
-        deadline = asyncio.timeout(limit)
-        try:
-            async with deadline:
-                return await _sliced(name, request_id, call, start)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            log.error(
-                "request %s: plugin %s timed out after %g seconds in %s()",
-                request_id,
-                name,
-                limit,
-                call,
-                extra={"request_id": request_id},
-            )
-            raise PluginError(name, f"The plugin {name!r} timed out after {limit:g} seconds.") from None
 
 
 def declares(plugin: object, what: str) -> bool:
@@ -224,7 +103,7 @@ class Chain:
         """Run ``upload_started`` in order: before any body byte is read."""
         tags = tags or TagWatch(upload)
         for plugin in self.plugins:
-            with _blame(plugin.name, upload.request_id), _holding(plugin.name, upload.request_id, "upload_started"):
+            with blame(plugin.name, upload.request_id), holding(plugin.name, upload.request_id, "upload_started"):
                 plugin.hooks.upload_started(upload, plugin.settings)
             tags.check(plugin.name)
 
@@ -241,7 +120,7 @@ class Chain:
     def _stages(self, upload: Upload, tags: TagWatch) -> list[tuple[str, UploadStage]]:
         stages: list[tuple[str, UploadStage]] = []
         for plugin in self.plugins:
-            with _guarded(plugin.name, "upload_stage", request_id=upload.request_id):
+            with guarded(plugin.name, "upload_stage", request_id=upload.request_id):
                 if (stage := plugin.hooks.upload_stage(upload, plugin.settings)) is not None:
                     stages.append((plugin.name, stage))
             tags.check(plugin.name)
@@ -270,7 +149,7 @@ class Chain:
         if saved[:1] and saved[0].plugin == DIGESTS:
             stages.insert(0, (DIGESTS, DigestStage(upload)))
         pipeline = self._pipeline(upload, stages, tags)
-        guard = functools.partial(_guarded, request_id=upload.request_id)
+        guard = functools.partial(guarded, request_id=upload.request_id)
         try:
             chain_state.restore(stages, saved, offset, upload, guard)
         except BaseException:
@@ -288,7 +167,7 @@ class Chain:
         """Tell every plugin; one that fails is logged, and the others are still told."""
         for plugin in self.plugins:
             try:
-                with _holding(plugin.name, upload.request_id, hook):
+                with holding(plugin.name, upload.request_id, hook):
                     call(plugin)
             except Exception:
                 log.exception(
@@ -302,11 +181,11 @@ class Chain:
     async def open_download(self, download: Download, fetch: Fetch, size: int) -> tuple[Fetch, int]:
         """Stack the download stages over ``fetch``; return the outermost reader and its size."""
         for plugin in reversed(self.plugins):
-            with _blame(plugin.name, download.request_id), _holding(plugin.name, download.request_id, "download_stage"):
+            with blame(plugin.name, download.request_id), holding(plugin.name, download.request_id, "download_stage"):
                 stage: DownloadStage | None = plugin.hooks.download_stage(download, plugin.settings)
             if stage is not None:
                 opening = functools.partial(stage.open, fetch, size)
-                size = await _within(plugin.name, download.request_id, self.timeout, "open", opening)
+                size = await within(plugin.name, download.request_id, self.timeout, "open", opening)
                 fetch = stage.read
         return fetch, size
 
@@ -357,8 +236,8 @@ class Pipeline:
             if not block:
                 break
             started = time.perf_counter()
-            fed = await _within(name, self._request_id, self._timeout, "feed", functools.partial(stage.feed, block))
-            block = _output(name, self._request_id, fed)
+            fed = await within(name, self._request_id, self._timeout, "feed", functools.partial(stage.feed, block))
+            block = output(name, self._request_id, fed)
             self._unchanged(name)
             if self._observe is not None:
                 self._observe(name, time.perf_counter() - started)
@@ -380,7 +259,7 @@ class Pipeline:
             raise CannotResume(chain_state.NO_KEY)
         if self._finished:
             raise RuntimeError("A finished pipeline has no state to save.")
-        guard = functools.partial(_guarded, request_id=self._request_id)
+        guard = functools.partial(guarded, request_id=self._request_id)
         document = chain_state.dump(chain_state.save(self._stages, guard), self._upload.size)
         return self._state_key.seal(document, chain_state.bound_to(self._upload, upload_id))
 
@@ -390,8 +269,8 @@ class Pipeline:
         tail = bytearray()
         for i, (name, stage) in enumerate(self._stages):
             started = time.perf_counter()
-            trailing = _output(
-                name, self._request_id, await _within(name, self._request_id, self._timeout, "finish", stage.finish)
+            trailing = output(
+                name, self._request_id, await within(name, self._request_id, self._timeout, "finish", stage.finish)
             )
             self._unchanged(name)
             if self._observe is not None:
@@ -403,7 +282,7 @@ class Pipeline:
     async def close(self) -> None:
         for name, stage in self._stages:
             try:
-                await _sliced(name, self._request_id, "close", stage.close)
+                await sliced(name, self._request_id, "close", stage.close)
             except Exception:
                 log.exception(
                     "request %s: plugin %s failed to close its stage",

@@ -2,58 +2,32 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from botocore.compat import HAS_CRT
 from botocore.handlers import VALID_BUCKET
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url, validate_region_name
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from . import config_routes
 from .checksums import HASHES
+from .config_access import ALL_METHODS as ALL_METHODS
+from .config_access import AuthConfig as AuthConfig
+from .config_access import CorsConfig as CorsConfig
+from .config_access import Method as Method
+from .config_access import TokenConfig as TokenConfig
+from .config_base import ConfigError as ConfigError
+from .config_base import Settings as Settings
+from .config_base import Size as Size
+from .config_base import did_you_mean as did_you_mean
+from .config_base import parse_settings as parse_settings
 from .hosts import Host
 from .s3.parts import MAX_PART_SIZE, MIN_PART_SIZE, upload_memory
 from .s3api.settings import BucketName, S3ApiConfig
 from .s3api.settings import check as check_s3_api
-from .sizes import parse_size
-
-Size = Annotated[int, BeforeValidator(parse_size)]
-_ORIGIN = re.compile(
-    r"""(?!http://.*:80$|https://.*:443$)              # browsers leave the default port out
-    [a-z][a-z0-9+.-]*://                                # scheme
-    (?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])    # host name or [IPv6]
-    (?::[0-9]{1,5})?""",
-    re.X,
-)
-"""An Origin header as browsers send it: lowercase ``scheme://host[:port]``, no path, no default port."""
-
-
-def did_you_mean(name: str, names: list[str]) -> str:
-    close = difflib.get_close_matches(name, names, n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
-class ConfigError(Exception):
-    """An unusable setting; the message names it and says what is wrong."""
-
-
-class Settings(BaseModel):
-    """Base of every settings model, the plugins' included: unknown names are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ServerConfig(Settings):
@@ -175,70 +149,6 @@ class UploadConfig(Settings):
     def _block_size_sane(cls, value: int) -> int:
         if not 4096 <= value <= 64 * 1024**2:
             raise ValueError("must be between 4KiB and 64MiB")
-        return value
-
-
-Method = Literal["GET", "HEAD", "PUT", "POST", "DELETE"]
-ALL_METHODS: tuple[Method, ...] = ("GET", "HEAD", "PUT", "POST", "DELETE")
-
-
-class TokenConfig(Settings):
-    """A bearer token, stored as the SHA-256 of the token (``aiouploader hash-token``)."""
-
-    name: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    routes: list[str] = []
-    """Route paths the token may use; empty: every route."""
-    methods: list[Method] = list(ALL_METHODS)
-    prefix: str = ""
-    """Keys (under the route) the token may touch start with this; generated keys go under it."""
-    max_uploads: int | None = Field(None, ge=1)
-    """Uploads this token may have in progress at once."""
-
-
-class AuthConfig(Settings):
-    tokens: list[TokenConfig] = []
-    signing_keys: dict[str, str] = {}
-    """Signing key id: secret (at least 32 characters), best set from the environment."""
-
-    @field_validator("tokens")
-    @classmethod
-    def _distinct_hashes(cls, value: list[TokenConfig]) -> list[TokenConfig]:
-        first: dict[str, int] = {}
-        for i, token in enumerate(value):
-            if (j := first.setdefault(token.sha256, i)) != i:
-                raise ValueError(
-                    f"[{j}] ({value[j].name!r}) and [{i}] ({token.name!r}) have the same sha256; "
-                    "each entry needs a token of its own"
-                )
-        return value
-
-    @field_validator("signing_keys")
-    @classmethod
-    def _long_enough(cls, value: dict[str, str]) -> dict[str, str]:
-        for key_id, secret in value.items():
-            if len(secret) < 32:
-                raise ValueError(f"signing key {key_id!r} is shorter than 32 characters")
-        return value
-
-
-class CorsConfig(Settings):
-    allow_origins: list[str] = Field(min_length=1)
-    """Origins whose pages may call the route, e.g. "https://app.example"; "*" for any."""
-    allow_methods: list[Method] = ["PUT", "POST", "GET", "HEAD"]
-    allow_headers: list[str] = ["Content-Type", "Authorization", "Content-MD5", "Content-Digest", "X-Request-ID"]
-    expose_headers: list[str] = ["Location", "ETag", "X-Request-ID"]
-    max_age: int = Field(600, ge=0)
-
-    @field_validator("allow_origins")
-    @classmethod
-    def _origin_shape(cls, value: list[str]) -> list[str]:
-        for origin in value:
-            if origin != "*" and not _ORIGIN.fullmatch(origin):
-                raise ValueError(
-                    f'{origin!r} never equals a browser\'s Origin header: write "*" or scheme://host[:port] '
-                    "in lowercase, without a path or a default port, e.g. https://app.example"
-                )
         return value
 
 
@@ -379,30 +289,8 @@ class Config(Settings):
         return {**self.plugins.get(name, {}), **route.plugin_settings.get(name, {})}
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 def validate(data: Mapping[str, Any]) -> Config:
     try:
         return parse_settings(Config, data)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse_settings(model: type[M], settings: Mapping[str, Any]) -> M:
-    """Validate a plugin's settings; a ``ValueError`` whose one line names every bad setting, ``; `` between."""
-    try:
-        return model.model_validate(settings)
-    except ValidationError as exc:
-        problems = dict.fromkeys(
-            f"{_location(error['loc']) or 'settings'}: {str(error['msg']).removeprefix('Value error, ')}"
-            for error in exc.errors()
-        )
-        raise ValueError("; ".join(problems)) from None

@@ -113,6 +113,21 @@ async def test_get_object_serves_a_range_and_honours_conditions(
     assert head["ContentLength"] == len(body) and head["ETag"] == etag
 
 
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_get_object_and_head_object_answer_the_recorded_sha256_as_repr_digest(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    body = bytes(range(256)) * 1000
+    await call(s3.put_object, Bucket=BUCKET, Key="k", Body=body)
+    expected = f"sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode()}:"
+    got = await call(s3.get_object, Bucket=BUCKET, Key="k")
+    assert got["Body"] == body and got["ResponseMetadata"]["HTTPHeaders"]["repr-digest"] == expected
+    head = await call(s3.head_object, Bucket=BUCKET, Key="k")
+    assert head["ResponseMetadata"]["HTTPHeaders"]["repr-digest"] == expected
+
+
 async def test_a_missing_key_is_no_such_key(make_proxy: MakeProxy, bucket: str) -> None:
     proxy = await s3_api_proxy(make_proxy, bucket)
     s3 = client(proxy.s3_api_url or "")

@@ -1,7 +1,8 @@
 """The S3 side: the object-store interface, its S3 facade, the object writer, S3's errors and part limits.
 
 ``store`` is the interface and its values; ``client`` the facade over one
-aiobotocore client, the only code that touches that client; ``writer`` turns
+aiobotocore client, the only code that touches that client (``sending``: its
+bodies, sent in slices and given up when S3 stops taking them); ``writer`` turns
 a stream of bytes into a PutObject or a multipart upload; ``errors`` turns
 S3's failures into the client's; ``parts`` holds S3's part limits and the
 memory an upload needs. The configuration imports ``parts``, so no module

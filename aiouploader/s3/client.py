@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from botocore.handlers import add_expect_header
 from ..errors import ObjectChanged, UpstreamError
 from .endpoints import resolve_per_bucket
 from .errors import CHANGED, code_and_status, translate
+from .sending import UNWATCHED, Body, watched_call
 from .store import KEPT_HEADERS, ObjectInfo, version_of
 from .writer import ObjectWriter
 
@@ -29,48 +29,6 @@ ABORT_RETRY_FIRST = 1.0
 ABORT_RETRY_MAX = 60.0
 """Seconds between background retries of an abort S3 did not answer: doubling from the first to the most."""
 READ_CHUNK = 256 * 1024
-UNWATCHED = 32 * 1024
-"""A body this small goes to the socket's buffer in one write: only S3's answer is awaited, within read_timeout."""
-
-
-class Body:
-    """A request body that aiohttp sends in slices of one buffer, copying nothing.
-
-    Given ``bytes``, botocore wraps them in a BytesIO that aiohttp copies; a
-    whole buffer written at once is copied again into the socket transport
-    for the part the kernel does not take. Slices keep that copy small.
-    botocore needs ``read`` to accept the object, ``len`` for Content-Length
-    and ``seek`` to rewind before a retry: each retry iterates afresh.
-    """
-
-    SLICE = 256 * 1024
-
-    def __init__(self, buffer: bytearray) -> None:
-        self._buffer = buffer
-        self.sending = False
-        """A pass over the slices is under way (a retry starts another)."""
-        self.progress = time.monotonic()
-        """When the last slice was asked for: the one before it was taken."""
-
-    def __len__(self) -> int:
-        return len(self._buffer)
-
-    def read(self, size: int = -1) -> bytes:
-        return bytes(self._buffer)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return 0
-
-    def tell(self) -> int:
-        return 0
-
-    async def __aiter__(self) -> AsyncIterator[memoryview]:
-        view = memoryview(self._buffer)
-        self.sending = True
-        for start in range(0, len(view), self.SLICE):
-            self.progress = time.monotonic()
-            yield view[start : start + self.SLICE]
-        self.sending = False
 
 
 @dataclass(frozen=True)
@@ -261,7 +219,9 @@ class S3:
     async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
         watched = Body(body)
         call = self._client.put_object(Bucket=bucket, Key=key, Body=watched if body else b"", **attributes)
-        answer: dict[str, Any] = await (call if len(body) <= UNWATCHED else self._watched(call, watched))
+        answer: dict[str, Any] = await (
+            call if len(body) <= UNWATCHED else watched_call(call, watched, self.config.read_timeout)
+        )
         return answer
 
     async def put_tags(self, bucket: str, key: str, tags: Mapping[str, str], version_id: str | None = None) -> None:
@@ -282,7 +242,7 @@ class S3:
         call = self._client.upload_part(
             Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=watched, **checksums
         )
-        answer: dict[str, Any] = await self._watched(call, watched)
+        answer: dict[str, Any] = await watched_call(call, watched, self.config.read_timeout)
         return answer
 
     async def complete_multipart_upload(
@@ -311,28 +271,6 @@ class S3:
 
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         await self._client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-
-    async def _watched(self, call: Awaitable[Any], body: Body) -> Any:
-        """``call``, failed with a timeout once S3 takes none of ``body`` for ``read_timeout`` seconds.
-
-        aiohttp bounds the wait for the response but not the sending of the
-        body: an S3 that stops reading it would hold the upload forever.
-        """
-        task = asyncio.ensure_future(call)
-        limit = self.config.read_timeout
-        try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=limit / 4)
-                if done:
-                    return task.result()
-                if body.sending and time.monotonic() - body.progress > limit:
-                    raise TimeoutError
-        finally:
-            if not task.done():
-                task.cancel()
-                await asyncio.wait({task})
-            if not task.cancelled():
-                task.exception()  # seen: when the caller was cancelled it has no use for this outcome
 
     # Aborts, and the orphan sweep's listing
 
