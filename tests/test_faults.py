@@ -181,6 +181,8 @@ async def test_s3_stalling_on_a_small_put_is_a_504_and_nothing_is_stored(
     body = os.urandom(4 * KiB)
     async with Relay.to_url(s3_server.endpoint_url) as relay:
         proxy = await proxy_for(make_proxy, bucket, relay.url, s3={"read_timeout": 1})
+        assert (await put(proxy, "warm-up", body))[0] == 201  # the bucket's tag support is learnt first
+        s3_server.client.delete_object(Bucket=bucket, Key="warm-up")
         if how == "drops":
             relay.stall_after = relay.bytes_up + KiB
         else:
