@@ -95,7 +95,8 @@ async def slow_proxy(make_proxy: MakeProxy, bucket: str, where: str, plugin_time
 
 
 def records_of(caplog: pytest.LogCaptureFixture, request_id: str) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if getattr(r, "request_id", None) == request_id]
+    """What the chain logged while serving the request (not, say, what the server learnt of the bucket then)."""
+    return [r for r in caplog.records if getattr(r, "request_id", None) == request_id and r.name == "aiouploader.chain"]
 
 
 def assert_nothing_left(s3_server: S3Server, bucket: str) -> None:
