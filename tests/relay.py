@@ -164,6 +164,7 @@ class Relay:
         """The head of every HTTP/1.1 request seen, in order of arrival."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     @classmethod
     def to_url(
@@ -209,11 +210,12 @@ class Relay:
         return self
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
+        while self._tasks:  # a connection accepted meanwhile adds one
+            for task in list(self._tasks):
+                task.cancel()
             await asyncio.wait(set(self._tasks))
         if self._server is not None:
             await self._server.wait_closed()
@@ -228,6 +230,9 @@ class Relay:
         await self.close()
 
     def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        if self._closing:  # no connection to S3 may outlive the relay
+            client_writer.transport.abort()
+            return
         self.connections += 1
         if self.hold_after is not None:  # small buffers, so that a held connection backs up soon
             sock = client_writer.get_extra_info("socket")
