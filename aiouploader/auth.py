@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
@@ -48,6 +48,20 @@ class Grant:
 
 _UNKNOWN_KEY = secrets.token_hex(32)
 """Checked against when a URL names no known key, so that an unknown key id is answered as a bad signature."""
+
+
+def beyond_scope(
+    routes: Collection[str], methods: Collection[str], prefix: str, route: str, method: str, key: str | None, place: str
+) -> str | None:
+    """What of a request a credential's scope leaves out, as the end of a sentence about the credential (``place``
+    names the route as the caller sees it); ``None`` when the scope covers it all. Empty ``routes``: every route."""
+    if routes and route not in routes:
+        return f"does not cover {place}"
+    if method not in methods and not (method == "HEAD" and "GET" in methods):
+        return f"does not allow {method}"
+    if key is not None and not key.startswith(prefix):
+        return f"only covers keys under {prefix!r}"
+    return None
 
 
 def _canonical(method: str, route: str, scope: str, expires: int, max_size: str, content_type: str) -> bytes:
@@ -165,12 +179,9 @@ class Authorizer:
             raise Unauthorized(
                 "The bearer token is not valid.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
             )
-        if found.routes and route not in found.routes:
-            raise Forbidden(f"The token {found.name!r} does not cover the route {route}.")
-        if method not in found.methods and not (method == "HEAD" and "GET" in found.methods):
-            raise Forbidden(f"The token {found.name!r} does not allow {method}.")
-        if key is not None and not key.startswith(found.prefix):
-            raise Forbidden(f"The token {found.name!r} only covers keys under {found.prefix!r}.")
+        beyond = beyond_scope(found.routes, found.methods, found.prefix, route, method, key, f"the route {route}")
+        if beyond is not None:
+            raise Forbidden(f"The token {found.name!r} {beyond}.")
         return Grant(f"token:{found.name}", found.prefix, found.max_uploads)
 
     def _check_signed(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ..auth import Grant
+from ..auth import Grant, beyond_scope
 from .errors import AccessDenied
 from .settings import S3ApiConfig, S3ApiCredential
 from .sigv4 import VerifiedRequest, verify_request
@@ -41,10 +41,7 @@ def authenticate(request: web.Request, config: S3ApiConfig) -> Caller:
 def permit(caller: Caller, route_path: str, bucket: str, method: str, key: str | None = None) -> None:
     """Refuse with `AccessDenied` what the caller's credentials do not cover: the route, the method, the key."""
     credential = caller.credential
-    name = credential.access_key_id
-    if credential.routes and route_path not in credential.routes:
-        raise AccessDenied(f"The access key {name} does not cover the bucket {bucket}.")
-    if method not in credential.methods and not (method == "HEAD" and "GET" in credential.methods):
-        raise AccessDenied(f"The access key {name} does not allow {method}.")
-    if key is not None and not key.startswith(credential.prefix):
-        raise AccessDenied(f"The access key {name} only covers keys under {credential.prefix!r}.")
+    place = f"the bucket {bucket}"
+    beyond = beyond_scope(credential.routes, credential.methods, credential.prefix, route_path, method, key, place)
+    if beyond is not None:
+        raise AccessDenied(f"The access key {credential.access_key_id} {beyond}.")
