@@ -14,7 +14,6 @@ import pytest
 from aiouploader.eicar import EICAR
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 from tests.s3api_clients import AKID, CREDENTIALS, SECRET
-from tests.test_tls import self_signed
 
 BUCKET = "files"
 
@@ -54,13 +53,6 @@ async def aws(proxy: Proxy, tmp_path: Path, *args: str, stdin: bytes | None = No
     out, err = await process.communicate(stdin)
     assert process.returncode is not None
     return process.returncode, out, err.decode(errors="replace")
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tls")
-    self_signed(directory)
-    return directory
 
 
 async def s3_api_proxy(make_proxy: MakeProxy, bucket: str, tls: Path | None) -> Proxy:

@@ -29,7 +29,6 @@ from tests.s3api_clients import (
     signed_headers,
     streaming_put,
 )
-from tests.test_tls import self_signed
 
 BUCKET = "files"
 PREFIX = "raw/"
@@ -52,12 +51,27 @@ async def s3_api_proxy(make_proxy: MakeProxy, bucket: str, tls: Path | None = No
     )
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory with a self-signed certificate for 127.0.0.1 (cert.pem) and its key (key.pem)."""
-    directory = tmp_path_factory.mktemp("tls")
-    self_signed(directory)
-    return directory
+async def encrypting_s3_api_proxy(make_proxy: MakeProxy, bucket: str, tmp_path: Path) -> tuple[Proxy, Path]:
+    """A proxy whose S3 API route hashes and encrypts to a new age identity; the proxy and the identity's file."""
+    secret, recipient = age.generate_identity()
+    identity = tmp_path / "identity.txt"
+    identity.write_text(f"{secret}\n")
+    proxy = await s3_api_proxy(
+        make_proxy,
+        bucket,
+        plugins=["checksum", "encryption"],
+        plugin_defaults={"encryption": {"recipients": [recipient], "identity_file": str(identity)}},
+    )
+    return proxy, identity
+
+
+async def age_decrypted(stored: bytes, identity: Path) -> bytes:
+    """What the age command decrypts ``stored`` to with ``identity``."""
+    source = identity.with_name("stored.age")
+    source.write_bytes(stored)
+    command = ["age", "-d", "-i", str(identity), str(source)]
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    return (await process.communicate())[0]
 
 
 def error_of(raised: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
@@ -374,24 +388,13 @@ async def test_boto3_checksum_settings_store_the_bytes_unframed(
 async def test_an_encrypted_route_stores_age_and_boto3_reads_plaintext(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path
 ) -> None:
-    secret, recipient = age.generate_identity()
-    identity = tmp_path / "identity.txt"
-    identity.write_text(f"{secret}\n")
-    proxy = await s3_api_proxy(
-        make_proxy,
-        bucket,
-        plugins=["checksum", "encryption"],
-        plugin_defaults={"encryption": {"recipients": [recipient], "identity_file": str(identity)}},
-    )
+    proxy, identity = await encrypting_s3_api_proxy(make_proxy, bucket, tmp_path)
     s3 = client(proxy.s3_api_url or "")
     body = bytes(range(256)) * 1000
     await call(s3.put_object, Bucket=BUCKET, Key="secret.bin", Body=io.BytesIO(body))
     stored = s3_server.get(bucket, "raw/secret.bin")
     assert stored.startswith(b"age-encryption.org/v1\n") and body not in stored
-    (tmp_path / "stored.age").write_bytes(stored)
-    command = ["age", "-d", "-i", str(identity), str(tmp_path / "stored.age")]
-    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
-    assert (await process.communicate())[0] == body
+    assert await age_decrypted(stored, identity) == body
     got = await call(s3.get_object, Bucket=BUCKET, Key="secret.bin", ChecksumMode="ENABLED")
     assert got["Body"] == body
     ranged = await call(s3.get_object, Bucket=BUCKET, Key="secret.bin", Range="bytes=70000-70099")

@@ -4,7 +4,6 @@ order, whatever order and however often the client sends them; a failure anywher
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import os
 import zlib
@@ -15,31 +14,19 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from aiouploader import age
+from aiouploader.checksums import b64
 from aiouploader.eicar import EICAR
 from aiouploader.service import SERVICE
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 from tests.s3api_clients import client, streaming_put
 from tests.test_s3api_awscli import aws
-from tests.test_s3api_boto3 import BUCKET, call, error_of, put, s3_api_proxy
-from tests.test_tls import self_signed
+from tests.test_s3api_boto3 import BUCKET, age_decrypted, call, encrypting_s3_api_proxy, error_of, put, s3_api_proxy
 
 MiB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tls")
-    self_signed(directory)
-    return directory
-
-
 def crc32(data: bytes) -> bytes:
     return zlib.crc32(data).to_bytes(4, "big")
-
-
-def b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()
 
 
 async def start(s3: Any, key: str, **params: Any) -> str:
@@ -135,15 +122,7 @@ async def test_eicar_split_across_two_parts_is_refused_and_nothing_is_stored(
 async def test_an_encrypted_route_stores_age_of_the_whole_multipart_upload(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path
 ) -> None:
-    secret, recipient = age.generate_identity()
-    identity = tmp_path / "identity.txt"
-    identity.write_text(f"{secret}\n")
-    proxy = await s3_api_proxy(
-        make_proxy,
-        bucket,
-        plugins=["checksum", "encryption"],
-        plugin_defaults={"encryption": {"recipients": [recipient], "identity_file": str(identity)}},
-    )
+    proxy, identity = await encrypting_s3_api_proxy(make_proxy, bucket, tmp_path)
     s3 = client(proxy.s3_api_url or "")
     body = os.urandom(12 * MiB + 3)
     (tmp_path / "up.bin").write_bytes(body)
@@ -151,10 +130,7 @@ async def test_an_encrypted_route_stores_age_of_the_whole_multipart_upload(
     await asyncio.to_thread(s3.upload_file, str(tmp_path / "up.bin"), BUCKET, "secret.bin", Config=transfer)
     stored = s3_server.get(bucket, "raw/secret.bin")
     assert stored.startswith(b"age-encryption.org/v1\n")
-    (tmp_path / "stored.age").write_bytes(stored)
-    command = ["age", "-d", "-i", str(identity), str(tmp_path / "stored.age")]
-    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
-    assert (await process.communicate())[0] == body
+    assert await age_decrypted(stored, identity) == body
     assert (await call(s3.get_object, Bucket=BUCKET, Key="secret.bin"))["Body"] == body
 
 
