@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import re
@@ -331,7 +332,7 @@ class ObjectWriter:
             if "ContentMD5" in checksums:
                 md5 = base64.b64decode(checksums["ContentMD5"])
             else:
-                md5 = await off_loop(lambda data: hashlib.md5(data).digest(), body)
+                md5 = await off_loop(functools.partial(digest, "md5"), body)
             response = await self._head_if(md5_etag(md5), exc, "storing the object")
         ours = checksums[field(self._algorithm)] if self._algorithm else None
         return dataclasses.replace(await self._verified(response, ours, "put_object", len(body)), tagged=bool(tags))
