@@ -380,16 +380,6 @@ def other_checksum(algorithm: str, request: Callable[[str], bool]) -> Callable[[
     return alter
 
 
-# The relay's connections cut while a failed upload's parts are in flight are now and then collected unclosed,
-# as in test_faults.py (a leak of the test's relay, not of the proxy).
-relay_leaks = pytest.mark.filterwarnings(
-    *(
-        rf"ignore:Exception ignored in. <{leaked}:pytest.PytestUnraisableExceptionWarning"
-        for leaked in ("function StreamWriter.__del__", "function _SelectorTransport.__del__", "socket.socket")
-    )
-)
-
-
 # moto answers a part and a PutObject with the checksum sent, and a HEAD (ChecksumMode) with the checksum of
 # the object it stored, which the server asks for after a completion whose answer has none.
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
@@ -404,7 +394,6 @@ relay_leaks = pytest.mark.filterwarnings(
     ],
     ids=["put", "part", "object", "crc64nvme-part", "crc64nvme-object"],
 )
-@relay_leaks
 async def test_s3_answering_another_checksum_is_a_502_that_leaves_nothing(
     make_proxy: MakeProxy,
     s3_server: S3Server,
@@ -452,7 +441,6 @@ async def test_a_crc64nvme_upload_round_trips_with_its_full_object_checksum_comp
 
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
-@relay_leaks
 async def test_in_a_versioned_bucket_the_mismatched_version_is_removed_and_the_previous_one_stays(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:

@@ -24,14 +24,6 @@ from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port
 from .relay import Relay
 from .test_metrics import scrape, value
 
-# A relay connection held by "stops-reading" is now and then collected unclosed (its writer, its transport
-# still closing, or its socket), and the warning lands on whichever test runs then. A leak of the test's
-# relay, not of the proxy (whose tasks and files are checked), not tracked down yet.
-pytestmark = [
-    pytest.mark.filterwarnings(rf"ignore:Exception ignored in. <{leaked}:pytest.PytestUnraisableExceptionWarning")
-    for leaked in ("function StreamWriter.__del__", "function _SelectorTransport.__del__", "socket.socket")
-]
-
 KiB = 1024
 MiB = 1024**2
 PART = 5 * MiB
