@@ -21,7 +21,8 @@ fi
 # mypy run inside an example plugin's directory finds aiouploader as it would an installed one.
 .venv/bin/python -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat \
   -e '.[test]' -e plugins/aiouploader-content-type-guard -e plugins/aiouploader-webhook -r bench/requirements.txt
-[ tests/tus-js/node_modules/.package-lock.json -nt tests/tus-js/package-lock.json ] || npm ci --prefix tests/tus-js --no-audit --no-fund --loglevel=error
+[ tests/tus-js/node_modules/.package-lock.json -nt tests/tus-js/package-lock.json ] ||
+  npm ci --prefix tests/tus-js --no-audit --no-fund --loglevel=error
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
