@@ -21,6 +21,8 @@ _ORIGIN = re.compile(
 
 Method = Literal["GET", "HEAD", "PUT", "POST", "DELETE"]
 ALL_METHODS: tuple[Method, ...] = ("GET", "HEAD", "PUT", "POST", "DELETE")
+CorsMethod = Literal["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"]
+"""A method a page may send: PATCH too, which resumable uploads use."""
 
 
 class TokenConfig(Settings):
@@ -66,7 +68,7 @@ class AuthConfig(Settings):
 class CorsConfig(Settings):
     allow_origins: list[str] = Field(min_length=1)
     """Origins whose pages may call the route, e.g. "https://app.example"; "*" for any."""
-    allow_methods: list[Method] = ["PUT", "POST", "GET", "HEAD"]
+    allow_methods: list[CorsMethod] = ["PUT", "POST", "GET", "HEAD"]
     allow_headers: list[str] = ["Content-Type", "Authorization", "Content-MD5", "Content-Digest", "X-Request-ID"]
     expose_headers: list[str] = ["Location", "ETag", "X-Request-ID"]
     max_age: int = Field(600, ge=0)

@@ -1,6 +1,8 @@
-"""CORS per route, so a page can upload with a signed URL by PUT or by a form POST."""
+"""CORS per route, so a page can upload with a signed URL by PUT, by a form POST, or resumably (tus)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -9,14 +11,34 @@ from .config import CorsConfig
 from .errors import Forbidden
 from .middlewares import REQUEST_ID, error_response, request_id
 from .routes import found_route
+from .tus import protocol as tus
 
 
 def _settings(request: web.Request) -> CorsConfig | None:
     """The CORS settings of the request's route, when it has them and the request has an Origin."""
     found = found_route(request)
-    if "Origin" not in request.headers or found is None:
+    if "Origin" not in request.headers or found is None or found.route.config.cors is None:
         return None
-    return found.route.config.cors
+    settings = found.route.config.cors
+    if found.route.config.resumable and tus.is_tus_path(found.raw_key):
+        return _with_tus(settings)
+    return settings
+
+
+def _with_tus(settings: CorsConfig) -> CorsConfig:
+    """The route's settings, and what a tus client sends and reads: a page that may upload may resume."""
+    return settings.model_copy(
+        update={
+            "allow_methods": _union(settings.allow_methods, tus.CORS_METHODS),
+            "allow_headers": _union(settings.allow_headers, tus.CORS_REQUEST_HEADERS),
+            "expose_headers": _union(settings.expose_headers, tus.CORS_RESPONSE_HEADERS),
+        }
+    )
+
+
+def _union(configured: Sequence[str], added: tuple[str, ...]) -> list[str]:
+    known = {name.lower() for name in configured}
+    return [*configured] + [name for name in added if name.lower() not in known]
 
 
 def _allowed(settings: CorsConfig, origin: str) -> bool:

@@ -8,6 +8,7 @@ missing=()
 [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
 command -v age >/dev/null || missing+=(age)
 command -v curl >/dev/null || missing+=(curl)
+command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -20,6 +21,8 @@ fi
 # mypy run inside an example plugin's directory finds aiouploader as it would an installed one.
 .venv/bin/python -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat \
   -e '.[test]' -e plugins/aiouploader-content-type-guard -e plugins/aiouploader-webhook -r bench/requirements.txt
+[ tests/tus-js/node_modules/.package-lock.json -nt tests/tus-js/package-lock.json ] ||
+  npm ci --prefix tests/tus-js --no-audit --no-fund --loglevel=error
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

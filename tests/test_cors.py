@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -133,3 +134,63 @@ async def test_a_refusal_of_expect_100_continue_to_an_allowed_origin_is_marked(
     assert head.startswith("HTTP/1.1 413")
     assert f"Access-Control-Allow-Origin: {APP}\r\n" in head and "Vary: Origin\r\n" in head
     assert s3_server.keys(bucket) == []
+
+
+async def preflight(proxy: Proxy, path: str, method: str, headers: str = "") -> tuple[int, Any]:
+    asked = {"Origin": APP, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": headers}
+    async with proxy.session.options(proxy(path), headers=asked) as response:
+        return response.status, response.headers
+
+
+def listed(value: str) -> set[str]:
+    return {name.strip().lower() for name in value.split(",")}
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_resumable_routes_tus_requests_allow_what_tus_clients_send_and_read(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    route = {"path": "/uploads", "bucket": bucket, "resumable": True, "cors": {"allow_origins": [APP]}}
+    proxy = await make_proxy(routes=[route])
+    status, headers = await preflight(proxy, "/uploads/", "POST", "tus-resumable,upload-length,upload-metadata")
+    assert status == 204
+    assert {"tus-resumable", "upload-length", "upload-metadata"} <= listed(headers["Access-Control-Allow-Headers"])
+    creation = {"Origin": APP, "Tus-Resumable": "1.0.0", "Upload-Length": "5"}
+    async with proxy.session.post(proxy("/uploads/"), headers=creation) as response:
+        assert response.status == 201
+        assert "location" in listed(response.headers["Access-Control-Expose-Headers"])
+        location = response.headers["Location"]
+    for method in ("HEAD", "PATCH", "DELETE"):
+        status, headers = await preflight(proxy, location, method, "tus-resumable,upload-offset,content-type")
+        assert status == 204 and method in headers["Access-Control-Allow-Methods"]
+        assert {"tus-resumable", "upload-offset", "content-type"} <= listed(headers["Access-Control-Allow-Headers"])
+    sent = {
+        "Origin": APP,
+        "Tus-Resumable": "1.0.0",
+        "Upload-Offset": "0",
+        "Content-Type": "application/offset+octet-stream",
+    }
+    async with proxy.session.patch(proxy(location), data=b"hello", headers=sent) as response:
+        assert response.status == 204 and response.headers["Access-Control-Allow-Origin"] == APP
+        exposed = listed(response.headers["Access-Control-Expose-Headers"])
+        assert {"upload-offset", "upload-result", "tus-resumable"} <= exposed
+    assert s3_server.keys(bucket) != []
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_resumable_routes_other_requests_keep_the_routes_cors_lists(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    route = {"path": "/uploads", "bucket": bucket, "resumable": True, "cors": {"allow_origins": [APP]}}
+    proxy = await make_proxy(routes=[route])
+    assert (await preflight(proxy, "/uploads/a.txt", "DELETE"))[0] == 403
+    status, headers = await preflight(proxy, "/uploads/a.txt", "PUT")
+    assert status == 204 and "upload-offset" not in listed(headers["Access-Control-Allow-Headers"])
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_allow_methods_may_list_patch(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
+    cors = {"allow_origins": [APP], "allow_methods": ["PUT", "PATCH"]}
+    proxy = await make_proxy(routes=[{"path": "/browser", "bucket": bucket, "cors": cors}])
+    status, headers = await preflight(proxy, "/browser/a.txt", "PATCH")
+    assert status == 204 and headers["Access-Control-Allow-Methods"] == "PUT, PATCH"

@@ -19,10 +19,38 @@ MAX_SIZE = 5 * 1024**4
 """S3's largest object."""
 UPLOADS = ".tus"
 """The path segment under a route where its resumable uploads live; no client key may start with it there."""
-EXPOSED = (
-    "Location, Upload-Offset, Upload-Length, Upload-Defer-Length, Upload-Expires, Upload-Metadata, "
-    "Upload-Result, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm"
+CORS_METHODS = ("POST", "HEAD", "PATCH", "DELETE")
+CORS_REQUEST_HEADERS = (
+    "Tus-Resumable",
+    "Upload-Length",
+    "Upload-Defer-Length",
+    "Upload-Metadata",
+    "Upload-Offset",
+    "Upload-Checksum",
+    "Content-Type",
+    "X-Request-ID",
 )
+CORS_RESPONSE_HEADERS = (
+    "Location",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Defer-Length",
+    "Upload-Expires",
+    "Upload-Result",
+    "Content-Location",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+    "X-Request-ID",
+)
+"""What a page's tus client sends and reads, beside what a route's CORS settings allow (``cors.py``)."""
+
+
+def is_tus_path(raw_key: str | None) -> bool:
+    """Whether a resumable route's request for ``raw_key`` may be tus's: creation, or an upload's URL."""
+    return raw_key is None or raw_key == UPLOADS or raw_key.startswith(UPLOADS + "/")
 
 
 def base_headers() -> dict[str, str]:
