@@ -14,11 +14,14 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from aiouploader import Upload, UploadStage, hookimpl
 from aiouploader.checksums import b64
 from aiouploader.eicar import EICAR
+from aiouploader.metrics import METRICS
+from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.service import SERVICE
 from aiouploader.testing import MakeProxy, Proxy, S3Server
-from tests.s3api_clients import client, streaming_put
+from tests.s3api_clients import CREDENTIALS, client, streaming_put
 from tests.test_s3api_awscli import aws
 from tests.test_s3api_boto3 import BUCKET, age_decrypted, call, encrypting_s3_api_proxy, error_of, put, s3_api_proxy
 
@@ -294,6 +297,104 @@ async def test_complete_answers_the_checksum_of_what_the_client_sent(
     else:
         assert done["ChecksumCRC32"] == b64(crc32(b"".join(bodies)))
     assert done["ChecksumType"] == kind
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize("kind", ["COMPOSITE", "FULL_OBJECT"])
+async def test_a_complete_sent_again_after_it_succeeded_answers_the_same_result(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, kind: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k", ChecksumAlgorithm="CRC32", ChecksumType=kind)
+    bodies = [os.urandom(MiB), b"last"]
+    sent = [await send_part(s3, "k", upload_id, n + 1, b, ChecksumAlgorithm="CRC32") for n, b in enumerate(bodies)]
+    parts = [{"PartNumber": n + 1, "ETag": a["ETag"], "ChecksumCRC32": a["ChecksumCRC32"]} for n, a in enumerate(sent)]
+    first = await finish(s3, "k", upload_id, parts)
+    again = await finish(s3, "k", upload_id, parts)
+    fields = ("Bucket", "Key", "ETag", "ChecksumCRC32", "ChecksumType")
+    assert {f: again.get(f) for f in fields} == {f: first.get(f) for f in fields}
+    assert again["ETag"].endswith('-2"') and again["ChecksumType"] == kind
+    assert s3_server.get(bucket, "raw/k") == b"".join(bodies) and s3_server.multipart_uploads(bucket) == []
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_completed_upload_is_no_such_upload_to_another_parts_list_and_every_other_operation(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    first = await send_part(s3, "k", upload_id, 1, b"one ")
+    second = await send_part(s3, "k", upload_id, 2, b"two")
+    parts = [{"PartNumber": 1, "ETag": first["ETag"]}, {"PartNumber": 2, "ETag": second["ETag"]}]
+    await finish(s3, "k", upload_id, parts)
+    others = [[parts[0]], [parts[0], {"PartNumber": 2, "ETag": first["ETag"]}], [*parts, {**parts[1], "PartNumber": 3}]]
+    for other in others:
+        with pytest.raises(ClientError) as raised:
+            await finish(s3, "k", upload_id, other)
+        assert error_of(raised) == (404, "NoSuchUpload")
+    with pytest.raises(ClientError) as raised:
+        await finish(s3, "other-key", upload_id, parts)
+    assert error_of(raised) == (404, "NoSuchUpload")
+    with pytest.raises(ClientError) as raised:
+        await call(s3.list_parts, Bucket=BUCKET, Key="k", UploadId=upload_id)
+    assert error_of(raised) == (404, "NoSuchUpload")
+    with pytest.raises(ClientError) as raised:
+        await send_part(s3, "k", upload_id, 3, b"late")
+    assert error_of(raised) == (404, "NoSuchUpload")
+    with pytest.raises(ClientError) as raised:
+        await call(s3.abort_multipart_upload, Bucket=BUCKET, Key="k", UploadId=upload_id)
+    assert error_of(raised) == (404, "NoSuchUpload")
+    assert s3_server.get(bucket, "raw/k") == b"one two"
+    assert (await finish(s3, "k", upload_id, parts))["ETag"].endswith('-2"')
+
+
+class _HeldStage(UploadStage):
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+
+    async def finish(self) -> bytes:
+        self._gate.entered.set()
+        await self._gate.opened.wait()
+        return b""
+
+
+class Gate:
+    """Holds an upload's end (its stage's ``finish``) until ``opened`` is set; ``entered`` tells that it is held."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, settings: Any) -> UploadStage:
+        return _HeldStage(self)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_complete_sent_again_while_the_first_commits_answers_its_result(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    gate, pm = Gate(), make_plugin_manager()
+    pm.register(gate, name="gate")
+    route = {"path": "/files", "bucket": bucket, "prefix": "raw/", "s3_api_bucket": BUCKET, "plugins": ["gate"]}
+    proxy = await make_proxy(routes=[route], pm=pm, s3_api={"port": 0, "credentials": CREDENTIALS})
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    parts = [{"PartNumber": 1, "ETag": (await send_part(s3, "k", upload_id, 1, b"body"))["ETag"]}]
+    first = asyncio.create_task(finish(s3, "k", upload_id, parts))
+    await gate.entered.wait()
+    again = asyncio.create_task(finish(s3, "k", upload_id, parts))
+    registry = proxy.app[METRICS].registry
+    for _ in range(3000):
+        if registry.get_sample_value("aiouploader_uploads_in_flight") == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert s3_server.keys(bucket) == []
+    gate.opened.set()
+    assert (await again)["ETag"] == (await first)["ETag"]
+    assert s3_server.get(bucket, "raw/k") == b"body"
 
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)

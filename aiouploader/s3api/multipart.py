@@ -12,7 +12,8 @@ A part whose bytes passed and that comes again with the same bytes (the same MD5
 answered as before and not fed again; with other bytes it refuses the whole upload. Bytes of a part reach
 the chain before its signatures and checksums are checked (they are checked when the body ends): a part
 that then fails, or breaks off after its body started, discards the upload: S3's multipart upload is
-aborted, nothing is stored. Only ``CompleteMultipartUpload`` commits.
+aborted, nothing is stored. Only ``CompleteMultipartUpload`` commits; the answer of a completed upload is kept a
+while for the same request sent again (`aiouploader.s3api.completed`).
 
 While it lasts, an upload is admitted as one upload of unknown size (`Service.in_flight`, held by a task of
 its own): it counts against ``server.max_uploads``, the client's limits and ``server.max_buffered``, and a
@@ -36,6 +37,7 @@ from ..routes import Route
 from ..service import Service
 from ..session import UploadSession
 from .checksums import Checksum
+from .completed import Completed
 from .errors import NoSuchUpload, RequestTimeout, S3Error
 from .responses import Refused
 
@@ -142,6 +144,8 @@ class Multiparts:
         self.service = service
         self.idle_timeout = idle_timeout
         self._uploads: dict[str, MultipartUpload] = {}
+        self.completed = Completed()
+        """The answers of the uploads completed lately, for a CompleteMultipartUpload sent again."""
 
     def of(self, route: Route) -> list[MultipartUpload]:
         return sorted(

@@ -26,6 +26,7 @@ from ..service import SERVICE
 from ..session import UploadSession
 from .access import Caller
 from .checksums import ALGORITHMS, HEADER_PREFIX, Checksum
+from .completed import Listed
 from .errors import (
     BadDigest,
     InvalidArgument,
@@ -33,6 +34,7 @@ from .errors import (
     InvalidPartOrder,
     InvalidRequest,
     MalformedXML,
+    NoSuchUpload,
     RequestTimeout,
     S3Error,
 )
@@ -169,10 +171,18 @@ class _PartReader:
 
 
 async def complete_multipart_upload(request: web.Request, route: Route, key: str, caller: Caller) -> web.Response:
-    upload = request.app[MULTIPARTS].get(request.query["uploadId"], route, key)
+    multiparts, upload_id = request.app[MULTIPARTS], request.query["uploadId"]
+    try:
+        upload = multiparts.get(upload_id, route, key)
+    except NoSuchUpload:
+        answer = multiparts.completed.recall(upload_id, route, key)
+        return answer.again(_listed_parts(await _small_body(request, caller)), request.headers)
     upload.busy += 1
     try:
         listed = _listed_parts(await _small_body(request, caller))
+        if upload.completing:
+            await upload.ended.wait()
+            return multiparts.completed.recall(upload_id, route, key).again(listed, request.headers)
         _check_listed(upload, listed)
         _check_whole(upload, request.headers)
         upload.completing, upload.working = True, asyncio.current_task()
@@ -186,21 +196,26 @@ async def complete_multipart_upload(request: web.Request, route: Route, key: str
             await upload.give_up(error)
             raise
         attempts(request).results.append(result)
+        children = _completed(route, key, upload)
+        headers = {} if result["version_id"] is None else {"x-amz-version-id": result["version_id"]}
+        multiparts.completed.remember(upload_id, route, key, listed, upload.whole, children, headers)
         await upload.finish()
     finally:
         upload.busy -= 1
-    parts = [upload.parts[number] for number in sorted(upload.parts)]
-    etag = hashlib.md5(b"".join(part.md5 for part in parts), usedforsecurity=False).hexdigest()
-    children = (
-        element("Bucket", route.config.s3_api_bucket) + element("Key", key) + element("ETag", f'"{etag}-{len(parts)}"')
-    )
-    if (checksum := _upload_checksum(upload)) is not None:
-        children += element(_XML_NAMES[checksum[0]], checksum[1]) + element("ChecksumType", _kind(upload))
-    headers = {} if result["version_id"] is None else {"x-amz-version-id": result["version_id"]}
     return xml_response("CompleteMultipartUploadResult", children, headers)
 
 
-def _check_listed(upload: MultipartUpload, listed: list[tuple[int, str, dict[str, str]]]) -> None:
+def _completed(route: Route, key: str, upload: MultipartUpload) -> str:
+    """The elements of CompleteMultipartUploadResult: S3's multipart ETag, the upload's checksum."""
+    parts = [upload.parts[number] for number in sorted(upload.parts)]
+    etag = hashlib.md5(b"".join(part.md5 for part in parts), usedforsecurity=False).hexdigest()
+    children = _named(route, key) + element("ETag", f'"{etag}-{len(parts)}"')
+    if (checksum := _upload_checksum(upload)) is not None:
+        children += element(_XML_NAMES[checksum[0]], checksum[1]) + element("ChecksumType", _kind(upload))
+    return children
+
+
+def _check_listed(upload: MultipartUpload, listed: Listed) -> None:
     numbers = [number for number, _, _ in listed]
     if not listed:
         raise MalformedXML("The CompleteMultipartUpload body lists no part.")
@@ -355,7 +370,7 @@ async def _small_body(request: web.Request, caller: Caller) -> bytes:
     return bytes(body)
 
 
-def _listed_parts(body: bytes) -> list[tuple[int, str, dict[str, str]]]:
+def _listed_parts(body: bytes) -> Listed:
     """``(part number, ETag, {algorithm: checksum})`` of each ``<Part>`` a CompleteMultipartUpload lists."""
     if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
         raise MalformedXML("A CompleteMultipartUpload body has no document type or entities.")
@@ -363,7 +378,7 @@ def _listed_parts(body: bytes) -> list[tuple[int, str, dict[str, str]]]:
         root = ET.fromstring(body)
     except ET.ParseError:
         raise MalformedXML() from None
-    listed = []
+    listed: Listed = []
     for child in root:
         if _local(child.tag) != "Part":
             continue
