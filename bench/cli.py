@@ -10,8 +10,9 @@ One run, one S3 server (``rclone serve s3`` on a tmpfs directory), these configu
                 (with (b), each built-in plugin's throughput on its own; not run by default)
   (h) checksum  as (b), with s3.content_md5 = true: what Content-MD5 on every part costs
   (i) baseline  as (d), with boto3's default client settings, as the workaround is usually written
+  (j) S3 API    as (b), through aiouploader's S3 API: boto3's upload_file, as `aws s3 cp` (bench/s3api_client.py)
 
-Single uploads alternate a, b, c, d, h, i, a, b, ... with a fresh server (or
+Single uploads alternate a, b, c, d, h, i, j, a, b, ... with a fresh server (or
 (a) process) per configuration per round, so its VmHWM is that round's peak
 RSS. Then, per configuration, one fresh server takes N concurrent uploads and
 then a bounded number of small uploads from 16 concurrent clients. Last, per
@@ -61,7 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=size_argument, help="size of the single uploads (default 256MiB; --quick 16MiB)")
     parser.add_argument("--rounds", type=int, help="rounds of single uploads (default 3; --quick 1)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one round: a smoke test, < 60 s")
-    parser.add_argument("--only", default="a,b,c,d,h,i", help="configurations to run, e.g. a,b (default a,b,c,d,h,i)")
+    parser.add_argument(
+        "--only", default="a,b,c,d,h,i,j", help="configurations to run, e.g. a,b (default a,b,c,d,h,i,j)"
+    )
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table with the machine")
     parser.add_argument("--concurrent", type=int, default=16, help="concurrent uploads (default 16)")
     parser.add_argument("--concurrent-size", type=size_argument, help="size of each (default 64MiB; --quick 9MiB)")
@@ -95,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="a setting for the config of every aiouploader server, (b), (c) and (e)-(h) (repeat for more), "
+        help="a setting for the config of every aiouploader server, (b), (c), (e)-(h) and (j) (repeat for more), "
         "e.g. --set s3.content_md5=true --set upload.block_size=4MiB (a bare word is a string)",
     )
     parser.add_argument("--rclone", help="the rclone binary (default: next to this Python, then $PATH)")

@@ -1,4 +1,4 @@
-"""The configurations (a) to (i) that the bench compares, and the config file of each aiouploader server."""
+"""The configurations (a) to (j) that the bench compares, and the config file of each aiouploader server."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ ACCESS_KEY = "aiouploader-bench"
 SECRET_KEY = "aiouploader-bench-secret-key"
 BUCKET = "bench"
 ROUTE = "/uploads"
+S3_API_BUCKET = "bench-s3api"
+S3_API_ACCESS_KEY = "aiouploader-bench-s3api"
+S3_API_SECRET_KEY = "aiouploader-bench-s3api-secret-key"
+"""(j)'s route as a bucket of aiouploader's S3 API, and the credential its client signs with there."""
 
 CONFIGS = {
     "a": "ceiling: aioboto3 multipart from memory",
@@ -27,6 +31,7 @@ CONFIGS = {
     "g": "aiouploader: encryption",
     "h": "aiouploader: checksum, s3.content_md5 = true",
     "i": "baseline as usually written: (d) with boto3's default client",
+    "j": "aiouploader through its S3 API: checksum, boto3 upload_file",
 }
 CHAINS = {
     "b": ["checksum"],
@@ -35,9 +40,12 @@ CHAINS = {
     "f": ["virus_scan"],
     "g": ["encryption"],
     "h": ["checksum"],
+    "j": ["checksum"],
 }
 """The route's plugins of the configurations that are aiouploader servers."""
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {"h": {"s3": {"content_md5": True}}}
+S3_API = {"j"}
+"""The configurations uploaded through aiouploader's S3 API rather than its HTTP API."""
 
 Setting = tuple[str, str, Any]
 """``(section, key, value)`` of one --set."""
@@ -74,8 +82,10 @@ def aiouploader_toml(
     parts_in_flight: int,
     settings: list[Setting],
     recipient: Callable[[], str],
+    s3_api_port: int = 0,
 ) -> str:
-    """The config file of configuration ``config``'s server: one route with its chain, then the --set settings."""
+    """The config file of configuration ``config``'s server: one route with its chain, then the --set settings;
+    for (j) the route is a bucket of the S3 API on ``s3_api_port`` too."""
     sections: dict[str, dict[str, Any]] = {
         "server": {"host": "127.0.0.1", "port": port, "log_level": "warning"},
         "s3": {"endpoint_url": s3_url, "part_size": part_size, "parts_in_flight": parts_in_flight},
@@ -88,7 +98,12 @@ def aiouploader_toml(
         sections.setdefault(name, {}).update(values)
     for name, key, value in settings:
         sections.setdefault(name, {})[key] = value
+    if config in S3_API:
+        sections.setdefault("s3_api", {}).update(host="127.0.0.1", port=s3_api_port)
+        sections["[s3_api.credentials]"] = {"access_key_id": S3_API_ACCESS_KEY, "secret_access_key": S3_API_SECRET_KEY}
     sections["[routes]"] = {"path": ROUTE, "bucket": BUCKET, "plugins": CHAINS[config]}
+    if config in S3_API:
+        sections["[routes]"]["s3_api_bucket"] = S3_API_BUCKET
     lines = []
     for name, values in sections.items():
         lines.append(f"[{name}]")

@@ -112,7 +112,8 @@ def notes(args: argparse.Namespace, res: Results) -> list[str]:
     lines = [
         f"Single uploads: {format_size(args.size)}, {args.rounds} round(s) alternating {','.join(args.only)}; "
         f"part size {format_size(args.part_size)}, {args.parts_in_flight} parts in flight; "
-        "all but (a) via `curl -T` from /dev/shm, (a) from memory.",
+        "(j) via boto3's upload_file (defaults: 8 MiB parts, 10 at once) to aiouploader's S3 API, the others "
+        "but (a) via `curl -T`, both from /dev/shm; (a) from memory.",
         "MiB/s and CPU s/GiB are medians over rounds; the ratio is the median of per-round ratios to (a).",
         "CPU: user+sys of the server process tree (of (a)'s process) from /proc/PID/stat, read before and after "
         "the upload. All processes: the CPU the whole machine spent meanwhile (/proc/stat: the client or curl, "
@@ -124,12 +125,23 @@ def notes(args: argparse.Namespace, res: Results) -> list[str]:
         f"Concurrent: {args.concurrent} simultaneous uploads of {format_size(args.concurrent_size)} "
         f"(one fresh server; aggregate MiB/s over the wall time). Small: {args.small_count} uploads of "
         f"{format_size(args.small_size)} from {args.clients} concurrent clients ((a): PutObject via aioboto3; "
-        "others: an aiohttp client in the bench process), same server after the concurrent test.",
+        "(j): PutObject to the S3 API via aiobotocore's defaults in the bench process; others: an aiohttp client "
+        "in the bench process), same server after the concurrent test.",
         "(d) and (i) send one part at a time (TransferConfig(use_threads=False)); (a) and (d) compute no "
         "digests, (i) (boto3's defaults) the SHA-256 of every part for its signature and a CRC32; (b) and (c) "
         "compute SHA-256 of the body plus CRC32C of every part, (h) the same with Content-MD5 of every part.",
         "All processes (rclone, servers, curl, the bench) share the same CPUs.",
     ]
+    for config in args.only:
+        clients = [s.client_cpu_per_gib for s in res.singles[config].values() if s.client_cpu_per_gib is not None]
+        if clients:
+            lines.append(
+                f"({config}) the client's own CPU (boto3's upload_file, not in the server's CPU s/GiB but in all "
+                "processes'): "
+                f"{statistics.median(clients):.2f} s/GiB (median over rounds)."
+            )
+    if "j" in args.only and args.flat:
+        lines.append("(j) is not in the peak RSS by size, whose uploads are unsigned requests to the HTTP API.")
     loads = [r.others for rounds in res.singles.values() for r in rounds.values()]
     loads += [c["others"] for c in res.concurrent.values()]
     if args.flat:

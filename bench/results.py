@@ -20,6 +20,8 @@ class Single:
     all_cpu_per_gib: float
     others: float
     idle_rss: int | None = None
+    client_cpu_per_gib: float | None = None
+    """CPU per GiB of the client process, where the bench measures it ((j)'s); never the server's."""
 
 
 @dataclass

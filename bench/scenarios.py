@@ -13,13 +13,13 @@ from functools import partial
 
 from aiouploader.sizes import format_size
 
-from .configurations import BUCKET, CHAINS, GiB, MiB
+from .configurations import BUCKET, CHAINS, S3_API, GiB, MiB
 from .errors import BenchError
 from .procfs import Snapshot
 from .report import progress
 from .results import Results, Single
 from .targets import Target
-from .uploads import curl_many, small_puts, stream
+from .uploads import small_puts, small_s3_api_puts, stream
 from .workspace import Workspace
 
 
@@ -40,7 +40,7 @@ class Bench:
         for config in only:
             self.attempt(f"concurrent/small ({config})", partial(self._concurrent, config))
         for config in only:
-            if config != "a" and self.args.flat:
+            if config != "a" and config not in S3_API and self.args.flat:
                 self.attempt(f"peak RSS by size ({config})", partial(self._flat, config))
 
     def attempt(self, what: str, func: Callable[[], None]) -> None:
@@ -62,14 +62,14 @@ class Bench:
             if config == "a":
                 target.call(op="load", path=str(self.ws.files["big"]), name="big")
             target.warm_up()
+            client_before = target.client_cpu() if config in S3_API else 0.0
             before = Snapshot.take(target.pid, self.ws.s3_pid)
             if config == "a":
                 target.call(op="multipart", keys=[key], name="big", timeout=60 + size / (2 * MiB))
             else:
-                (answer,) = curl_many(self.ws, [(target.url_for(key), self.ws.files["big"])], target.log)
-                if answer.get("size") != size:
-                    raise BenchError(f"the server says it got {answer.get('size')} bytes of {size}")
+                target.upload(self.ws.files["big"], [key])
             used = before.until(Snapshot.take(target.pid, self.ws.s3_pid))
+            client_cpu = target.client_cpu() - client_before if config in S3_API else None
             rss = target.rss()
         self.check_stored(config, [key], size)
         gib = size / GiB
@@ -82,6 +82,7 @@ class Bench:
             used["all"] / gib,
             used["others"],
             idle,
+            None if client_cpu is None else client_cpu / gib,
         )
 
     def concurrent_and_small(self, config: str) -> None:
@@ -97,7 +98,7 @@ class Bench:
             if config == "a":
                 target.call(op="multipart", keys=keys, name="concurrent", timeout=60 + n * size / (2 * MiB))
             else:
-                curl_many(self.ws, [(target.url_for(k), self.ws.files["concurrent"]) for k in keys], target.log)
+                target.upload(self.ws.files["concurrent"], keys)
             used = before.until(Snapshot.take(target.pid, self.ws.s3_pid))
             self.results.concurrent[config] = {
                 "mibps": n * size / MiB / used["wall"],
@@ -121,6 +122,10 @@ class Bench:
                         timeout=60 + count / 5,
                     )
                     seconds = time.perf_counter() - started
+                elif config in S3_API:
+                    body = self.ws.files["small"].read_bytes()
+                    puts = small_s3_api_puts(target.s3_api_url, body, small_prefix, count, self.args.clients)
+                    seconds = asyncio.run(puts)
                 else:
                     body = self.ws.files["small"].read_bytes()
                     seconds = asyncio.run(small_puts(target.url_for, body, small_prefix, count, self.args.clients))
@@ -165,10 +170,11 @@ class Bench:
         result = self.single(config, round_)
         self.results.singles[config][round_] = result
         idle = "" if result.idle_rss is None else f" (after start-up {result.idle_rss / MiB:.1f})"
+        client = "" if result.client_cpu_per_gib is None else f", client {result.client_cpu_per_gib:5.2f}"
         progress(
             f"  round {round_} ({config}): {result.mibps:8.1f} MiB/s  {result.seconds:6.2f} s  "
             f"CPU {result.cpu_per_gib:5.2f} s/GiB (S3 server {result.s3_cpu_per_gib:5.2f}, "
-            f"all processes {result.all_cpu_per_gib:5.2f})  "
+            f"all processes {result.all_cpu_per_gib:5.2f}{client})  "
             f"peak RSS {result.rss / MiB:6.1f} MiB{idle}  other load {result.others:4.2f} CPUs"
         )
 

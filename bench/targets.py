@@ -1,4 +1,5 @@
-"""One configuration's server (b to i) or direct client process (a), fresh for one measurement."""
+"""One configuration's server (b to j) or direct client process (a), fresh for one measurement; for (j) the client
+process too."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from aiobotocore.config import AioConfig
 
 from aiouploader.app import client_config
 from aiouploader.config import S3Config
-from aiouploader.ports import free_port
+from aiouploader.ports import free_port, wait_for_port
 
-from .configurations import BUCKET, CHAINS, ROUTE
+from .configurations import BUCKET, CHAINS, ROUTE, S3_API, S3_API_ACCESS_KEY, S3_API_BUCKET, S3_API_SECRET_KEY, MiB
 from .errors import BenchError
 from .processes import log_tail, wait_for_http
 from .procfs import current_rss, peak_rss, tree_cpu_seconds
@@ -44,7 +45,12 @@ class Target:
         self.ws = ws
         self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
+        """The process measured: the server, or (a)'s client."""
+        self.client: subprocess.Popen[bytes] | None = None
+        """The process that speaks JSON lines (`call`): (a)'s, or (j)'s client of the S3 API."""
         self.url = ""
+        self.s3_api_url = ""
+        """(j)'s S3 API endpoint."""
         self.log = ws.work / "logs" / f"{config}-{uuid.uuid4().hex[:8]}.log"
         self._buffer = b""
 
@@ -70,16 +76,39 @@ class Target:
                 log=self.log,
                 pipes=True,
             )
+            self.client = self.proc
             self.call(op="load", path=str(ws.files["warmup"]), name="warmup")
             return self
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         if self.config in CHAINS:
-            config = ws.write_aiouploader_config(self.config, port)
+            s3_api_port = free_port() if self.config in S3_API else 0
+            config = ws.write_aiouploader_config(self.config, port, s3_api_port)
             self.proc = ws.procs.start(
                 [sys.executable, "-m", "aiouploader", "serve", "--config", str(config)], log=self.log
             )
             wait_for_http(self.url + "/healthz", self.proc, f"aiouploader ({self.config})")
+            if s3_api_port:
+                try:
+                    wait_for_port(s3_api_port, self.proc, f"aiouploader's S3 API ({self.config})")
+                except RuntimeError as exc:
+                    raise BenchError(str(exc)) from None
+                self.s3_api_url = f"http://127.0.0.1:{s3_api_port}"
+                self.client = ws.procs.start(
+                    [
+                        sys.executable,
+                        str(BENCH_DIR / "s3api_client.py"),
+                        "--endpoint",
+                        self.s3_api_url,
+                        "--bucket",
+                        S3_API_BUCKET,
+                        "--uploads",
+                        str(ws.args.concurrent),
+                    ],
+                    log=self.log,
+                    pipes=True,
+                    env={"AWS_ACCESS_KEY_ID": S3_API_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_API_SECRET_KEY},
+                )
         else:
             self.proc = ws.procs.start(
                 [
@@ -115,13 +144,15 @@ class Target:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None:
-            if self.config == "a" and self.proc.poll() is None:
+        if self.client is not None:
+            if self.client.poll() is None:
                 try:
-                    self.proc.stdin.write(b'{"op": "quit"}\n')  # type: ignore[union-attr]
-                    self.proc.wait(5)
+                    self.client.stdin.write(b'{"op": "quit"}\n')  # type: ignore[union-attr]
+                    self.client.wait(5)
                 except (OSError, subprocess.TimeoutExpired):
                     pass
+            self.ws.procs.stop(self.client)
+        if self.proc is not None and self.proc is not self.client:
             self.ws.procs.stop(self.proc)
 
     def __enter__(self) -> Target:
@@ -146,33 +177,51 @@ class Target:
         """RSS now: right after start-up, before any upload."""
         return current_rss(self.pid)
 
+    def client_cpu(self) -> float:
+        """CPU seconds of (j)'s client process so far."""
+        assert self.client is not None
+        return tree_cpu_seconds(self.client.pid)
+
     def call(self, timeout: float = 120, **command: Any) -> dict[str, Any]:
-        """Send one command to (a)'s process and wait for its answer."""
-        assert self.proc is not None and self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+        """Send one command to (a)'s or (j)'s client process and wait for its answer."""
+        client = self.client
+        assert client is not None and client.stdin and client.stdout
+        client.stdin.write((json.dumps(command) + "\n").encode())
         deadline = time.monotonic() + timeout
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise BenchError(f"(a) did not answer {command['op']} within {timeout:g}s")
-            ready, _, _ = select.select([self.proc.stdout], [], [], remaining)
+                raise BenchError(f"({self.config}) did not answer {command['op']} within {timeout:g}s")
+            ready, _, _ = select.select([client.stdout], [], [], remaining)
             if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                chunk = os.read(client.stdout.fileno(), 65536)
                 if not chunk:
-                    raise BenchError(f"(a) exited during {command['op']}\n{log_tail(self.log)}")
+                    raise BenchError(f"({self.config}) exited during {command['op']}\n{log_tail(self.log)}")
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         answer: dict[str, Any] = json.loads(line)
         if not answer.get("ok"):
-            raise BenchError(f"(a) {command['op']} failed: {answer.get('error')}")
+            raise BenchError(f"({self.config}) {command['op']} failed: {answer.get('error')}")
         return answer
 
     def warm_up(self) -> None:
         """One small upload first, so that lazy set-up (service models, connections) is not measured."""
         if self.config == "a":
             self.call(op="put", key=f"warmup/{uuid.uuid4().hex}", name="warmup")
+        elif self.config in S3_API:
+            self.call(op="upload", path=str(self.ws.files["warmup"]), keys=[f"warmup/{uuid.uuid4().hex}"])
         else:
             curl_many(self.ws, [(self.url_for(f"warmup/{uuid.uuid4().hex}"), self.ws.files["warmup"])], self.log)
+
+    def upload(self, path: Path, keys: list[str]) -> None:
+        """Upload the file at each key, all at once: ``curl -T`` to the HTTP API, for (j) boto3's ``upload_file`` to
+        the S3 API."""
+        if self.config in S3_API:
+            self.call(op="upload", path=str(path), keys=keys, timeout=60 + len(keys) * path.stat().st_size / (2 * MiB))
+            return
+        for answer in curl_many(self.ws, [(self.url_for(key), path) for key in keys], self.log):
+            if answer.get("size") != path.stat().st_size:
+                raise BenchError(f"the server says it got {answer.get('size')} bytes of {path.stat().st_size}")
 
     def url_for(self, key: str) -> str:
         return f"{self.url}{ROUTE}/{key}"

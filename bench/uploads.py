@@ -1,4 +1,5 @@
-"""The clients: ``curl -T`` processes, one streamed PUT without a file, and many small PUTs at once."""
+"""The clients: ``curl -T`` processes, one streamed PUT without a file, and many small PUTs at once (to the HTTP API,
+or to the S3 API for (j))."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
 
 from aiouploader.sizes import format_size
 
-from .configurations import MiB
+from .configurations import S3_API_ACCESS_KEY, S3_API_BUCKET, S3_API_SECRET_KEY, MiB
 from .errors import BenchError
 from .processes import log_tail
 from .workspace import Workspace
@@ -115,3 +118,31 @@ async def small_puts(url_for: Callable[[str], str], body: bytes, prefix: str, co
     if failures:
         raise BenchError(f"{len(failures)} small uploads failed, e.g. {failures[0]}")
     return seconds
+
+
+async def small_s3_api_puts(endpoint: str, body: bytes, prefix: str, count: int, clients: int) -> float:
+    """PutObject ``body`` at ``prefix-0`` .. ``prefix-<count-1>`` through the S3 API at ``endpoint`` from ``clients``
+    concurrent tasks sharing one aiobotocore client with its default settings; the seconds taken."""
+    numbers = iter(range(count))
+    config = AioConfig(s3={"addressing_style": "path"}, max_pool_connections=clients, retries={"max_attempts": 1})
+    client = get_session().create_client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=S3_API_ACCESS_KEY,
+        aws_secret_access_key=S3_API_SECRET_KEY,
+        config=config,
+    )
+
+    async def worker(s3: Any) -> None:
+        for i in numbers:
+            await s3.put_object(Bucket=S3_API_BUCKET, Key=f"{prefix}-{i}", Body=body)
+
+    async with client as s3:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(60 + count / 5):
+                await asyncio.gather(*(worker(s3) for _ in range(clients)))
+        except Exception as exc:
+            raise BenchError(f"small uploads through the S3 API failed: {type(exc).__name__}: {exc}") from None
+        return time.perf_counter() - started

@@ -108,7 +108,7 @@ class Workspace:
         )
         self.s3.create_bucket(Bucket=BUCKET)
 
-    def write_aiouploader_config(self, config: str, port: int) -> Path:
+    def write_aiouploader_config(self, config: str, port: int, s3_api_port: int = 0) -> Path:
         path = self.work / f"aiouploader-{config}.toml"
         text = aiouploader_toml(
             config,
@@ -118,6 +118,7 @@ class Workspace:
             parts_in_flight=self.args.parts_in_flight,
             settings=self.args.set,
             recipient=self.recipient_for_encryption,
+            s3_api_port=s3_api_port,
         )
         path.write_text(text)
         return path
