@@ -312,9 +312,10 @@ async def test_a_complete_sent_again_after_it_succeeded_answers_the_same_result(
     parts = [{"PartNumber": n + 1, "ETag": a["ETag"], "ChecksumCRC32": a["ChecksumCRC32"]} for n, a in enumerate(sent)]
     first = await finish(s3, "k", upload_id, parts)
     again = await finish(s3, "k", upload_id, parts)
-    fields = ("Bucket", "Key", "ETag", "ChecksumCRC32", "ChecksumType")
+    fields = ("Location", "Bucket", "Key", "ETag", "ChecksumCRC32", "ChecksumType")
     assert {f: again.get(f) for f in fields} == {f: first.get(f) for f in fields}
     assert again["ETag"].endswith('-2"') and again["ChecksumType"] == kind
+    assert again["Location"] == f"{proxy.s3_api_url}/{BUCKET}/k"
     assert s3_server.get(bucket, "raw/k") == b"".join(bodies) and s3_server.multipart_uploads(bucket) == []
 
 

@@ -16,6 +16,7 @@ import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -196,7 +197,8 @@ async def complete_multipart_upload(request: web.Request, route: Route, key: str
             await upload.give_up(error)
             raise
         attempts(request).results.append(result)
-        children = _completed(route, key, upload)
+        location = f"{request.scheme}://{request.host}/{route.config.s3_api_bucket}/{quote(key, safe='/~')}"
+        children = element("Location", location) + _completed(route, key, upload)
         headers = {} if result["version_id"] is None else {"x-amz-version-id": result["version_id"]}
         multiparts.completed.remember(upload_id, route, key, listed, upload.whole, children, headers)
         await upload.finish()
@@ -206,7 +208,8 @@ async def complete_multipart_upload(request: web.Request, route: Route, key: str
 
 
 def _completed(route: Route, key: str, upload: MultipartUpload) -> str:
-    """The elements of CompleteMultipartUploadResult: S3's multipart ETag, the upload's checksum."""
+    """The elements of CompleteMultipartUploadResult after its Location: S3's multipart ETag, the upload's
+    checksum."""
     parts = [upload.parts[number] for number in sorted(upload.parts)]
     etag = hashlib.md5(b"".join(part.md5 for part in parts), usedforsecurity=False).hexdigest()
     children = _named(route, key) + element("ETag", f'"{etag}-{len(parts)}"')
