@@ -221,6 +221,30 @@ async def test_abort_multipart_upload_leaves_nothing(make_proxy: MakeProxy, s3_s
 
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_abort_after_a_refused_part_answers_204_and_the_upload_stays_gone(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "eicar.com")
+    with pytest.raises(ClientError) as raised:
+        await send_part(s3, "eicar.com", upload_id, 1, EICAR)
+        await finish(s3, "eicar.com", upload_id, [])
+    assert error_of(raised) == (422, "Infected")
+    for _ in range(2):
+        aborted = await call(s3.abort_multipart_upload, Bucket=BUCKET, Key="eicar.com", UploadId=upload_id)
+        assert aborted["ResponseMetadata"]["HTTPStatusCode"] == 204
+    for key, upload in (("eicar.com", upload_id), ("other", upload_id), ("eicar.com", "not-an-upload-id")):
+        with pytest.raises(ClientError) as raised:
+            await call(s3.list_parts, Bucket=BUCKET, Key=key, UploadId=upload)
+        assert error_of(raised) == (404, "NoSuchUpload")
+    with pytest.raises(ClientError) as raised:
+        await call(s3.abort_multipart_upload, Bucket=BUCKET, Key="other", UploadId=upload_id)
+    assert error_of(raised) == (404, "NoSuchUpload")
+    assert nothing_left(s3_server, bucket)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
 async def test_an_unknown_upload_id_is_no_such_upload(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     proxy = await s3_api_proxy(make_proxy, bucket)
     s3 = client(proxy.s3_api_url or "")

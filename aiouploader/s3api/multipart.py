@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -37,7 +38,7 @@ from ..routes import Route
 from ..service import Service
 from ..session import UploadSession
 from .checksums import Checksum
-from .completed import Completed
+from .completed import KEPT, KEPT_FOR, Completed
 from .errors import NoSuchUpload, RequestTimeout, S3Error
 from .responses import Refused
 
@@ -75,6 +76,7 @@ class MultipartUpload:
     whole: Checksum | None = None
     """The full-object checksum, over the bytes of the parts that passed."""
     completing: bool = False
+    discarded: bool = False
     working: asyncio.Task[object] | None = None
     """The request feeding a part or completing the upload."""
     busy: int = 0
@@ -122,6 +124,7 @@ class MultipartUpload:
 
     async def give_up(self, error: UploadError) -> None:
         """Discard the upload: S3's multipart upload aborted, the plugins hear ``error``; for good."""
+        self.discarded = True
         worker = self.working
         if worker is not None and worker is not asyncio.current_task() and not worker.done():
             worker.cancel()
@@ -146,6 +149,8 @@ class Multiparts:
         self._uploads: dict[str, MultipartUpload] = {}
         self.completed = Completed()
         """The answers of the uploads completed lately, for a CompleteMultipartUpload sent again."""
+        self._discarded: OrderedDict[str, tuple[Route, str, float]] = OrderedDict()
+        """The uploads discarded lately (route, key, when), for an AbortMultipartUpload sent after."""
 
     def of(self, route: Route) -> list[MultipartUpload]:
         return sorted(
@@ -158,6 +163,17 @@ class Multiparts:
             raise NoSuchUpload()
         found.last_active = asyncio.get_running_loop().time()
         return found
+
+    def discarded(self, upload_id: str, route: Route, key: str) -> bool:
+        """Whether the upload was discarded (by its client, a failed part, a plugin, idleness) in the last
+        `KEPT_FOR` seconds (at most the last `KEPT` of them)."""
+        found = self._uploads.get(upload_id)
+        if found is not None:
+            return found.discarded and found.route is route and found.key == key
+        gone = self._discarded.get(upload_id)
+        if gone is None or gone[0] is not route or gone[1] != key:
+            return False
+        return asyncio.get_running_loop().time() - gone[2] < KEPT_FOR
 
     async def create(
         self, route: Route, key: str, session: UploadSession, grant: Grant, algorithm: str | None, full: bool
@@ -198,6 +214,10 @@ class Multiparts:
             admitted.set_exception(exc)
         finally:
             self._uploads.pop(upload.upload_id, None)
+            if upload.discarded:
+                self._discarded[upload.upload_id] = (upload.route, upload.key, asyncio.get_running_loop().time())
+                if len(self._discarded) > KEPT:
+                    self._discarded.popitem(last=False)
 
     async def _watch(self, upload: MultipartUpload) -> None:
         loop = asyncio.get_running_loop()

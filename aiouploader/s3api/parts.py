@@ -263,8 +263,11 @@ def _upload_checksum(upload: MultipartUpload) -> tuple[str, str] | None:
 
 
 async def abort_multipart_upload(request: web.Request, route: Route, key: str) -> web.Response:
-    upload = request.app[MULTIPARTS].get(request.query["uploadId"], route, key)
-    await upload.give_up(Aborted("The client aborted the multipart upload."))
+    """Discard the upload; one already discarded (a client's abort after a refused part) is gone, as asked."""
+    multiparts, upload_id = request.app[MULTIPARTS], request.query["uploadId"]
+    if not multiparts.discarded(upload_id, route, key):
+        upload = multiparts.get(upload_id, route, key)
+        await upload.give_up(Aborted("The client aborted the multipart upload."))
     return web.Response(status=204)
 
 
