@@ -23,6 +23,8 @@ fi
   -e '.[test]' -e plugins/aiouploader-content-type-guard -e plugins/aiouploader-webhook -r bench/requirements.txt
 [ tests/tus-js/node_modules/.package-lock.json -nt tests/tus-js/package-lock.json ] ||
   npm ci --prefix tests/tus-js --no-audit --no-fund --loglevel=error
+[ tests/js/node_modules/.package-lock.json -nt tests/js/package-lock.json ] ||
+  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
