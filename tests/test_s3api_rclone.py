@@ -1,0 +1,123 @@
+"""rclone as a client of the S3 API (an S3 remote, provider Other, path-style, configured from the environment):
+``copyto`` up and down, small and multipart with parallel chunks, ``cat``, ``lsjson``, ``deletefile``; EICAR refused
+with nothing stored; an encrypting route stores age."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from aiouploader.eicar import EICAR
+from aiouploader.testing import MakeProxy, Proxy, S3Server, _bin
+from tests.s3api_clients import AKID, SECRET
+from tests.test_s3api_boto3 import BUCKET, age_decrypted, encrypting_s3_api_proxy, s3_api_proxy
+
+MiB = 1024 * 1024
+CHUNKS = ("--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M", "--s3-upload-concurrency", "4")
+"""A file over 5 MiB goes multipart, in 5 MiB chunks, four at once."""
+
+
+async def rclone(proxy: Proxy, tmp_path: Path, *args: str, secret: str = SECRET) -> tuple[int, bytes, str]:
+    """Run ``rclone ARGS`` with the remote ``s3api:`` the proxy's S3 API: exit status, stdout, stderr."""
+    remote = {
+        "TYPE": "s3",
+        "PROVIDER": "Other",
+        "ENDPOINT": proxy.s3_api_url or "",
+        "REGION": "us-east-1",
+        "FORCE_PATH_STYLE": "true",
+        "NO_CHECK_BUCKET": "true",
+        "LIST_VERSION": "2",
+        "ACCESS_KEY_ID": AKID,
+        "SECRET_ACCESS_KEY": secret,
+    }
+    env = {**os.environ, **{f"RCLONE_CONFIG_S3API_{name}": value for name, value in remote.items()}}
+    flags = ["--config", str(tmp_path / "no-rclone.conf"), "--retries", "1", "--low-level-retries", "1"]
+    if proxy.config.server.tls_cert is not None:
+        flags += ["--ca-cert", proxy.config.server.tls_cert]
+    process = await asyncio.create_subprocess_exec(
+        _bin("rclone"),
+        *flags,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out, err.decode(errors="replace")
+
+
+def nothing_stored(s3_server: S3Server, bucket: str) -> bool:
+    return s3_server.keys(bucket) == [] and s3_server.multipart_uploads(bucket) == []
+
+
+@pytest.mark.parametrize("size", [1000, 17 * MiB + 5], ids=["single", "multipart"])
+async def test_copyto_up_and_down_and_cat_return_the_file(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path, size: int
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    body = os.urandom(size)
+    (tmp_path / "up.bin").write_bytes(body)
+    status, _, err = await rclone(proxy, tmp_path, "-vv", *CHUNKS, "copyto", "up.bin", f"s3api:{BUCKET}/dir/a b.bin")
+    assert status == 0, err
+    assert ("multipart upload" in err) == (size > 5 * MiB) and "md5 = " in err
+    assert s3_server.get(bucket, "raw/dir/a b.bin") == body and s3_server.multipart_uploads(bucket) == []
+    status, _, err = await rclone(proxy, tmp_path, "copyto", f"s3api:{BUCKET}/dir/a b.bin", "down.bin")
+    assert status == 0, err
+    assert (tmp_path / "down.bin").read_bytes() == body
+    status, out, err = await rclone(proxy, tmp_path, "cat", f"s3api:{BUCKET}/dir/a b.bin")
+    assert status == 0 and out == body, err
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_lsjson_and_deletefile_see_keys_without_the_route_prefix(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    (tmp_path / "f").write_bytes(b"12345")
+    for key in ("top.txt", "sub/inner.txt"):
+        status, _, err = await rclone(proxy, tmp_path, "copyto", "f", f"s3api:{BUCKET}/{key}")
+        assert status == 0, err
+    status, out, err = await rclone(proxy, tmp_path, "lsjson", "-R", "--files-only", "--hash", f"s3api:{BUCKET}")
+    assert status == 0, err
+    listed = {item["Path"]: (item["Size"], item["Hashes"]["md5"]) for item in json.loads(out)}
+    assert listed == {"top.txt": (5, hashlib.md5(b"12345").hexdigest()), "sub/inner.txt": listed["top.txt"]}
+    status, _, err = await rclone(proxy, tmp_path, "deletefile", f"s3api:{BUCKET}/top.txt")
+    assert status == 0, err
+    assert s3_server.keys(bucket) == ["raw/sub/inner.txt"]
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize("size", [1000, 12 * MiB], ids=["single", "multipart"])
+async def test_eicar_is_refused_and_nothing_is_stored(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path, size: int
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    (tmp_path / "eicar.com").write_bytes(b"\0" * size + EICAR)
+    status, _, err = await rclone(proxy, tmp_path, *CHUNKS, "copyto", "eicar.com", f"s3api:{BUCKET}/eicar.com")
+    assert status != 0 and "Infected" in err
+    assert nothing_stored(s3_server, bucket)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize("size", [1000, 12 * MiB], ids=["single", "multipart"])
+async def test_an_encrypted_route_stores_age_and_rclone_reads_plaintext(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path, size: int
+) -> None:
+    proxy, identity = await encrypting_s3_api_proxy(make_proxy, bucket, tmp_path)
+    body = os.urandom(size)
+    (tmp_path / "up.bin").write_bytes(body)
+    unchecked = ("--ignore-checksum",)  # the ETag is the MD5 of what S3 stores, the ciphertext
+    status, _, err = await rclone(proxy, tmp_path, *unchecked, *CHUNKS, "copyto", "up.bin", f"s3api:{BUCKET}/s.bin")
+    assert status == 0, err
+    stored = s3_server.get(bucket, "raw/s.bin")
+    assert stored.startswith(b"age-encryption.org/v1\n") and await age_decrypted(stored, identity) == body
+    status, _, err = await rclone(proxy, tmp_path, *unchecked, "copyto", f"s3api:{BUCKET}/s.bin", "down.bin")
+    assert status == 0, err
+    assert (tmp_path / "down.bin").read_bytes() == body
