@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from awscrt.checksums import crc64nvme
 
+from aiouploader.checksums import b64
 from aiouploader.eicar import EICAR
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 from tests.s3api_clients import AKID, SECRET
@@ -97,6 +99,23 @@ async def test_lib_storage_upload_of_25_mib_sends_six_parts_and_stores_the_file(
     assert s3_server.get(bucket, "raw/big.bin") == body and s3_server.multipart_uploads(bucket) == []
     await sdk(proxy, "get", BUCKET, "big.bin", str(tmp_path / "down.bin"))
     assert (tmp_path / "down.bin").read_bytes() == body
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize("operation", ["put-stream", "upload"])
+async def test_a_crc64nvme_upload_stores_the_bytes_and_answers_their_checksum(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path, operation: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    body = os.urandom(12 * MiB + 1 if operation == "upload" else 100_000)
+    (tmp_path / "up.bin").write_bytes(body)
+    done = await sdk(proxy, operation, BUCKET, "k", str(tmp_path / "up.bin"), "CRC64NVME")
+    assert done["ChecksumCRC64NVME"] == b64(crc64nvme(body).to_bytes(8, "big"))
+    if operation == "upload":
+        assert all("x-amz-checksum-crc64nvme" in part["headers"] for part in uploads_of(done, "partNumber"))
+    else:
+        assert done["sent"][0]["headers"]["x-amz-trailer"] == "x-amz-checksum-crc64nvme"
+    assert s3_server.get(bucket, "raw/k") == body and s3_server.multipart_uploads(bucket) == []
 
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
