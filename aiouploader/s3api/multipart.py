@@ -12,8 +12,9 @@ A part whose bytes passed and that comes again with the same bytes (the same MD5
 answered as before and not fed again; with other bytes it refuses the whole upload. Bytes of a part reach
 the chain before its signatures and checksums are checked (they are checked when the body ends): a part
 that then fails, or breaks off after its body started, discards the upload: S3's multipart upload is
-aborted, nothing is stored. Only ``CompleteMultipartUpload`` commits; the answer of a completed upload is kept a
-while for the same request sent again (`aiouploader.s3api.completed`).
+aborted, nothing is stored; an AbortMultipartUpload of it still answers 204 a while. Only
+``CompleteMultipartUpload`` commits; the answer of a completed upload is kept a while for the same request
+sent again (`aiouploader.s3api.completed`).
 
 While it lasts, an upload is admitted as one upload of unknown size (`Service.in_flight`, held by a task of
 its own): it counts against ``server.max_uploads``, the client's limits and ``server.max_buffered``, and a
