@@ -1,6 +1,6 @@
 """rclone as a client of the S3 API (an S3 remote, provider Other, path-style, configured from the environment):
-``copyto`` up and down, small and multipart with parallel chunks, ``cat``, ``lsjson``, ``deletefile``; EICAR refused
-with nothing stored; an encrypting route stores age."""
+``copyto`` up and down, small and multipart with parallel chunks, over HTTP and HTTPS, ``cat``, ``lsjson``,
+``deletefile``; EICAR and a wrong secret refused with nothing stored; an encrypting route stores age."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ CHUNKS = ("--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M", "--s3-upload-conc
 
 
 async def rclone(proxy: Proxy, tmp_path: Path, *args: str, secret: str = SECRET) -> tuple[int, bytes, str]:
-    """Run ``rclone ARGS`` with the remote ``s3api:`` the proxy's S3 API: exit status, stdout, stderr."""
+    """Run ``rclone ARGS`` with the remote ``s3api:`` the proxy's S3 API (and no other rclone setting): exit
+    status, stdout, stderr."""
     remote = {
         "TYPE": "s3",
         "PROVIDER": "Other",
@@ -35,7 +36,8 @@ async def rclone(proxy: Proxy, tmp_path: Path, *args: str, secret: str = SECRET)
         "ACCESS_KEY_ID": AKID,
         "SECRET_ACCESS_KEY": secret,
     }
-    env = {**os.environ, **{f"RCLONE_CONFIG_S3API_{name}": value for name, value in remote.items()}}
+    env = {name: value for name, value in os.environ.items() if not name.startswith("RCLONE_")}
+    env.update({f"RCLONE_CONFIG_S3API_{name}": value for name, value in remote.items()})
     flags = ["--config", str(tmp_path / "no-rclone.conf"), "--retries", "1", "--low-level-retries", "1"]
     if proxy.config.server.tls_cert is not None:
         flags += ["--ca-cert", proxy.config.server.tls_cert]
@@ -73,6 +75,34 @@ async def test_copyto_up_and_down_and_cat_return_the_file(
     assert (tmp_path / "down.bin").read_bytes() == body
     status, out, err = await rclone(proxy, tmp_path, "cat", f"s3api:{BUCKET}/dir/a b.bin")
     assert status == 0 and out == body, err
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_copyto_over_https_returns_the_file(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path, tls: Path
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket, tls)
+    body = os.urandom(6 * MiB)
+    (tmp_path / "up.bin").write_bytes(body)
+    status, _, err = await rclone(proxy, tmp_path, *CHUNKS, "copyto", "up.bin", f"s3api:{BUCKET}/tls.bin")
+    assert status == 0, err
+    assert s3_server.get(bucket, "raw/tls.bin") == body
+    status, out, err = await rclone(proxy, tmp_path, "cat", f"s3api:{BUCKET}/tls.bin")
+    assert status == 0 and out == body, err
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize("size", [1000, 6 * MiB], ids=["single", "multipart"])
+async def test_a_wrong_secret_is_signature_does_not_match_and_nothing_is_stored(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path, size: int
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    (tmp_path / "up.bin").write_bytes(os.urandom(size))
+    unchecked = ("--no-check-dest", "--s3-no-head")  # the upload is the first request, not a HeadObject
+    args = (*unchecked, *CHUNKS, "copyto", "up.bin", f"s3api:{BUCKET}/k")
+    status, _, err = await rclone(proxy, tmp_path, *args, secret="not-the-secret")
+    assert status != 0 and "SignatureDoesNotMatch" in err
+    assert nothing_stored(s3_server, bucket)
 
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
