@@ -133,11 +133,13 @@ def notes(args: argparse.Namespace, res: Results) -> list[str]:
         f"Concurrent: {args.concurrent} simultaneous uploads of {format_size(args.concurrent_size)} "
         f"(one fresh server; aggregate MiB/s over the wall time). Small: {args.small_count} uploads of "
         f"{format_size(args.small_size)} from {args.clients} concurrent clients ((a): PutObject via aioboto3; "
-        "(j): PutObject to the S3 API via aiobotocore's defaults in the bench process; others: an aiohttp client "
-        "in the bench process), same server after the concurrent test.",
+        "(j): PutObject to the S3 API via aiobotocore's defaults in the bench process; (k) and (l): tus uploads, "
+        "a creation and one PATCH each, from the tus client's process, which also sends their concurrent uploads; "
+        "others: an aiohttp client in the bench process), same server after the concurrent test.",
         "(d) and (i) send one part at a time (TransferConfig(use_threads=False)); (a) and (d) compute no "
         "digests, (i) (boto3's defaults) the SHA-256 of every part for its signature and a CRC32; (b) and (c) "
-        "compute SHA-256 of the body plus CRC32C of every part, (h) the same with Content-MD5 of every part.",
+        "compute SHA-256 of the body plus CRC32C of every part, (h) the same with Content-MD5 of every part, (k) the "
+        "same as (b); (l) computes none (the AWS SDK with requestChecksumCalculation WHEN_REQUIRED).",
         "All processes (rclone, servers, curl, the bench) share the same CPUs.",
     ]
     for config in args.only:
@@ -148,6 +150,11 @@ def notes(args: argparse.Namespace, res: Results) -> list[str]:
                 "processes'): "
                 f"{statistics.median(clients):.2f} s/GiB (median over rounds)."
             )
+    if "l" in args.only:
+        lines.append(
+            "(l): @tus/server with @tus/s3-store, partSize = the part size, its other settings the defaults; it "
+            "writes each part to a file in TMPDIR (on disk) before sending it to S3."
+        )
     if "j" in args.only and args.flat:
         lines.append("(j) is not in the peak RSS by size, whose uploads are unsigned requests to the HTTP API.")
     if TUS & set(args.only) and args.flat:
