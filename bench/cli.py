@@ -11,8 +11,10 @@ One run, one S3 server (``rclone serve s3`` on a tmpfs directory), these configu
   (h) checksum  as (b), with s3.content_md5 = true: what Content-MD5 on every part costs
   (i) baseline  as (d), with boto3's default client settings, as the workaround is usually written
   (j) S3 API    as (b), through aiouploader's S3 API: boto3's upload_file, as `aws s3 cp` (bench/s3api_client.py)
+  (k) tus       as (b), with resumable = true: tus uploads by tus-js-client (bench/tus-node/client.mjs)
+  (l) tus Node  the tus Node server, @tus/server with @tus/s3-store (bench/tus-node/server.mjs), same client
 
-Single uploads alternate a, b, c, d, h, i, j, a, b, ... with a fresh server (or
+Single uploads alternate a, b, c, d, h, i, j, k, l, a, b, ... with a fresh server (or
 (a) process) per configuration per round, so its VmHWM is that round's peak
 RSS. Then, per configuration, one fresh server takes N concurrent uploads and
 then a bounded number of small uploads from 16 concurrent clients. Last, per
@@ -20,7 +22,7 @@ configuration, fresh servers take one upload of each --flat size (peak RSS by
 object size).
 
     python bench/run.py --size 256MiB --rounds 3 --markdown
-    python bench/run.py --quick        # smoke test, < 60 s
+    python bench/run.py --quick        # smoke test, a few minutes
 
 See bench/README.md for what is measured and how.
 """
@@ -44,9 +46,12 @@ from .configurations import CONFIGS, PART_SIZE, PARTS_IN_FLIGHT, GiB, KiB, MiB, 
 from .errors import Abort
 from .report import progress, report
 from .scenarios import Bench
+from .tus import install_tus_node
 from .workspace import Workspace
 
 WORK_PREFIX = "aiouploader-bench-"
+DISK_BASE = "/var/tmp"
+"""Where the run's directory on disk goes (the servers' TMPDIR), if it exists; else the system's temp directory."""
 
 
 def size_argument(text: str) -> int:
@@ -61,9 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=size_argument, help="size of the single uploads (default 256MiB; --quick 16MiB)")
     parser.add_argument("--rounds", type=int, help="rounds of single uploads (default 3; --quick 1)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes and one round: a smoke test, < 60 s")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one round: a smoke test of a few minutes")
     parser.add_argument(
-        "--only", default="a,b,c,d,h,i,j", help="configurations to run, e.g. a,b (default a,b,c,d,h,i,j)"
+        "--only", default="a,b,c,d,h,i,j,k,l", help="configurations to run, e.g. a,b (default a,b,c,d,h,i,j,k,l)"
     )
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table with the machine")
     parser.add_argument("--concurrent", type=int, default=16, help="concurrent uploads (default 16)")
@@ -98,7 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="a setting for the config of every aiouploader server, (b), (c), (e)-(h) and (j) (repeat for more), "
+        help="a setting for the config of every aiouploader server, (b), (c), (e)-(h), (j) and (k) (repeat for more), "
         "e.g. --set s3.content_md5=true --set upload.block_size=4MiB (a bare word is a string)",
     )
     parser.add_argument("--rclone", help="the rclone binary (default: next to this Python, then $PATH)")
@@ -171,13 +176,19 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("bench: (d) and (i) need starlette and uvicorn: pip install -r bench/requirements.txt")
     if shutil.which("curl") is None:
         raise SystemExit("bench: curl is needed for (b), (c) and (d)")
-    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    remove_stale_workspaces(Path(base or tempfile.gettempdir()))
+    if {"k", "l"} & set(args.only):
+        install_tus_node()
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    disk_base = DISK_BASE if os.path.isdir(DISK_BASE) else tempfile.gettempdir()
+    remove_stale_workspaces(Path(base))
+    remove_stale_workspaces(Path(disk_base))
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=base))
-    (work / "bench.pid").write_text(str(os.getpid()))
+    disk = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=disk_base))
+    for path in (work, disk):
+        (path / "bench.pid").write_text(str(os.getpid()))
     (work / "logs").mkdir()
     started = time.monotonic()
-    ws = Workspace(args, work)
+    ws = Workspace(args, work, disk)
     bench = Bench(args, ws)
     status = 0
     try:
@@ -195,4 +206,5 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ws.procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(disk, ignore_errors=True)
     return status

@@ -1,4 +1,4 @@
-"""The configurations (a) to (j) that the bench compares, and the config file of each aiouploader server."""
+"""The configurations (a) to (l) that the bench compares, and the config file of each aiouploader server."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ CONFIGS = {
     "h": "aiouploader: checksum, s3.content_md5 = true",
     "i": "baseline as usually written: (d) with boto3's default client",
     "j": "aiouploader through its S3 API: checksum, boto3 upload_file",
+    "k": "aiouploader resumable (tus): checksum, tus-js-client",
+    "l": "tus Node server: @tus/server with @tus/s3-store, tus-js-client",
 }
 CHAINS = {
     "b": ["checksum"],
@@ -41,11 +43,18 @@ CHAINS = {
     "g": ["encryption"],
     "h": ["checksum"],
     "j": ["checksum"],
+    "k": ["checksum"],
 }
 """The route's plugins of the configurations that are aiouploader servers."""
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {"h": {"s3": {"content_md5": True}}}
 S3_API = {"j"}
 """The configurations uploaded through aiouploader's S3 API rather than its HTTP API."""
+TUS = {"k", "l"}
+"""The configurations uploaded with tus (resumable uploads) by tus-js-client, in a process of its own."""
+TUS_CHUNK_SIZE = 8 * MiB
+"""Bytes per PATCH of the tus client: one part of the default part size."""
+ROUTE_SETTINGS: dict[str, dict[str, Any]] = {"k": {"resumable": True}}
+"""Settings of the route, beyond its chain, per configuration."""
 
 Setting = tuple[str, str, Any]
 """``(section, key, value)`` of one --set."""
@@ -101,7 +110,8 @@ def aiouploader_toml(
     if config in S3_API:
         sections.setdefault("s3_api", {}).update(host="127.0.0.1", port=s3_api_port)
         sections["[s3_api.credentials]"] = {"access_key_id": S3_API_ACCESS_KEY, "secret_access_key": S3_API_SECRET_KEY}
-    sections["[routes]"] = {"path": ROUTE, "bucket": BUCKET, "plugins": CHAINS[config]}
+    route = {"path": ROUTE, "bucket": BUCKET, "plugins": CHAINS[config], **ROUTE_SETTINGS.get(config, {})}
+    sections["[routes]"] = route
     if config in S3_API:
         sections["[routes]"]["s3_api_bucket"] = S3_API_BUCKET
     lines = []

@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .configurations import GiB
+from .configurations import TUS, GiB
+from .tus import tus_node_version
 from .workspace import find_rclone
 
 
@@ -66,11 +67,12 @@ def machine(args: argparse.Namespace, uvicorn_http: str) -> list[str]:
     nproc = _command_version(["nproc"])
     rclone = find_rclone(args.rclone) or "rclone"
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // GiB
+    tus = f"; Node.js {_command_version(['node', '--version'])}, {tus_node_version()}" if TUS & set(args.only) else ""
     return [
         f"Machine: `nproc` = {nproc}, CPU: {model}, {memory} GiB RAM, Linux {platform.release()}",
         f"Python {platform.python_version()}; aiouploader {_version('aiouploader')}, aiohttp {_version('aiohttp')}, "
         f"aioboto3 {_version('aioboto3')}, boto3 {_version('boto3')}, starlette {_version('starlette')}, "
         f"uvicorn {_version('uvicorn')} (--http {uvicorn_http}); {_command_version([rclone, 'version'])}; "
-        f"{' '.join(_command_version(['curl', '--version']).split()[:2])}",
+        f"{' '.join(_command_version(['curl', '--version']).split()[:2])}{tus}",
         f"Code: {code_version()}. Command: `{shlex.join([sys.executable, *sys.argv])}`",
     ]

@@ -1,4 +1,4 @@
-"""CPU time and peak memory of process trees and of the whole machine, read from ``/proc``."""
+"""CPU time, disk writes and peak memory of process trees, and CPU time of the whole machine, read from ``/proc``."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def _stat(pid: int) -> tuple[int, int]:
     return int(fields[1]), sum(int(v) for v in fields[11:15])
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """User+system CPU seconds of ``root`` and every live descendant (threads included)."""
+def _tree(root: int) -> tuple[list[int], dict[int, int]]:
+    """``root`` and every live descendant, and the CPU ticks of every process on the machine."""
     parents: dict[int, int] = {}
     ticks: dict[int, int] = {}
     for name in os.listdir("/proc"):
@@ -31,12 +31,40 @@ def tree_cpu_seconds(root: int) -> float:
                 continue
     if root not in ticks:
         raise BenchError(f"process {root} is gone")
-    total, todo = 0, [root]
+    tree, todo = [], [root]
     while todo:
         pid = todo.pop()
-        total += ticks.get(pid, 0)
+        tree.append(pid)
         todo.extend(child for child, parent in parents.items() if parent == pid)
-    return total / CLK_TCK
+    return tree, ticks
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User+system CPU seconds of ``root`` and every live descendant (threads included)."""
+    tree, ticks = _tree(root)
+    return sum(ticks.get(pid, 0) for pid in tree) / CLK_TCK
+
+
+def write_bytes(io: str) -> int:
+    """``write_bytes`` of a ``/proc/PID/io`` text: what the process had written to block storage (the page cache
+    counts it when a page becomes dirty; a tmpfs file is never counted)."""
+    for line in io.splitlines():
+        name, _, value = line.partition(":")
+        if name == "write_bytes":
+            return int(value)
+    raise BenchError(f"no write_bytes in /proc/PID/io: {io[:200]!r}")
+
+
+def tree_disk_writes(root: int) -> int:
+    """Bytes ``root`` and every live descendant wrote to disk (threads and waited-for children included)."""
+    total = 0
+    for pid in _tree(root)[0]:
+        try:
+            with open(f"/proc/{pid}/io") as file:
+                total += write_bytes(file.read())
+        except FileNotFoundError:
+            continue  # gone meanwhile: its parent counts it once it is waited for
+    return total
 
 
 def machine_busy_seconds() -> float:
@@ -48,13 +76,15 @@ def machine_busy_seconds() -> float:
 
 @dataclass
 class Snapshot:
-    """CPU counters at one moment: the target's, the S3 server's, the bench's own tree, the machine's."""
+    """CPU counters at one moment: the target's, the S3 server's, the bench's own tree, the machine's; and the bytes
+    the target wrote to disk."""
 
     time: float
     target: float
     s3: float
     bench: float
     machine: float
+    disk: int
 
     @classmethod
     def take(cls, target_pid: int, s3_pid: int) -> Snapshot:
@@ -64,10 +94,12 @@ class Snapshot:
             tree_cpu_seconds(s3_pid),
             tree_cpu_seconds(os.getpid()),
             machine_busy_seconds(),
+            tree_disk_writes(target_pid),
         )
 
     def until(self, later: Snapshot) -> dict[str, float]:
-        """Seconds of wall time, of CPU per party, and the load (in CPUs) of processes not the bench's."""
+        """Seconds of wall time, of CPU per party, the load (in CPUs) of processes not the bench's, and the bytes the
+        target wrote to disk."""
         wall = later.time - self.time
         others = (later.machine - self.machine) - (later.bench - self.bench)
         return {
@@ -76,6 +108,7 @@ class Snapshot:
             "s3": later.s3 - self.s3,
             "all": later.machine - self.machine,
             "others": max(0.0, others) / wall if wall > 0 else 0.0,
+            "disk": later.disk - self.disk,
         }
 
 

@@ -10,10 +10,13 @@ import sys
 
 from aiouploader.sizes import format_size
 
-from .configurations import CONFIGS, MiB, toml_value
+from .configurations import CONFIGS, TUS, TUS_CHUNK_SIZE, MiB, toml_value
 from .goals import goal_rows, idle_rss, ratio
 from .machine import machine
 from .results import Results
+
+CLIENTS = {"j": "boto3's upload_file", "k": "tus-js-client", "l": "tus-js-client"}
+"""The configurations whose client is a process of its own, and what that client is."""
 
 
 def progress(message: str) -> None:
@@ -35,6 +38,7 @@ def summary_rows(args: argparse.Namespace, res: Results) -> tuple[list[str], lis
         "all processes CPU s/GiB",
         "peak RSS MiB",
         "RSS after start-up MiB",
+        "disk writes MiB/GiB",
         f"{n}x{csize} MiB/s",
         f"{n}x{csize} peak RSS MiB",
         f"{format_size(args.small_size)} uploads/s",
@@ -60,6 +64,7 @@ def summary_rows(args: argparse.Namespace, res: Results) -> tuple[list[str], lis
                 num(median([s.all_cpu_per_gib for s in singles.values()]), 2),
                 num(rss, 0),
                 num(idle / MiB if idle is not None else None, 0),
+                num(median([s.disk_mib_per_gib for s in singles.values() if s.disk_mib_per_gib is not None]), 0),
                 num(conc.get("mibps")),
                 num(conc["rss"] / MiB if conc else None, 0),
                 num(small.get("per_s"), 0),
@@ -112,36 +117,48 @@ def notes(args: argparse.Namespace, res: Results) -> list[str]:
     lines = [
         f"Single uploads: {format_size(args.size)}, {args.rounds} round(s) alternating {','.join(args.only)}; "
         f"part size {format_size(args.part_size)}, {args.parts_in_flight} parts in flight; "
-        "(j) via boto3's upload_file (defaults: 8 MiB parts, 10 at once) to aiouploader's S3 API, the others "
-        "but (a) via `curl -T`, both from /dev/shm; (a) from memory.",
+        "(j) via boto3's upload_file (defaults: 8 MiB parts, 10 at once) to aiouploader's S3 API, (k) and (l) via "
+        f"tus-js-client in PATCHes of {format_size(TUS_CHUNK_SIZE)}, the others but (a) via `curl -T`, all from "
+        "/dev/shm; (a) from memory.",
         "MiB/s and CPU s/GiB are medians over rounds; the ratio is the median of per-round ratios to (a).",
         "CPU: user+sys of the server process tree (of (a)'s process) from /proc/PID/stat, read before and after "
         "the upload. All processes: the CPU the whole machine spent meanwhile (/proc/stat: the client or curl, "
         "the server, the S3 server, the bench). Peak RSS: VmHWM of a fresh server (fresh (a) process) "
         "per configuration per round (median over rounds); it includes one warm-up upload and start-up. "
-        "RSS after start-up: VmRSS of each fresh server as soon as /healthz answers, before any upload.",
+        "RSS after start-up: VmRSS of each fresh server as soon as /healthz answers, before any upload. "
+        "Disk writes: write_bytes of the server process tree from /proc/PID/io, read before and after the upload "
+        "(median over rounds), with TMPDIR on a disk directory for every process.",
         f"(a)'s RSS includes the payload it holds in memory ({format_size(args.size)}; "
         f"{format_size(args.concurrent_size)} in the concurrent test).",
         f"Concurrent: {args.concurrent} simultaneous uploads of {format_size(args.concurrent_size)} "
         f"(one fresh server; aggregate MiB/s over the wall time). Small: {args.small_count} uploads of "
         f"{format_size(args.small_size)} from {args.clients} concurrent clients ((a): PutObject via aioboto3; "
-        "(j): PutObject to the S3 API via aiobotocore's defaults in the bench process; others: an aiohttp client "
-        "in the bench process), same server after the concurrent test.",
+        "(j): PutObject to the S3 API via aiobotocore's defaults in the bench process; (k) and (l): tus uploads, "
+        "a creation and one PATCH each, from the tus client's process, which also sends their concurrent uploads; "
+        "others: an aiohttp client in the bench process), same server after the concurrent test.",
         "(d) and (i) send one part at a time (TransferConfig(use_threads=False)); (a) and (d) compute no "
         "digests, (i) (boto3's defaults) the SHA-256 of every part for its signature and a CRC32; (b) and (c) "
-        "compute SHA-256 of the body plus CRC32C of every part, (h) the same with Content-MD5 of every part.",
+        "compute SHA-256 of the body plus CRC32C of every part, (h) the same with Content-MD5 of every part, (k) the "
+        "same as (b); (l) computes none (the AWS SDK with requestChecksumCalculation WHEN_REQUIRED).",
         "All processes (rclone, servers, curl, the bench) share the same CPUs.",
     ]
     for config in args.only:
         clients = [s.client_cpu_per_gib for s in res.singles[config].values() if s.client_cpu_per_gib is not None]
         if clients:
             lines.append(
-                f"({config}) the client's own CPU (boto3's upload_file, not in the server's CPU s/GiB but in all "
+                f"({config}) the client's own CPU ({CLIENTS[config]}, not in the server's CPU s/GiB but in all "
                 "processes'): "
                 f"{statistics.median(clients):.2f} s/GiB (median over rounds)."
             )
+    if "l" in args.only:
+        lines.append(
+            "(l): @tus/server with @tus/s3-store, partSize = the part size, its other settings the defaults; it "
+            "writes each part to a file in TMPDIR (on disk) before sending it to S3."
+        )
     if "j" in args.only and args.flat:
         lines.append("(j) is not in the peak RSS by size, whose uploads are unsigned requests to the HTTP API.")
+    if TUS & set(args.only) and args.flat:
+        lines.append("(k) and (l) are not in the peak RSS by size, whose uploads are plain PUTs, not tus.")
     loads = [r.others for rounds in res.singles.values() for r in rounds.values()]
     loads += [c["others"] for c in res.concurrent.values()]
     if args.flat:

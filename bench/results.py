@@ -10,7 +10,7 @@ from .configurations import CONFIGS
 @dataclass
 class Single:
     """One single upload of --size: its speed, CPU per GiB (the target's, the S3 server's, the machine's), peak RSS,
-    and for a server the RSS after start-up, before any upload."""
+    for a server the RSS after start-up, before any upload, and the disk writes."""
 
     seconds: float
     mibps: float
@@ -21,7 +21,9 @@ class Single:
     others: float
     idle_rss: int | None = None
     client_cpu_per_gib: float | None = None
-    """CPU per GiB of the client process, where the bench measures it ((j)'s); never the server's."""
+    """CPU per GiB of the client process, where the bench measures it ((j)'s, (k)'s, (l)'s); never the server's."""
+    disk_mib_per_gib: float | None = None
+    """MiB the server (the process measured) wrote to disk per GiB uploaded."""
 
 
 @dataclass

@@ -13,7 +13,7 @@ from functools import partial
 
 from aiouploader.sizes import format_size
 
-from .configurations import BUCKET, CHAINS, S3_API, GiB, MiB
+from .configurations import BUCKET, CHAINS, S3_API, TUS, GiB, MiB
 from .errors import BenchError
 from .procfs import Snapshot
 from .report import progress
@@ -40,7 +40,7 @@ class Bench:
         for config in only:
             self.attempt(f"concurrent/small ({config})", partial(self._concurrent, config))
         for config in only:
-            if config != "a" and config not in S3_API and self.args.flat:
+            if config != "a" and config not in S3_API | TUS and self.args.flat:
                 self.attempt(f"peak RSS by size ({config})", partial(self._flat, config))
 
     def attempt(self, what: str, func: Callable[[], None]) -> None:
@@ -62,16 +62,18 @@ class Bench:
             if config == "a":
                 target.call(op="load", path=str(self.ws.files["big"]), name="big")
             target.warm_up()
-            client_before = target.client_cpu() if config in S3_API else 0.0
+            own_client = config in S3_API | TUS
+            client_before = target.client_cpu() if own_client else 0.0
             before = Snapshot.take(target.pid, self.ws.s3_pid)
             if config == "a":
                 target.call(op="multipart", keys=[key], name="big", timeout=60 + size / (2 * MiB))
+                keys = [key]
             else:
-                target.upload(self.ws.files["big"], [key])
+                keys = target.upload(self.ws.files["big"], [key])
             used = before.until(Snapshot.take(target.pid, self.ws.s3_pid))
-            client_cpu = target.client_cpu() - client_before if config in S3_API else None
+            client_cpu = target.client_cpu() - client_before if own_client else None
             rss = target.rss()
-        self.check_stored(config, [key], size)
+        self.check_stored(config, keys, size)
         gib = size / GiB
         return Single(
             used["wall"],
@@ -83,6 +85,7 @@ class Bench:
             used["others"],
             idle,
             None if client_cpu is None else client_cpu / gib,
+            used["disk"] / MiB / gib,
         )
 
     def concurrent_and_small(self, config: str) -> None:
@@ -98,7 +101,7 @@ class Bench:
             if config == "a":
                 target.call(op="multipart", keys=keys, name="concurrent", timeout=60 + n * size / (2 * MiB))
             else:
-                target.upload(self.ws.files["concurrent"], keys)
+                keys = target.upload(self.ws.files["concurrent"], keys)
             used = before.until(Snapshot.take(target.pid, self.ws.s3_pid))
             self.results.concurrent[config] = {
                 "mibps": n * size / MiB / used["wall"],
@@ -121,6 +124,11 @@ class Bench:
                         concurrency=self.args.clients,
                         timeout=60 + count / 5,
                     )
+                    seconds = time.perf_counter() - started
+                elif config in TUS:
+                    started = time.perf_counter()
+                    names = [f"{small_prefix}-{i}" for i in range(count)]
+                    target.tus_upload(self.ws.files["small"], names, concurrency=self.args.clients)
                     seconds = time.perf_counter() - started
                 elif config in S3_API:
                     body = self.ws.files["small"].read_bytes()
@@ -150,8 +158,9 @@ class Bench:
             except Exception as exc:
                 raise BenchError(f"{key} is not in S3 after its upload ({exc})") from None
             finally:
-                with suppress(Exception):
-                    self.ws.s3.delete_object(Bucket=BUCKET, Key=key)
+                for name in [key, f"{key}.info"] if config == "l" else [key]:  # the tus Node server's upload info
+                    with suppress(Exception):
+                        self.ws.s3.delete_object(Bucket=BUCKET, Key=name)
             if "encryption" in CHAINS.get(config, []):
                 note = (
                     f"encryption active: {size} bytes stored as {stored}"
@@ -175,7 +184,8 @@ class Bench:
             f"  round {round_} ({config}): {result.mibps:8.1f} MiB/s  {result.seconds:6.2f} s  "
             f"CPU {result.cpu_per_gib:5.2f} s/GiB (S3 server {result.s3_cpu_per_gib:5.2f}, "
             f"all processes {result.all_cpu_per_gib:5.2f}{client})  "
-            f"peak RSS {result.rss / MiB:6.1f} MiB{idle}  other load {result.others:4.2f} CPUs"
+            f"peak RSS {result.rss / MiB:6.1f} MiB{idle}  disk writes {result.disk_mib_per_gib:.0f} MiB/GiB  "
+            f"other load {result.others:4.2f} CPUs"
         )
 
     def _concurrent(self, config: str) -> None:

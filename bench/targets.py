@@ -1,8 +1,9 @@
-"""One configuration's server (b to j) or direct client process (a), fresh for one measurement; for (j) the client
-process too."""
+"""One configuration's server (b to l) or direct client process (a), fresh for one measurement; for (j), (k) and (l)
+the client process too."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import select
@@ -19,10 +20,22 @@ from aiouploader.app import client_config
 from aiouploader.config import S3Config
 from aiouploader.ports import free_port, wait_for_port
 
-from .configurations import BUCKET, CHAINS, ROUTE, S3_API, S3_API_ACCESS_KEY, S3_API_BUCKET, S3_API_SECRET_KEY, MiB
+from .configurations import (
+    BUCKET,
+    CHAINS,
+    ROUTE,
+    S3_API,
+    S3_API_ACCESS_KEY,
+    S3_API_BUCKET,
+    S3_API_SECRET_KEY,
+    TUS,
+    TUS_CHUNK_SIZE,
+    MiB,
+)
 from .errors import BenchError
 from .processes import log_tail, wait_for_http
 from .procfs import current_rss, peak_rss, tree_cpu_seconds
+from .tus import TUS_NODE
 from .uploads import curl_many
 from .workspace import Workspace
 
@@ -47,7 +60,8 @@ class Target:
         self.proc: subprocess.Popen[bytes] | None = None
         """The process measured: the server, or (a)'s client."""
         self.client: subprocess.Popen[bytes] | None = None
-        """The process that speaks JSON lines (`call`): (a)'s, or (j)'s client of the S3 API."""
+        """The process that speaks JSON lines (`call`): (a)'s, (j)'s client of the S3 API, (k)'s or (l)'s tus
+        client."""
         self.url = ""
         self.s3_api_url = ""
         """(j)'s S3 API endpoint."""
@@ -109,6 +123,17 @@ class Target:
                     pipes=True,
                     env={"AWS_ACCESS_KEY_ID": S3_API_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_API_SECRET_KEY},
                 )
+        elif self.config == "l":
+            self.proc = ws.procs.start(
+                ["node", str(TUS_NODE / "server.mjs"), str(port)],
+                log=self.log,
+                env={
+                    "BENCH_S3_ENDPOINT": ws.s3_url,
+                    "BENCH_BUCKET": BUCKET,
+                    "BENCH_PART_SIZE": str(ws.args.part_size),
+                },
+            )
+            wait_for_http(self.url + "/healthz", self.proc, "the tus Node server")
         else:
             self.proc = ws.procs.start(
                 [
@@ -141,6 +166,12 @@ class Target:
                 },
             )
             wait_for_http(self.url + "/healthz", self.proc, "the baseline (uvicorn)")
+        if self.config in TUS:
+            self.client = ws.procs.start(
+                ["node", str(TUS_NODE / "client.mjs"), f"{self.url}{ROUTE}/", str(TUS_CHUNK_SIZE)],
+                log=self.log,
+                pipes=True,
+            )
         return self
 
     def stop(self) -> None:
@@ -178,7 +209,7 @@ class Target:
         return current_rss(self.pid)
 
     def client_cpu(self) -> float:
-        """CPU seconds of (j)'s client process so far."""
+        """CPU seconds of (j)'s, (k)'s or (l)'s client process so far."""
         assert self.client is not None
         return tree_cpu_seconds(self.client.pid)
 
@@ -210,18 +241,42 @@ class Target:
             self.call(op="put", key=f"warmup/{uuid.uuid4().hex}", name="warmup")
         elif self.config in S3_API:
             self.call(op="upload", path=str(self.ws.files["warmup"]), keys=[f"warmup/{uuid.uuid4().hex}"])
+        elif self.config in TUS:
+            self.tus_upload(self.ws.files["warmup"], [f"warmup-{uuid.uuid4().hex}"])
         else:
             curl_many(self.ws, [(self.url_for(f"warmup/{uuid.uuid4().hex}"), self.ws.files["warmup"])], self.log)
 
-    def upload(self, path: Path, keys: list[str]) -> None:
+    def upload(self, path: Path, keys: list[str]) -> list[str]:
         """Upload the file at each key, all at once: ``curl -T`` to the HTTP API, for (j) boto3's ``upload_file`` to
-        the S3 API."""
+        the S3 API, for (k) and (l) tus-js-client; the keys in S3 (a tus server names the object itself)."""
         if self.config in S3_API:
             self.call(op="upload", path=str(path), keys=keys, timeout=60 + len(keys) * path.stat().st_size / (2 * MiB))
-            return
+            return keys
+        if self.config in TUS:
+            return self.tus_upload(path, keys)
         for answer in curl_many(self.ws, [(self.url_for(key), path) for key in keys], self.log):
             if answer.get("size") != path.stat().st_size:
                 raise BenchError(f"the server says it got {answer.get('size')} bytes of {path.stat().st_size}")
+        return keys
+
+    def tus_upload(self, path: Path, names: list[str], concurrency: int = 0) -> list[str]:
+        """One tus upload of the file per name (its ``filename``), ``concurrency`` at once (default: all); the keys in
+        S3: from aiouploader's ``Upload-Result``, or the tus Node server's upload id."""
+        timeout = 60 + len(names) * (path.stat().st_size / (2 * MiB) + 0.2)
+        answer = self.call(
+            op="upload", path=str(path), names=names, concurrency=concurrency or len(names), timeout=timeout
+        )
+        if self.config == "l":
+            return [upload["url"].rsplit("/", 1)[1] for upload in answer["uploads"]]
+        keys = []
+        for upload in answer["uploads"]:
+            if not upload["result"]:
+                raise BenchError(f"({self.config}) {upload['url']} ended without an Upload-Result")
+            result = json.loads(base64.b64decode(upload["result"]))
+            if result.get("size") != path.stat().st_size:
+                raise BenchError(f"the server says it got {result.get('size')} bytes of {path.stat().st_size}")
+            keys.append(result["key"])
+        return keys
 
     def url_for(self, key: str) -> str:
         return f"{self.url}{ROUTE}/{key}"

@@ -1,4 +1,5 @@
-"""What a run works with: its directory on tmpfs, a clean environment, the payload files and the S3 server."""
+"""What a run works with: its directory on tmpfs and one on disk (for temporary files), a clean environment, the
+payload files and the S3 server."""
 
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ def find_rclone(given: str | None) -> str | None:
 class Workspace:
     """The run's directory, processes, payload files and S3 server; it sets the bench's own environment too."""
 
-    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+    def __init__(self, args: argparse.Namespace, work: Path, disk: Path) -> None:
         self.args = args
         self.work = work
+        self.disk = disk
+        """A directory on disk, every process's TMPDIR: what a server writes there counts in its disk writes."""
         self.files: dict[str, Path] = {}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIOUPLOADER_", "AWS_"))}
         env = {k: v for k, v in env.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
@@ -41,6 +44,7 @@ class Workspace:
             AWS_EC2_METADATA_DISABLED="true",
             PYTHONDONTWRITEBYTECODE="1",
             NO_PROXY="*",
+            TMPDIR=str(disk),
         )
         os.environ.clear()
         os.environ.update(env)
