@@ -7,6 +7,7 @@ import base64
 import functools
 import hashlib
 import importlib
+import importlib.util
 import zlib
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
@@ -63,11 +64,14 @@ HASHES: dict[str, Callable[[], Hash]] = {
 }
 """A new incremental hash, by algorithm name."""
 
-try:
-    _crt: Any = importlib.import_module("awscrt.checksums")
-    HASHES["crc64nvme"] = lambda: _Crc(_crt.crc64nvme, 8)
-except ImportError:  # botocore computes CRC64NVME with awscrt too
-    pass
+
+def _crc64nvme() -> Hash:
+    crt: Any = importlib.import_module("awscrt.checksums")
+    return _Crc(crt.crc64nvme, 8)
+
+
+if importlib.util.find_spec("awscrt") is not None:  # imported at the first CRC64NVME: it weighs about 6 MiB
+    HASHES["crc64nvme"] = _crc64nvme
 
 
 def digest(algorithm: str, data: Data) -> bytes:

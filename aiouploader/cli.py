@@ -185,7 +185,6 @@ async def _run(
     from .lifespan import LIFESPAN
     from .metrics import METRICS
     from .runner import Runner
-    from .s3api.server import make_s3_api_app
     from .service import SERVICE
 
     await _try_listening(config.server)
@@ -207,6 +206,8 @@ async def _run(
         except OSError as exc:
             raise ConfigError(_cannot_listen(config.server, exc)) from None
         if config.s3_api is not None:
+            from .s3api.server import make_s3_api_app  # about 1.5 MiB that a server without [s3_api] does not need
+
             s3_api_runner = web.AppRunner(make_s3_api_app(app, config), **server_options(config))
             await s3_api_runner.setup()
             await _listen(s3_api_runner, "s3_api.port", config.s3_api.host, config.s3_api.port, ssl_context)
@@ -368,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     """Run the command; what stops it is one line on stderr and exit status 2."""
+    from . import crt
+
+    crt.keep_from_botocore()
+
     from .config import ConfigError
     from .plugin_manager import PluginLoadError
 

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from botocore.compat import HAS_CRT
 from botocore.handlers import VALID_BUCKET
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url, validate_region_name
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -122,7 +121,7 @@ class S3Config(Settings):
     @field_validator("checksum_algorithm")
     @classmethod
     def _computable(cls, value: str) -> str:
-        if value == "crc64nvme" and not (HAS_CRT and value in HASHES):
+        if value == "crc64nvme" and value not in HASHES:
             raise ValueError(
                 "crc64nvme needs the awscrt package, which is not installed: pip install 'aiouploader[crt]'"
             )

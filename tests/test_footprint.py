@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from aiouploader.s3.loading import SERVICES, s3_session
-from aiouploader.testing import S3Server
+from aiouploader.testing import S3Server, free_port, wait_for_port
 
 UNUSED_BY_DEFAULT = (
     "cryptography",
@@ -60,3 +66,35 @@ def test_the_s3_clients_botocore_data_keeps_only_what_it_reads() -> None:
     put = model["operations"]["PutObject"]
     assert put["documentation"] == "" and put["input"] == {"shape": "PutObjectRequest"}
     assert type(model["shapes"]) is dict
+
+
+OFFLINE = (
+    '[s3]\nendpoint_url = "http://127.0.0.1:9"\norphan_ttl = 0\n'
+    '[[routes]]\npath = "/uploads"\nbucket = "incoming"\nplugins = ["checksum"]\n'
+)
+
+
+def modules_imported_by_serve(config: Path) -> set[str]:
+    """Every module ``aiouploader serve`` imported until it listened (and drained), by ``-X importtime``."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOUPLOADER_")}
+    command = [sys.executable, "-X", "importtime", "-m", "aiouploader", "serve", "--config", str(config)]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        wait_for_port(port, process, "aiouploader serve")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    lines = err.decode(errors="replace").splitlines()
+    return {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("awscrt") is None, reason="awscrt is not installed")
+def test_serve_keeps_awscrt_from_botocore_and_loads_no_s3_api_without_s3_api(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(OFFLINE)
+    loaded = modules_imported_by_serve(config)
+    assert {"botocore.compat", "aiobotocore.client", "aiouploader.app"} <= loaded
+    assert [name for name in ("awscrt", "aiouploader.s3api.server") if name in loaded] == []

@@ -7,10 +7,16 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
+from aiouploader import Upload, UploadStage, hookimpl
+from aiouploader.app import READ_BUFFER
+from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.testing import MakeProxy, S3Server
 
 from .raw import closed
+
+MiB = 1024**2
 
 
 async def test_uploads_beyond_the_memory_budget_are_overloaded(
@@ -160,3 +166,40 @@ async def test_downloads_beyond_max_downloads_are_overloaded(
         await asyncio.sleep(0.1)
     else:
         raise AssertionError("downloads stayed overloaded after the others ended")
+
+
+class _SizesStage(UploadStage):
+    def __init__(self, sizes: list[int]) -> None:
+        self._sizes = sizes
+
+    async def feed(self, block: bytes) -> bytes:
+        self._sizes.append(len(block))
+        await asyncio.sleep(0.02)  # meanwhile the client goes on sending, and aiohttp buffers what it can
+        return block
+
+
+class BlockSizes:
+    """Records the size of every block its stage is fed, taking its time over each."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload, settings: Any) -> UploadStage:
+        return _SizesStage(self.sizes)
+
+
+async def test_a_slow_chain_gets_blocks_no_larger_than_block_size_and_what_aiohttp_buffers(
+    make_proxy: MakeProxy, bucket: str
+) -> None:
+    """aiohttp stops reading the socket past twice ``READ_BUFFER`` and hands over all it holds in one piece: a block
+    is its pieces up to ``block_size``, so it exceeds it by less than that and one more socket read (256 KiB)."""
+    pm = make_plugin_manager()
+    pm.register(recorder := BlockSizes(), name="sizes")
+    proxy = await make_proxy(routes=[{"path": "/u", "bucket": bucket, "plugins": ["sizes"]}], pm=pm)
+    body = os.urandom(12 * MiB)
+    async with proxy.session.put(proxy("/u/k"), data=body) as response:
+        assert response.status == 201, await response.text()
+    assert sum(recorder.sizes) == len(body)
+    assert all(size >= MiB for size in recorder.sizes[:-1])
+    assert max(recorder.sizes) < MiB + 2 * READ_BUFFER + 256 * 1024
