@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 MANY_PARTS = 100
 """Parts from which the object's checksum is computed in a worker thread."""
+FAST_CRCS = frozenset({"crc32c", "crc64nvme"})
+FAST_CRC_ON_LOOP = 64 * 1024**2
+"""Parts up to this size have a fast CRC computed on the event loop (an 8 MiB part's CRC32C takes about half a
+millisecond, less than handing it to a thread and back); MD5 and slower checksums go through ``off_loop``."""
 
 
 def md5_etag(md5: bytes, parts: int | None = None) -> str:
@@ -100,6 +104,12 @@ class ObjectWriter:
             args[field(self._algorithm)] = b64(digest(self._algorithm, body))
             args["ChecksumAlgorithm"] = self._algorithm.upper()
         return args
+
+    async def _checksums(self, body: bytearray) -> dict[str, str]:
+        slow = self._config.content_md5 or self._algorithm not in (None, *FAST_CRCS)
+        if slow or len(body) > FAST_CRC_ON_LOOP:
+            return await off_loop(self.checksum_args, body)
+        return self.checksum_args(body)
 
     def _next_part_size(self) -> int:
         return part_size_for(len(self._parts) + 1, self._config.part_size, self._content_length)
@@ -175,7 +185,7 @@ class ObjectWriter:
 
     async def _upload_part(self, part: dict[str, Any], body: bytearray) -> None:
         assert self._upload_id is not None
-        checksums = await off_loop(self.checksum_args, body)
+        checksums = await self._checksums(body)
         number = part["PartNumber"]
         try:
             response = await self._store.upload_part(self.bucket, self.key, self._upload_id, number, body, checksums)
@@ -318,7 +328,7 @@ class ObjectWriter:
         }
 
     async def _put(self, body: bytearray, tags: Mapping[str, str]) -> Stored:
-        checksums = await off_loop(self.checksum_args, body)
+        checksums = await self._checksums(body)
         attributes = self._attributes | checksums
         if self._if_none_match:
             attributes["IfNoneMatch"] = "*"
