@@ -4,6 +4,7 @@ finds a route's bucket there already and makes no other."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 import pytest
@@ -187,6 +188,26 @@ async def test_create_bucket_asking_for_acls_or_object_lock_is_not_implemented(
             await call(s3.create_bucket, Bucket=BUCKET, **params)
         assert error_of(raised) == (501, "NotImplemented"), params
     assert (await call(s3.create_bucket, Bucket=BUCKET, ACL="private"))["Location"] == f"/{BUCKET}"
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<CreateBucketConfiguration><LocationConstraint>",
+        b'<!DOCTYPE c [<!ENTITY e "us-east-1">]><CreateBucketConfiguration/>',
+        b"<Configuration><LocationConstraint>us-east-1</LocationConstraint></Configuration>",
+    ],
+    ids=["unclosed", "entity", "another-root"],
+)
+async def test_create_bucket_with_a_malformed_configuration_is_malformed_xml(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, body: bytes
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    url = f"{proxy.s3_api_url}/{BUCKET}"
+    headers = signed_headers("PUT", url, hashlib.sha256(body).hexdigest())
+    async with proxy.session.put(URL(url), headers=headers, data=body) as response:
+        assert response.status == 400 and "<Code>MalformedXML</Code>" in await response.text()
 
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
