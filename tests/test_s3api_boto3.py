@@ -36,17 +36,18 @@ PREFIX = "raw/"
 
 async def s3_api_proxy(make_proxy: MakeProxy, bucket: str, tls: Path | None = None, **route: Any) -> Proxy:
     """A proxy whose route /files is the bucket ``files`` of its S3 API; over HTTPS with the certificate of a
-    ``tls`` directory; ``s3_api`` and ``server``: more of those settings."""
+    ``tls`` directory; ``s3_api``, ``s3`` and ``server``: more of those settings."""
     settings: dict[str, Any] = {"path": "/files", "bucket": bucket, "prefix": PREFIX, "s3_api_bucket": BUCKET}
     plugins = route.pop("plugin_defaults", {})
     s3_api = {"port": 0, "credentials": CREDENTIALS, **route.pop("s3_api", {})}
-    server = route.pop("server", {})
+    server, s3 = route.pop("server", {}), route.pop("s3", {})
     if tls is not None:
         server = {**server, "tls_cert": str(tls / "cert.pem"), "tls_key": str(tls / "key.pem")}
     return await make_proxy(
         routes=[{**settings, "plugins": ["size_limit", "checksum", "virus_scan"], "allow_delete": True, **route}],
         plugins=plugins,
         s3_api=s3_api,
+        s3=s3,
         server=server,
     )
 
@@ -291,7 +292,8 @@ async def test_operations_that_do_not_exist_are_not_implemented(make_proxy: Make
     for operation, params in (
         (s3.get_object_acl, {"Key": "k"}),
         (s3.list_buckets, {}),
-        (s3.list_objects, {}),
+        (s3.list_object_versions, {}),
+        (s3.delete_bucket, {}),
         (s3.copy_object, {"Key": "k", "CopySource": f"{BUCKET}/other"}),
         (s3.put_object_tagging, {"Key": "k", "Tagging": {"TagSet": []}}),
     ):

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
+from yarl import URL
 
 from aiouploader import Upload, UploadStage, hookimpl
 from aiouploader.checksums import b64
@@ -21,7 +22,7 @@ from aiouploader.metrics import METRICS
 from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.service import SERVICE
 from aiouploader.testing import MakeProxy, Proxy, S3Server
-from tests.s3api_clients import CREDENTIALS, client, streaming_put
+from tests.s3api_clients import CREDENTIALS, client, signed_headers, streaming_put
 from tests.test_s3api_awscli import aws
 from tests.test_s3api_boto3 import BUCKET, age_decrypted, call, encrypting_s3_api_proxy, error_of, put, s3_api_proxy
 
@@ -301,6 +302,32 @@ async def test_complete_with_a_wrong_etag_is_invalid_part_and_the_upload_stays(
         s3, "k", upload_id, [{"PartNumber": 1, "ETag": first["ETag"]}, {"PartNumber": 2, "ETag": second["ETag"]}]
     )
     assert s3_server.get(bucket, "raw/k") == b"ab"
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>",
+        b'<!DOCTYPE c [<!ENTITY e "1">]><CompleteMultipartUpload/>',
+        b"<Upload><Part><PartNumber>1</PartNumber><ETag>x</ETag></Part></Upload>",
+    ],
+    ids=["unclosed", "entity", "another-root"],
+)
+async def test_complete_with_a_body_that_is_not_well_formed_is_malformed_xml_and_the_upload_stays(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, body: bytes
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    part = await send_part(s3, "k", upload_id, 1, b"a")
+    url = f"{proxy.s3_api_url}/{BUCKET}/k?uploadId={upload_id}"
+    headers = signed_headers("POST", url, hashlib.sha256(body).hexdigest())
+    async with proxy.session.post(URL(url, encoded=True), headers=headers, data=body) as response:
+        assert response.status == 400 and "<Code>MalformedXML</Code>" in await response.text()
+    assert s3_server.keys(bucket) == []
+    await finish(s3, "k", upload_id, [{"PartNumber": 1, "ETag": part["ETag"]}])
+    assert s3_server.get(bucket, "raw/k") == b"a"
 
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)

@@ -7,15 +7,17 @@ HTTP ``status``; the message is S3's where S3 publishes one::
     ├── 400  AuthorizationHeaderMalformed, AuthorizationQueryParametersError,
     │        InvalidArgument, InvalidRequest, InvalidURI, IncompleteBody,
     │        BadDigest, XAmzContentSHA256Mismatch, InvalidPart, InvalidPartOrder,
-    │        MalformedXML, RequestTimeout
+    │        MalformedXML, RequestTimeout, InvalidBucketName
     ├── 403  AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch,
     │        RequestTimeTooSkewed
     ├── 404  NoSuchBucket, NoSuchUpload
+    ├── 409  BucketAlreadyOwnedByYou
     ├── 411  MissingContentLength
     └── 501  S3NotImplemented (code ``NotImplemented``)
 
 The 403s are the client's credentials or signature; the 400s are a request S3 would
-not parse. Nothing here is the proxy's own failure.
+not parse; the 409 is a bucket that exists already. Nothing here is the proxy's own
+failure.
 """
 
 from __future__ import annotations
@@ -136,6 +138,24 @@ class NoSuchUpload(S3Error):
             "been aborted or completed."
         ),
     ) -> None:
+        super().__init__(message)
+
+
+class BucketAlreadyOwnedByYou(S3Error):
+    status = 409
+    code = "BucketAlreadyOwnedByYou"
+
+    def __init__(
+        self, message: str = "Your previous request to create the named bucket succeeded and you already own it."
+    ) -> None:
+        super().__init__(message)
+
+
+class InvalidBucketName(S3Error):
+    status = 400
+    code = "InvalidBucketName"
+
+    def __init__(self, message: str = "The specified bucket is not valid.") -> None:
         super().__init__(message)
 
 

@@ -14,13 +14,12 @@ import base64
 import datetime as dt
 import hashlib
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from urllib.parse import quote
 
 from aiohttp import web
 
-from ..errors import ClientFault, PayloadTooLarge, UploadError
+from ..errors import ClientFault, UploadError
 from ..middlewares import attempts
 from ..routes import Route
 from ..service import SERVICE
@@ -44,10 +43,9 @@ from .objects import new_upload, refuse_unsupported, upload_limits
 from .payload import Payload
 from .responses import Refused, element, xml_response
 from .settings import S3ApiConfig
+from .xml_bodies import local, parse, read_xml_body
 
 MAX_PARTS = 10_000
-MAX_COMPLETE_BODY = 4 * 1024 * 1024
-"""The largest CompleteMultipartUpload body: 10,000 parts with every checksum fit with room to spare."""
 _XML_NAMES = {algorithm: "Checksum" + algorithm.upper() for algorithm in ALGORITHMS}
 
 
@@ -177,10 +175,10 @@ async def complete_multipart_upload(request: web.Request, route: Route, key: str
         upload = multiparts.get(upload_id, route, key)
     except NoSuchUpload:
         answer = multiparts.completed.recall(upload_id, route, key)
-        return answer.again(_listed_parts(await _small_body(request, caller)), request.headers)
+        return answer.again(await _listed_parts(request, caller), request.headers)
     upload.busy += 1
     try:
-        listed = _listed_parts(await _small_body(request, caller))
+        listed = await _listed_parts(request, caller)
         if upload.completing:
             await upload.ended.wait()
             return multiparts.completed.recall(upload_id, route, key).again(listed, request.headers)
@@ -365,38 +363,16 @@ def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
-async def _small_body(request: web.Request, caller: Caller) -> bytes:
-    """A CompleteMultipartUpload body, whatever its payload mode, checked; at most `MAX_COMPLETE_BODY` bytes."""
-    payload, body = Payload(request, caller.verified), bytearray()
-    while data := await payload.read():
-        body += data
-        if len(body) > MAX_COMPLETE_BODY:
-            raise PayloadTooLarge(f"A CompleteMultipartUpload body is at most {MAX_COMPLETE_BODY} bytes.")
-    payload.verify()
-    return bytes(body)
-
-
-def _listed_parts(body: bytes) -> Listed:
+async def _listed_parts(request: web.Request, caller: Caller) -> Listed:
     """``(part number, ETag, {algorithm: checksum})`` of each ``<Part>`` a CompleteMultipartUpload lists."""
-    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise MalformedXML("A CompleteMultipartUpload body has no document type or entities.")
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
-        raise MalformedXML() from None
+    root = parse(await read_xml_body(request, caller, "CompleteMultipartUpload"), "CompleteMultipartUpload")
     listed: Listed = []
     for child in root:
-        if _local(child.tag) != "Part":
+        if local(child.tag) != "Part":
             continue
-        fields = {_local(field.tag): (field.text or "") for field in child}
+        fields = {local(field.tag): (field.text or "") for field in child}
         if "PartNumber" not in fields or "ETag" not in fields:
             raise MalformedXML("Each Part needs a PartNumber and an ETag.")
         checksums = {a: fields[name] for a, name in _XML_NAMES.items() if name in fields}
         listed.append((_number(fields["PartNumber"], "PartNumber"), fields["ETag"], checksums))
-    if _local(root.tag) != "CompleteMultipartUpload":
-        raise MalformedXML()
     return listed
-
-
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]

@@ -1,4 +1,5 @@
-"""S3's XML answers: error bodies, ``ListBucketResult``, ``LocationConstraint``; the server's errors as S3's.
+"""S3's XML answers: error bodies, ``ListBucketResult`` (of both versions), ``LocationConstraint``; the server's
+errors as S3's.
 
 An error of the server (:mod:`aiouploader.errors`) keeps its status and gets S3's code where S3 has one for
 it (``NoSuchKey``, ``EntityTooLarge``, ``BadDigest``, ``AccessDenied``, ``SlowDown``, …); any other, a
@@ -36,6 +37,8 @@ _CODES = {
     "not_ready": "ServiceUnavailable",
     "internal_error": "InternalError",
 }
+_ENCODED = ("Prefix", "Delimiter", "StartAfter", "Marker", "NextMarker")
+"""The elements of a ``ListBucketResult`` that hold keys, URL-encoded with the keys for ``encoding-type=url``."""
 
 
 class Refused(ClientFault):
@@ -82,22 +85,20 @@ def element(name: str, value: object) -> str:
 
 
 def list_bucket_result(
-    params: Mapping[str, Any], contents: Iterable[Mapping[str, Any]], common_prefixes: Iterable[str]
+    fields: Mapping[str, Any], contents: Iterable[Mapping[str, Any]], common_prefixes: Iterable[str]
 ) -> web.Response:
-    """A ``ListObjectsV2`` answer: ``params`` in S3's element names, keys already without the route's prefix."""
-    url = params.get("EncodingType") == "url"
+    """A ``ListBucketResult`` of ListObjects or ListObjectsV2: ``fields`` in S3's element names and order (those
+    that are ``None`` left out), keys already without the route's prefix."""
+    url = fields.get("EncodingType") == "url"
 
     def encoded(text: str) -> str:
         return quote(text, safe="/~") if url else text
 
-    parts = []
-    for name in ("Name", "Prefix", "Delimiter", "StartAfter", "ContinuationToken", "NextContinuationToken"):
-        if params.get(name) is not None:
-            value = params[name]
-            parts.append(element(name, encoded(value) if name in ("Prefix", "Delimiter", "StartAfter") else value))
-    for name in ("KeyCount", "MaxKeys", "IsTruncated", "EncodingType"):
-        if params.get(name) is not None:
-            parts.append(element(name, params[name]))
+    parts = [
+        element(name, encoded(value) if name in _ENCODED else value)
+        for name, value in fields.items()
+        if value is not None
+    ]
     for item in contents:
         parts.append(
             "<Contents>"

@@ -93,6 +93,10 @@ def _caller(request: web.Request) -> Caller:
     return request[CALLER]
 
 
+def _creates_bucket(request: web.Request, addressed: Addressed, query: list[str]) -> bool:
+    return request.method == "PUT" and bool(addressed.bucket) and addressed.raw_key is None and not query
+
+
 def _operation_query(request: web.Request) -> list[str]:
     """The query's parameters that choose or change an operation: not a presigned URL's, not an SDK's ``x-id``."""
     return [name for name in request.query if not name.startswith("X-Amz-") and name != "x-id"]
@@ -105,8 +109,10 @@ async def _expect(request: web.Request) -> None:
         if request.headers.get("Expect", "").lower() != "100-continue":
             raise InvalidRequest("Only 'Expect: 100-continue' is understood.")
         caller = _caller(request)
-        route, addressed = _route(request), Addressed.of(request)
-        query = _operation_query(request)
+        addressed, query = Addressed.of(request), _operation_query(request)
+        if _creates_bucket(request, addressed, query):
+            bucket.refuse_create_bucket(request, caller, addressed.bucket, request.app[BUCKETS].get(addressed.bucket))
+        route = _route(request)
         if request.method == "PUT" and addressed.raw_key is not None:
             key = key_from_path(addressed.raw_key, route.config.prefix)
             if not query or set(query) == {"partNumber", "uploadId"}:
@@ -126,16 +132,18 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     if REFUSED in request:
         raise request[REFUSED]
     caller = _caller(request)
-    route, addressed = _route(request), Addressed.of(request)
-    method, query = request.method, _operation_query(request)
+    addressed, method, query = Addressed.of(request), request.method, _operation_query(request)
+    if _creates_bucket(request, addressed, query):
+        return await bucket.create_bucket(request, caller, addressed.bucket, request.app[BUCKETS].get(addressed.bucket))
+    route = _route(request)
     if addressed.raw_key is None:
         permit(caller, route.path, addressed.bucket, "GET" if method == "HEAD" else method)
         if method == "GET" and query == ["location"]:
             return await bucket.get_bucket_location(request, route)
-        if method == "GET" and request.query.get("list-type") == "2":
-            extra = [name for name in query if name not in (*bucket.LIST_PARAMS, "fetch-owner")]
-            if not extra:
-                return await bucket.list_objects_v2(request, route, caller)
+        if method == "GET" and request.query.get("list-type") == "2" and set(query) <= bucket.LIST_PARAMS:
+            return await bucket.list_objects_v2(request, route, caller)
+        if method == "GET" and set(query) <= bucket.LIST_V1_PARAMS:
+            return await bucket.list_objects_v1(request, route, caller)
         if method == "HEAD" and not query:
             return await bucket.head_bucket(request, route)
         if method == "GET" and "uploads" in query and set(query) <= {*parts.LIST_UPLOADS_PARAMS, "encoding-type"}:

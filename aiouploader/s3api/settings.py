@@ -19,8 +19,13 @@ if TYPE_CHECKING:
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
+def is_bucket_name(value: str) -> bool:
+    """Whether S3 takes ``value`` as a bucket's name."""
+    return bool(_BUCKET.fullmatch(value)) and ".." not in value and not re.fullmatch(r"[0-9.]+", value)
+
+
 def _bucket_name(value: str) -> str:
-    if not _BUCKET.fullmatch(value) or ".." in value or re.fullmatch(r"[0-9.]+", value):
+    if not is_bucket_name(value):
         raise ValueError(
             "must be an S3 bucket name: 3 to 63 lowercase letters, digits, . and -, starting and ending with a "
             "letter or digit"
@@ -45,8 +50,9 @@ class S3ApiCredential(_Settings):
     routes: list[str] = []
     """Paths of the routes (buckets) it may use; empty: every route with an ``s3_api_bucket``."""
     methods: list[Literal["GET", "HEAD", "PUT", "POST", "DELETE"]] = ["GET", "HEAD", "PUT", "POST", "DELETE"]
-    """HTTP methods: GET (GetObject, ListObjectsV2, ListParts, ListMultipartUploads; covers HEAD), PUT (PutObject
-    and the multipart operations that write: Create, UploadPart, Complete, Abort), DELETE (DeleteObject)."""
+    """HTTP methods: GET (GetObject, ListObjects of both versions, ListParts, ListMultipartUploads; covers HEAD),
+    PUT (PutObject, CreateBucket and the multipart operations that write: Create, UploadPart, Complete, Abort),
+    DELETE (DeleteObject)."""
     prefix: str = ""
     """Keys (under the route's prefix) it may touch start with this; listings must ask within it."""
 
