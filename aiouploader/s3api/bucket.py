@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..keys import RESERVED
 from ..routes import Route
 from ..service import SERVICE
 from .access import Caller
@@ -45,8 +46,16 @@ async def list_objects_v2(request: web.Request, route: Route, caller: Caller) ->
     if start_after := query.get("start-after"):
         params["StartAfter"] = hidden + start_after
     page = await request.app[SERVICE].s3.list_objects(route.config.bucket, hidden + prefix, **params)
-    contents = [{**item, "Key": item["Key"].removeprefix(hidden)} for item in page.get("Contents", [])]
-    common = [item["Prefix"].removeprefix(hidden) for item in page.get("CommonPrefixes", [])]
+    contents = [
+        {**item, "Key": item["Key"].removeprefix(hidden)}
+        for item in page.get("Contents", [])
+        if not item["Key"].startswith(RESERVED)
+    ]
+    common = [
+        item["Prefix"].removeprefix(hidden)
+        for item in page.get("CommonPrefixes", [])
+        if not item["Prefix"].startswith(RESERVED)
+    ]
     answer = {
         "Name": route.config.s3_api_bucket,
         "Prefix": prefix,
