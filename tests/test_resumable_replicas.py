@@ -29,7 +29,7 @@ from aiouploader.tus.uploads import RESUMABLE_UPLOADS, carried_on
 from tests.s3api_clients import client
 
 from .plugins_for_tests import Lifecycle
-from .test_resumable import TUS, create, head, patch
+from .test_resumable import PATCH, TUS, create, head, patch
 from .test_s3api_boto3 import age_decrypted, call, error_of
 
 if TYPE_CHECKING:
@@ -388,3 +388,41 @@ async def test_two_patches_at_once_with_the_same_offset_let_one_through(
     status, headers, _ = await patch(two, location, MiB, data[MiB:])
     assert status == 204
     assert s3_server.get(bucket, result_of(headers)["key"]) == data
+
+
+async def test_a_drain_ends_the_patch_in_flight_and_leaves_the_upload_to_another_instance(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    gate = Gate()
+    gate.opened.set()  # it only tells when the first bytes have passed
+    pm = make_plugin_manager()
+    pm.register(gate, name="gate")
+    one = await replica(make_proxy, bucket, plugins=["gate", "checksum"], pm=pm)
+    other, passing = make_plugin_manager(), Gate()
+    passing.opened.set()
+    other.register(passing, name="gate")
+    two = await replica(make_proxy, bucket, plugins=["gate", "checksum"], pm=other)
+    data = os.urandom(8 * MiB)
+    location = await create(one, **{"Upload-Length": str(len(data))})
+    more = asyncio.Event()
+
+    async def body() -> Any:
+        yield data[: 6 * MiB]
+        await more.wait()
+
+    headers = {**PATCH, "Upload-Offset": "0", "Content-Length": str(len(data))}
+    sending = asyncio.create_task(one.session.patch(one(location), data=body(), headers=headers))
+    await gate.entered.wait()
+    assert await one.app[SERVICE].drain(0) == 0  # ended early, not cancelled
+    sending.cancel()
+    more.set()
+    await asyncio.gather(sending, return_exceptions=True)
+
+    status, headers = await head(two, location)
+    offset = int(headers["Upload-Offset"])
+    assert status == 200 and 0 < offset <= 6 * MiB
+    status, headers, _ = await patch(two, location, offset, data[offset:])
+    assert status == 204
+    result = result_of(headers)
+    assert result["checksums"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert s3_server.get(bucket, result["key"]) == data

@@ -223,9 +223,12 @@ async def _receive_in_task(
     service, uploads = request.app[SERVICE], request.app[RESUMABLE_UPLOADS]
     session = upload.session
     left = None if upload.length is None else upload.length - upload.offset
-    reader = PatchReader(request.content.readany, service.config.server, left, checksum)
+    stop = service.cut if uploads.states is not None else None
+    reader = PatchReader(request.content.readany, service.config.server, left, checksum, stop)
+    # An upload kept in its bucket brings its tail back into memory for the request.
+    tail = upload.stored.tail if upload.stored is not None and upload.session.phase is Phase.NEW else 0
     try:
-        with service.in_flight(grant, left):
+        with service.in_flight(grant, None if left is None else left + tail, cuttable=stop is not None):
             await uploads.take_up(upload)
             await session.receive(reader.read)
             if checksum is not None and (reader.cut or not checksum.matches()):
