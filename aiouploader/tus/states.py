@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime
 
 from ..chain_state import StateKey
-from ..errors import NotFound, UploadBusy, UploadError
+from ..errors import CannotResume, NotFound, UploadBusy, UploadError
 from ..s3 import S3, code_and_status, translate
 from .stored import PREFIX, StoredUpload, seal, state_key, tail_key, unseal
 
@@ -99,11 +99,15 @@ class UploadStates:
             raise translate(exc, "saving the upload's last bytes") from exc
 
     async def read_tail(self, bucket: str, stored: StoredUpload) -> bytes:
+        """The bytes the upload's state names; :class:`CannotResume` when they are not there as it says."""
         if not stored.tail:
             return b""
-        tail = (await self.s3.get_whole(bucket, tail_key(stored.id, stored.offset)))[0]
+        try:
+            tail = (await self.s3.get_whole(bucket, tail_key(stored.id, stored.offset)))[0]
+        except NotFound:
+            raise CannotResume("its last bytes are no longer in the bucket") from None
         if len(tail) != stored.tail:
-            raise UploadError(f"The upload's saved bytes are {len(tail)} bytes, not {stored.tail}.")
+            raise CannotResume(f"its last bytes in the bucket are {len(tail)} bytes, not {stored.tail}")
         return tail
 
     async def drop_tail(self, bucket: str, upload_id: str, offset: int) -> None:

@@ -66,6 +66,10 @@ class ResumableUpload:
     """The offset of the tail its state names, if any: dropped once a new state names another."""
     elsewhere: bool = False
     """Held live by another replica (its stages cannot move): only HEAD and GET are answered here."""
+    taken_at: int = 0
+    """Its offset when this request took it up."""
+    gone: bool = False
+    """It has ended, and was counted so."""
 
     @property
     def offset(self) -> int:
@@ -155,6 +159,7 @@ class ResumableUploads:
         if upload.elsewhere:
             raise CannotResume("another instance holds it, as its checks cannot move; send its requests there")
         upload.lease, upload.etag = await self.states.take(upload.bucket, stored, upload.etag or "")
+        upload.taken_at = upload.offset
         try:
             tail = await self.states.read_tail(upload.bucket, stored)
             await upload.session.take_up(upload.id, stored.chain, stored.writer, tail)
@@ -208,8 +213,15 @@ class ResumableUploads:
             del self._by_id[upload.id]
 
     async def let_go(self, upload: ResumableUpload) -> None:
-        """After a request that failed before its bytes went anywhere: give its lease back, as it was."""
+        """After a request that failed before any of its bytes went in: give its lease back, the state as it was.
+
+        Once bytes went in, the state in the bucket no longer matches the session: the lease is left to pass, and
+        the upload goes on from that state (the client sends those bytes again).
+        """
         if self.states is None or upload.lease is None or upload.stored is None:
+            return
+        if upload.offset != upload.taken_at:
+            log.warning("resumable upload %s stays leased until its lease passes", upload.id)
             return
         upload.stored.lease = None
         try:
@@ -232,6 +244,8 @@ class ResumableUploads:
         upload.give_back()
         if self._by_id.get(upload.id) is upload:
             del self._by_id[upload.id]
+        if not upload.gone:
+            upload.gone = True
             if upload.result is None:
                 self.count(upload.route, event)
                 log.info(
@@ -260,8 +274,9 @@ class ResumableUploads:
         """What an ended upload keeps in its bucket (its state, its tails, its multipart upload) is removed."""
         if self.states is None or upload.stored is None:
             return
+        stored, upload.stored = upload.stored, None
         try:
-            await self.states.remove(upload.bucket, upload.stored)
+            await self.states.remove(upload.bucket, stored)
         except UploadError as exc:
             log.error("resumable upload %s left its state in the bucket: %s", upload.id, exc.message)
 
@@ -306,7 +321,6 @@ class ResumableUploads:
                         upload_id, stored.route, session, stored.scope, stored.length, stored.ttl, stored=stored
                     )
                     await self.end(upload, UploadError("The upload expired."), "expired")
-                    self.count(stored.route, "expired")
                 ended += 1
         return ended
 
