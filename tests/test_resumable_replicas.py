@@ -21,6 +21,7 @@ from tusclient import client as tus_client
 
 from aiouploader import Upload, UploadStage, age, hookimpl
 from aiouploader.eicar import EICAR
+from aiouploader.orphans import sweep
 from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.service import SERVICE
 from aiouploader.testing import MakeProxy, Proxy, S3Server, serve_process
@@ -426,3 +427,18 @@ async def test_a_drain_ends_the_patch_in_flight_and_leaves_the_upload_to_another
     result = result_of(headers)
     assert result["checksums"]["sha256"] == hashlib.sha256(data).hexdigest()
     assert s3_server.get(bucket, result["key"]) == data
+
+
+async def test_the_orphan_sweep_leaves_the_multipart_upload_of_an_upload_kept_in_the_bucket(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    one, two = await replica(make_proxy, bucket), await replica(make_proxy, bucket)
+    location = await create(one, **{"Upload-Length": str(9 * MiB)})
+    assert (await patch(one, location, 0, os.urandom(6 * MiB)))[0] == 204
+    kept = s3_server.multipart_uploads(bucket)
+    assert len(kept) == 1
+    states = two.app[RESUMABLE_UPLOADS].states
+    assert states is not None
+    assert await sweep(two.app[SERVICE].s3, [(bucket, "")], 0, states.multipart_ids) == 0
+    assert s3_server.multipart_uploads(bucket) == kept
+    assert (await patch(two, location, 6 * MiB, os.urandom(3 * MiB)))[0] == 204
