@@ -20,12 +20,14 @@ from botocore.exceptions import ClientError
 from tusclient import client as tus_client
 
 from aiouploader import Upload, UploadStage, age, hookimpl
+from aiouploader.auth import hash_token
+from aiouploader.chain_state import StateKey
 from aiouploader.eicar import EICAR
 from aiouploader.orphans import sweep
 from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.service import SERVICE
 from aiouploader.testing import MakeProxy, Proxy, S3Server, serve_process
-from aiouploader.tus.stored import state_key, tail_key
+from aiouploader.tus.stored import state_key, tail_key, unseal
 from aiouploader.tus.uploads import RESUMABLE_UPLOADS, carried_on
 from tests.s3api_clients import client
 
@@ -442,3 +444,28 @@ async def test_the_orphan_sweep_leaves_the_multipart_upload_of_an_upload_kept_in
     assert await sweep(two.app[SERVICE].s3, [(bucket, "")], 0, states.multipart_ids) == 0
     assert s3_server.multipart_uploads(bucket) == kept
     assert (await patch(two, location, 6 * MiB, os.urandom(3 * MiB)))[0] == 204
+
+
+async def test_credentials_are_checked_on_every_instance_and_never_kept_with_the_state(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    tokens = [
+        {"name": "team", "sha256": hash_token("team-token"), "methods": ["POST"], "prefix": "team/"},
+        {"name": "other", "sha256": hash_token("other-token"), "methods": ["POST"], "prefix": "other/"},
+    ]
+    route = {"path": "/uploads", "bucket": bucket, "auth": ["token"], "resumable": True, "plugins": ["checksum"]}
+    one, two = [
+        await make_proxy(routes=[route], auth={"tokens": tokens}, server={"state_key": STATE_KEY}) for _ in range(2)
+    ]
+    team, other = {"Authorization": "Bearer team-token"}, {"Authorization": "Bearer other-token"}
+    location = await create(one, **{"Upload-Length": "10", **team})
+    blob = s3_server.get(bucket, state_key(upload_id(location)))
+    assert b"team-token" not in blob
+    kept = unseal(blob, StateKey(STATE_KEY), upload_id(location))
+    assert "Authorization" not in kept.upload.headers and kept.scope.startswith("team/")
+
+    assert (await patch(two, location, 0, b"12345"))[0] == 401
+    assert (await patch(two, location, 0, b"12345", **other))[0] == 403
+    assert (await patch(two, location, 0, b"12345", **team))[0] == 204
+    status, headers, _ = await patch(one, location, 5, b"67890", **team)
+    assert status == 204 and result_of(headers)["key"].startswith("team/")

@@ -9,7 +9,8 @@ are in S3 (:mod:`aiouploader.tus.states` reads and writes it)::
     .aiouploader/uploads/<id>.tail-<offset>  the writer's bytes under S3's 5 MiB minimum, at that offset
 
 The document holds the route, the key the credentials must cover, the
-:class:`~aiouploader.hookspecs.Upload` (headers, metadata, size so far...),
+:class:`~aiouploader.hookspecs.Upload` (the creation's headers but its
+credentials, metadata, size so far...),
 its length and expiry, the writer's :class:`~aiouploader.s3.Paused`
 progress (the multipart upload id, the parts S3 took with their ETags and
 checksums), the stages' sealed state (:meth:`~aiouploader.chain.Pipeline.save`),
@@ -37,6 +38,8 @@ from ..s3 import Paused
 
 PREFIX = RESERVED + "uploads/"
 FORMAT = 1
+UNKEPT_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+"""Request headers not kept with an upload's state: credentials are checked on each request, never stored."""
 
 
 def state_key(upload_id: str) -> str:
@@ -97,7 +100,7 @@ def seal(stored: StoredUpload, key: StateKey) -> bytes:
         "writer": None if stored.writer is None else dataclasses.asdict(stored.writer),
         "upload": {
             **{f.name: getattr(upload, f.name) for f in dataclasses.fields(upload) if f.name != "headers"},
-            "headers": list(upload.headers.items()),
+            "headers": [(name, value) for name, value in upload.headers.items() if name.lower() not in UNKEPT_HEADERS],
         },
     }
     return key.seal(json.dumps(document, separators=(",", ":")).encode(), _bound_to(stored.id))
