@@ -33,6 +33,7 @@ from tests.s3api_clients import client
 
 from .plugins_for_tests import Lifecycle
 from .test_resumable import PATCH, TUS, create, head, patch
+from .test_resumable_tus_js import HERE, NODE, RETRIES, data_file, patches, tus_js, upload_result
 from .test_s3api_boto3 import age_decrypted, call, error_of
 
 if TYPE_CHECKING:
@@ -469,3 +470,27 @@ async def test_credentials_are_checked_on_every_instance_and_never_kept_with_the
     assert (await patch(two, location, 0, b"12345", **team))[0] == 204
     status, headers, _ = await patch(one, location, 5, b"67890", **team)
     assert status == 204 and result_of(headers)["key"].startswith("team/")
+
+
+@pytest.mark.skipif(
+    NODE is None or not (HERE / "node_modules" / "tus-js-client").is_dir(),
+    reason="needs node and tests/tus-js/node_modules (scripts/test.sh runs npm ci there)",
+)
+async def test_tus_js_client_aborted_on_one_instance_resumes_on_the_other(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    one, two = await replica(make_proxy, bucket, form_keys="filename"), await replica(make_proxy, bucket)
+    data = os.urandom(20 * MiB + 7)
+    plan = {"file": data_file(tmp_path, data), "source": "buffer", "chunkSize": 8 * MiB}
+    first = await tus_js(endpoint=one("/uploads/"), abortAt=12 * MiB, metadata={"filename": "moved.bin"}, **plan)
+    assert first["outcome"] == "aborted" and first["url"], first
+
+    elsewhere = two(urlsplit(first["url"]).path)
+    resumed = await tus_js(uploadUrl=elsewhere, retryDelays=RETRIES, **plan)
+    assert resumed["outcome"] == "success", resumed
+    sent = [p for p in patches(resumed) if p["status"] == 204]
+    assert 8 * MiB <= int(sent[0]["offset"]) < 16 * MiB  # from where the first instance stood
+    result = upload_result(resumed)
+    assert result["checksums"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert s3_server.get(bucket, "moved.bin") == data
+    assert s3_server.multipart_uploads(bucket) == []
