@@ -38,14 +38,11 @@ What a session holds, and what could go to another request or process:
   (:meth:`Pipeline.unmovable`, e.g. a clamd scan) or does not save its state
   stays live in this process: a later segment must come here, and one that
   comes elsewhere is refused with :class:`~aiouploader.errors.CannotResume`
-  (410, start again). Between two segments a session can also go to another
-  process as data (:meth:`UploadSession.pause`, :meth:`UploadSession.take_up`):
-  the sealed stage state, the writer's :class:`~aiouploader.s3.Paused`
-  progress (multipart upload id, the parts S3 took), and the tail, the bytes
-  under S3's 5 MiB minimum that cannot be a part yet, which the caller keeps
-  (a resumable upload stores it as an object of its own, see
-  :mod:`aiouploader.tus.stored`). The process that took it up runs the hooks
-  that are left (``upload_completed`` or ``upload_failed``).
+  (410, start again). Between two segments a session goes to another process
+  as data (:meth:`UploadSession.pause`, :meth:`UploadSession.take_up`): the
+  sealed stage state, the writer's :class:`~aiouploader.s3.Paused` progress,
+  and the tail under S3's 5 MiB minimum, which the caller keeps (a resumable
+  upload in an object of its own: :mod:`aiouploader.tus.stored`).
 """
 
 from __future__ import annotations
@@ -206,12 +203,9 @@ class UploadSession:
         return self._pipeline is None or (self.chain.state_key is not None and not self._pipeline.unmovable())
 
     async def pause(self, upload_id: str) -> tuple[bytes | None, Paused | None, bytearray]:
-        """Between two segments: hand the session on as data, sealed for ``upload_id``; it is then
-        :attr:`Phase.PAUSED` and holds nothing. Returns the stages' sealed state and the writer's progress
-        (``None`` both before the first segment) and the tail, the bytes S3 has not taken yet.
-
-        :raise CannotResume: a stage cannot move or save its state; the session is as it was.
-        """
+        """Hand the session on as data, sealed for ``upload_id``, and hold nothing (:attr:`Phase.PAUSED`): the
+        stages' state and the writer's progress (``None`` before the first segment), and the bytes S3 has not
+        taken yet. :raise CannotResume: a stage cannot move or save its state; the session is as it was."""
         if self.phase not in (Phase.STARTED, Phase.RECEIVING):
             raise RuntimeError(f"A {self.phase.value} upload cannot be paused.")
         pipeline, writer = self._pipeline, self._writer
@@ -231,11 +225,8 @@ class UploadSession:
         return blob, paused, tail
 
     async def take_up(self, upload_id: str, blob: bytes | None, paused: Paused | None, tail: bytes) -> None:
-        """Go on with a session that :meth:`pause` handed on, in a new one made for the same upload (as it was
-        then) whose ``upload_started`` hooks are not run again.
-
-        :raise CannotResume: the stages cannot take up ``blob`` (see :meth:`Chain.restore`).
-        """
+        """Go on, in a new session of the same upload (as it was then), with what :meth:`pause` gave; the
+        ``upload_started`` hooks do not run again. :raise CannotResume: see :meth:`Chain.restore`."""
         if self.phase is not Phase.NEW:
             raise RuntimeError(f"A {self.phase.value} upload cannot take up another's state.")
         self.phase = Phase.STARTED

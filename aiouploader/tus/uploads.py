@@ -27,7 +27,7 @@ from ..errors import CannotResume, NotFound, UploadBusy, UploadError
 from ..hookspecs import UploadResult
 from ..routes import Route
 from ..service import Service
-from ..session import Phase, UploadSession, _cleanup
+from ..session import Phase, UploadSession
 from .states import UploadStates
 from .stored import StoredUpload
 
@@ -231,11 +231,13 @@ class ResumableUploads:
         upload.lease = None
 
     def touch(self, upload: ResumableUpload) -> None:
-        """Idle from now: expires ``ttl`` seconds on."""
+        """Idle from now: expires ``ttl`` seconds on (by its timer, while this process holds it)."""
         upload.expires = time.time() + upload.ttl
         if upload.timer is not None:
             upload.timer.cancel()
-        upload.timer = asyncio.get_running_loop().call_later(upload.ttl, self._expire, upload)
+            upload.timer = None
+        if self._by_id.get(upload.id) is upload:
+            upload.timer = asyncio.get_running_loop().call_later(upload.ttl, self._expire, upload)
 
     def forget(self, upload: ResumableUpload, event: str = "failed") -> None:
         """Drop ``upload``, whose session has ended (``event`` says how), unless it was dropped already."""
@@ -268,7 +270,7 @@ class ResumableUploads:
         if session.phase is Phase.NEW:  # kept in the bucket: its plugins hear it here
             await session.take_up(upload.id, None, None, b"")
         await session.discard(error)
-        await _cleanup(self.remove(upload))
+        await asyncio.shield(self.remove(upload))
 
     async def remove(self, upload: ResumableUpload) -> None:
         """What an ended upload keeps in its bucket (its state, its tails, its multipart upload) is removed."""
