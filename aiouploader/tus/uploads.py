@@ -193,7 +193,15 @@ class ResumableUploads:
         else:
             stored.held = True
         upload.stored = stored
-        upload.etag = await states.write(upload.bucket, stored, upload.etag)
+        try:
+            upload.etag = await states.write(upload.bucket, stored, upload.etag)
+        except UploadError as exc:
+            if upload.result is None:
+                raise
+            # The object is stored: the client gets its result; the state goes when its lease and expiry pass.
+            log.warning("resumable upload %s completed, but its state was not saved: %s", upload.id, exc.message)
+            self.release(upload)
+            return
         upload.lease = None
         if upload.tail_at is not None and (upload.tail_at != stored.offset or not stored.tail):
             await states.drop_tail(upload.bucket, upload.id, upload.tail_at)
@@ -267,9 +275,12 @@ class ResumableUploads:
         """Give ``upload`` up: S3 drops its bytes, its plugins hear ``error``, it is gone (its state too)."""
         self.forget(upload, event)
         session = upload.session
-        if session.phase is Phase.NEW:  # kept in the bucket: its plugins hear it here
-            await session.take_up(upload.id, None, None, b"")
-        await session.discard(error)
+        if session.phase is Phase.PAUSED:  # handed on as data, whose saving failed
+            session.chain.failed(session.upload, error)
+        else:
+            if session.phase is Phase.NEW:  # kept in the bucket: its plugins hear it here
+                await session.take_up(upload.id, None, None, b"")
+            await session.discard(error)
         await asyncio.shield(self.remove(upload))
 
     async def remove(self, upload: ResumableUpload) -> None:
