@@ -90,32 +90,36 @@ class UploadStates:
                 raise UploadBusy(BUSY)
         return lease, etag
 
-    async def put_tail(self, bucket: str, upload_id: str, offset: int, tail: bytearray) -> None:
-        try:
-            await self.s3.put_object(
-                bucket, tail_key(upload_id, offset), tail, {"ContentType": "application/octet-stream"}
-            )
-        except Exception as exc:
-            raise translate(exc, "saving the upload's last bytes") from exc
+    async def put_tail(self, bucket: str, stored: StoredUpload, tail: bytearray) -> None:
+        """Store ``tail`` as the upload's, under a token of its own, which ``stored`` names from then on."""
+        token = uuid.uuid4().hex
+        if tail:
+            try:
+                await self.s3.put_object(
+                    bucket, tail_key(stored.id, stored.offset, token), tail, {"ContentType": OCTETS}
+                )
+            except Exception as exc:
+                raise translate(exc, "saving the upload's last bytes") from exc
+        stored.tail, stored.tail_token = len(tail), token
 
     async def read_tail(self, bucket: str, stored: StoredUpload) -> bytes:
         """The bytes the upload's state names; :class:`CannotResume` when they are not there as it says."""
-        if not stored.tail:
+        if stored.tail_key is None:
             return b""
         try:
-            tail = (await self.s3.get_whole(bucket, tail_key(stored.id, stored.offset)))[0]
+            tail = (await self.s3.get_whole(bucket, stored.tail_key))[0]
         except NotFound:
             raise CannotResume("its last bytes are no longer in the bucket") from None
         if len(tail) != stored.tail:
             raise CannotResume(f"its last bytes in the bucket are {len(tail)} bytes, not {stored.tail}")
         return tail
 
-    async def drop_tail(self, bucket: str, upload_id: str, offset: int) -> None:
+    async def drop_tail(self, bucket: str, key: str) -> None:
         """Remove a tail no state names any more; one left behind goes with its upload."""
         try:
-            await self.s3.delete(bucket, tail_key(upload_id, offset))
+            await self.s3.delete(bucket, key)
         except UploadError as exc:
-            log.warning("the tail of resumable upload %s at byte %d is left: %s", upload_id, offset, exc.message)
+            log.warning("the resumable upload's tail %s is left: %s", key, exc.message)
 
     async def remove(self, bucket: str, stored: StoredUpload) -> None:
         """Everything the upload has in S3: its multipart upload, its tails, its state."""

@@ -6,7 +6,8 @@ small object per upload, written at the end of each request once its bytes
 are in S3 (:mod:`aiouploader.tus.states` reads and writes it)::
 
     .aiouploader/uploads/<id>               this document, sealed with server.state_key for <id>
-    .aiouploader/uploads/<id>.tail-<offset>  the writer's bytes under S3's 5 MiB minimum, at that offset
+    .aiouploader/uploads/<id>.tail-<offset>-<token>  the writer's bytes under S3's 5 MiB minimum at that offset,
+                                             written by the request the token names
 
 The document holds the route, the key the credentials must cover, the
 :class:`~aiouploader.hookspecs.Upload` (the creation's headers but its
@@ -46,8 +47,8 @@ def state_key(upload_id: str) -> str:
     return PREFIX + upload_id
 
 
-def tail_key(upload_id: str, offset: int) -> str:
-    return f"{PREFIX}{upload_id}.tail-{offset}"
+def tail_key(upload_id: str, offset: int, token: str) -> str:
+    return f"{PREFIX}{upload_id}.tail-{offset}-{token}"
 
 
 @dataclass
@@ -67,7 +68,9 @@ class StoredUpload:
     """The stages' sealed state; ``None`` before the first byte."""
     writer: Paused | None = None
     tail: int = 0
-    """Bytes in the tail object (:func:`tail_key` at this upload's offset)."""
+    """Bytes in the tail object (:attr:`tail_key`)."""
+    tail_token: str = ""
+    """Names the tail of the request that wrote it: two requests that raced cannot take each other's."""
     held: bool = False
     """Its stages cannot move: it goes on only on the replica that holds it live."""
     result: UploadResult | None = None
@@ -78,6 +81,10 @@ class StoredUpload:
     @property
     def offset(self) -> int:
         return self.upload.size
+
+    @property
+    def tail_key(self) -> str | None:
+        return tail_key(self.id, self.offset, self.tail_token) if self.tail else None
 
     def busy(self, now: float | None = None) -> bool:
         return self.lease is not None and self.lease_until > (time.time() if now is None else now)

@@ -62,8 +62,8 @@ class ResumableUpload:
     """The ETag of that state."""
     lease: str | None = None
     """This request's lease on the upload, once taken."""
-    tail_at: int | None = None
-    """The offset of the tail its state names, if any: dropped once a new state names another."""
+    tail_at: str | None = None
+    """The key of the tail its state names, if any: dropped once a new state names another."""
     elsewhere: bool = False
     """Held live by another replica (its stages cannot move): only HEAD and GET are answered here."""
     taken_at: int = 0
@@ -147,7 +147,7 @@ class ResumableUploads:
         upload = ResumableUpload(
             upload_id, route, session_for(stored), stored.scope, stored.length, stored.ttl, stored.expires,
             busy=stored.busy(), result=stored.result, stored=stored, etag=etag, elsewhere=stored.held,
-            tail_at=stored.offset if stored.tail else None,
+            tail_at=stored.tail_key,
         )  # fmt: skip
         return upload
 
@@ -187,9 +187,7 @@ class ResumableUploads:
             except CannotResume:
                 stored.held = True
             else:
-                stored.tail = len(tail)
-                if tail:
-                    await states.put_tail(upload.bucket, upload.id, stored.offset, tail)
+                await states.put_tail(upload.bucket, stored, tail)
         else:
             stored.held = True
         upload.stored = stored
@@ -203,9 +201,9 @@ class ResumableUploads:
             self.release(upload)
             return
         upload.lease = None
-        if upload.tail_at is not None and (upload.tail_at != stored.offset or not stored.tail):
-            await states.drop_tail(upload.bucket, upload.id, upload.tail_at)
-        upload.tail_at = stored.offset if stored.tail else None
+        if upload.tail_at is not None and upload.tail_at != stored.tail_key:
+            await states.drop_tail(upload.bucket, upload.tail_at)
+        upload.tail_at = stored.tail_key
         if not stored.held:
             self.release(upload)
         elif upload.id not in self._by_id:
