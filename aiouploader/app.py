@@ -14,6 +14,7 @@ from aiohttp import web
 
 from . import allocator, handlers, service
 from .chain import Chain, order_warnings
+from .chain_state import StateKey
 from .config import Config, S3Config
 from .cors import cors, mark_response
 from .lifespan import LIFESPAN, Lifespan
@@ -25,9 +26,13 @@ from .plugin_manager import check_plugin_tables, make_plugin_manager
 from .routes import ROUTES, Route, find_route
 from .s3 import S3
 from .s3.loading import s3_session
+from .tus.states import UploadStates
 from .tus.uploads import RESUMABLE_UPLOADS, ResumableUploads
 
 log = logging.getLogger(__name__)
+
+LEASE_MARGIN = 60.0
+"""Seconds a request holds its resumable upload beyond ``server.body_timeout``: to finish what it received."""
 
 
 def build_routes(config: Config, pm: pluggy.PluginManager) -> list[Route]:
@@ -108,17 +113,26 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
                 InstrumentedClient(client, metrics), config.s3, on_checksum_mismatch=metrics.count_checksum_mismatch
             )
             allocator.give_back()  # what building the client parsed and dropped
-            app[service.SERVICE] = service.Service(config, routes, s3)
+            app[service.SERVICE] = served = service.Service(config, routes, s3)
+            expiring = None
+            if (key := config.server.state_key) is not None:
+                lease = config.server.body_timeout + LEASE_MARGIN
+                resumable.states = UploadStates(s3, StateKey(key, config.server.previous_state_keys), lease)
+                if any(route.config.resumable for route in routes):
+                    interval = config.s3.orphan_sweep_interval
+                    expiring = asyncio.create_task(resumable.keep_sweeping(served, interval))
             sweeper = None
             if config.s3.orphan_ttl > 0:
                 targets = [(route.config.bucket, route.config.prefix) for route in routes]
                 ttl, interval = config.s3.orphan_ttl, config.s3.orphan_sweep_interval
-                sweeper = asyncio.create_task(keep_sweeping(s3, targets, ttl, interval, metrics.orphans.inc))
+                kept = None if resumable.states is None else resumable.states.multipart_ids
+                sweeper = asyncio.create_task(keep_sweeping(s3, targets, ttl, interval, metrics.orphans.inc, kept))
             yield
-            if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+            for task in (sweeper, expiring):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await s3.close()
 
     app.cleanup_ctx.append(s3_client)

@@ -132,7 +132,7 @@ class Chain:
             stages, self.observe, request_id=request_id, timeout=timeout, upload=upload, state_key=key, tags=tags
         )
 
-    async def restore(self, upload: Upload, blob: bytes, upload_id: str) -> Pipeline:
+    async def restore(self, upload: Upload, blob: bytes, upload_id: str, tags: TagWatch | None = None) -> Pipeline:
         """The pipeline that :meth:`Pipeline.save` saved as ``blob``, with new stages from ``upload_stage``, each
         given its state; ``upload`` is the upload as it was then (its ``size`` above all), and ``upload_id`` what
         it was saved for.
@@ -144,7 +144,7 @@ class Chain:
         if self.state_key is None:
             raise CannotResume(chain_state.NO_KEY)
         offset, saved = chain_state.load(self.state_key.open(blob, chain_state.bound_to(upload, upload_id)))
-        tags = TagWatch(upload)
+        tags = tags or TagWatch(upload)
         stages = self._stages(upload, tags)
         if saved[:1] and saved[0].plugin == DIGESTS:
             stages.insert(0, (DIGESTS, DigestStage(upload)))

@@ -24,6 +24,7 @@ from .config_base import Size as Size
 from .config_base import did_you_mean as did_you_mean
 from .config_base import parse_settings as parse_settings
 from .hosts import Host
+from .keys import RESERVED
 from .s3.parts import MAX_PART_SIZE, MIN_PART_SIZE, upload_memory
 from .s3api.settings import BucketName, S3ApiConfig
 from .s3api.settings import check as check_s3_api
@@ -196,6 +197,8 @@ class RouteConfig(Settings):
     def _prefix_shape(cls, value: str) -> str:
         if value.startswith("/") or "\0" in value or len(value.encode()) > 512:
             raise ValueError("must not start with / or contain NUL, and stay under 512 bytes")
+        if value.startswith(RESERVED):
+            raise ValueError(f"must not start with {RESERVED}, where the server keeps its own objects")
         return value
 
     @model_validator(mode="after")

@@ -10,6 +10,8 @@ from urllib.parse import unquote
 from .errors import InvalidKey
 
 MAX_KEY_BYTES = 1024
+RESERVED = ".aiouploader/"
+"""Where the server keeps its own objects in a bucket (resumable uploads' state): no client key reaches it."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _UNSAFE_NAME = re.compile(r"[^\w.\-]+")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -43,6 +45,8 @@ def check_key(key: str, prefix: str) -> None:
         raise InvalidKey("The key contains a control character (NUL, newline, ...).")
     if "" in key.split("/") or any(segment in (".", "..") for segment in re.split(r"[/\\]", key)):
         raise InvalidKey("The key has an empty, '.' or '..' segment; use plain names separated by single '/'.")
+    if (prefix + key).startswith(RESERVED):
+        raise InvalidKey(f"Keys starting with {RESERVED} are the server's own; choose another name.")
     if len((prefix + key).encode()) > MAX_KEY_BYTES:
         raise InvalidKey(f"The key is too long: S3 keys are at most {MAX_KEY_BYTES} bytes with the route prefix.")
 

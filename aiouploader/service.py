@@ -38,6 +38,10 @@ class Service:
     draining: bool = False
     uploads: set[asyncio.Task[Any]] = field(default_factory=set)
     """The tasks of the upload requests being handled."""
+    cut: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the drain's grace is over: an upload that can end its request early and keep what came (a
+    resumable upload's) does so, rather than being cancelled."""
+    _cuttable: set[asyncio.Task[Any]] = field(default_factory=set)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     _ready_at: float = field(default=-1e9)
     _ready_error: str | None = None
@@ -89,12 +93,17 @@ class Service:
         return give_back
 
     @contextlib.contextmanager
-    def in_flight(self, grant: Grant | None = None, content_length: int | None = None) -> Iterator[None]:
-        """Count the current task as an upload: for the limits, and for :meth:`drain` to wait for."""
+    def in_flight(
+        self, grant: Grant | None = None, content_length: int | None = None, *, cuttable: bool = False
+    ) -> Iterator[None]:
+        """Count the current task as an upload: for the limits, and for :meth:`drain` to wait for (``cuttable``:
+        it ends early once :attr:`cut` is set, so the drain does not cancel it)."""
         self.admit(grant, content_length)
         task = asyncio.current_task()
         assert task is not None
         self.uploads.add(task)
+        if cuttable:
+            self._cuttable.add(task)
         who = grant.who if grant else ""
         need = self.buffer_need(content_length)
         self._by_client[who] += 1
@@ -106,6 +115,7 @@ class Service:
             yield
         finally:
             self.uploads.discard(task)
+            self._cuttable.discard(task)
             self._by_client[who] -= 1
             self._reserved -= need
             if not self.uploads:
@@ -128,7 +138,8 @@ class Service:
             await within_grace(self._idle.wait(), seconds, hurry)
 
     async def drain(self, grace: float, hurry: asyncio.Event | None = None) -> int:
-        """Refuse new uploads; give those in flight ``grace`` seconds, then cancel them.
+        """Refuse new uploads; give those in flight ``grace`` seconds, then cancel them (those that can, end their
+        request early instead: :attr:`cut`).
 
         A cancelled upload aborts its S3 upload before its task lets go of it;
         this waits for that too. ``hurry`` set ends the grace early. Returns how
@@ -136,11 +147,16 @@ class Service:
         """
         self.draining = True
         await self._until_idle(grace, hurry)
-        cancelled = list(self.uploads)
+        self.cut.set()
+        cancelled = [task for task in self.uploads if task not in self._cuttable]
         for task in cancelled:
             task.cancel()
         await self._until_idle(ABORT_WAIT_SECONDS)
-        return len(cancelled)
+        late = list(self.uploads)  # cut, and still not ended
+        for task in late:
+            task.cancel()
+        await self._until_idle(ABORT_WAIT_SECONDS)
+        return len(cancelled) + len(late)
 
     async def ready(self) -> str | None:
         """``None`` when every route's bucket answers, else why not; cached briefly."""

@@ -13,6 +13,7 @@ writer, an abort, a presigned URL, a delete), so any store will do::
 
     NEW        --start-->            STARTED     (refused by a hook: FAILED)
     STARTED    --hand_off-->         HANDED_OFF  (a 307; no URL from the store: FAILED)
+    STARTED, RECEIVING --pause-->    PAUSED      (goes on as data: take_up in a new session, STARTED or RECEIVING)
     STARTED    --receive, 1..n-->    RECEIVING   (a body error, a stage's veto, S3's refusal: FAILED)
     RECEIVING  --seal-->             STAGED      (a stage's veto in finish: FAILED)
     STAGED     --commit-->           COMPLETED   (S3's refusal: FAILED)
@@ -37,10 +38,11 @@ What a session holds, and what could go to another request or process:
   (:meth:`Pipeline.unmovable`, e.g. a clamd scan) or does not save its state
   stays live in this process: a later segment must come here, and one that
   comes elsewhere is refused with :class:`~aiouploader.errors.CannotResume`
-  (410, start again). To carry a session on, the writer's buffered bytes
-  (under S3's 5 MiB minimum they cannot be a part yet) would travel as data
-  or in a staging object; until then a session lives and ends in one
-  process.
+  (410, start again). Between two segments a session goes to another process
+  as data (:meth:`UploadSession.pause`, :meth:`UploadSession.take_up`): the
+  sealed stage state, the writer's :class:`~aiouploader.s3.Paused` progress,
+  and the tail under S3's 5 MiB minimum, which the caller keeps (a resumable
+  upload in an object of its own: :mod:`aiouploader.tus.stored`).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from .chain import Chain, Pipeline
 from .errors import PayloadTooLarge, UploadError, UpstreamError
 from .hookspecs import Upload, UploadResult
 from .keys import check_key
-from .s3 import KEPT_HEADERS, ObjectStore, ObjectWriter
+from .s3 import KEPT_HEADERS, ObjectStore, ObjectWriter, Paused
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +89,11 @@ class Phase(enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     HANDED_OFF = "handed_off"
+    PAUSED = "paused"
+    """Gone on as data to another request or process (:meth:`UploadSession.pause`)."""
 
 
-ENDED = (Phase.COMPLETED, Phase.FAILED, Phase.HANDED_OFF)
+ENDED = (Phase.COMPLETED, Phase.FAILED, Phase.HANDED_OFF, Phase.PAUSED)
 
 
 def kept_headers(upload: Upload) -> dict[str, str]:
@@ -177,18 +181,61 @@ class UploadSession:
             except UploadError as exc:
                 self._fail(exc)
                 raise
-            upload = self.upload
-            self._writer = self.store.writer(
-                upload.bucket,
-                upload.s3_key,
-                content_type=upload.content_type,
-                metadata=upload.metadata,
-                headers=kept_headers(upload),
-                content_length=upload.content_length,
-                if_none_match=self.limits.if_none_match,
-            )
+            self._writer = self._new_writer()
             self.phase = Phase.RECEIVING
         return self._pipeline, self._writer
+
+    def _new_writer(self) -> ObjectWriter:
+        upload = self.upload
+        return self.store.writer(
+            upload.bucket,
+            upload.s3_key,
+            content_type=upload.content_type,
+            metadata=upload.metadata,
+            headers=kept_headers(upload),
+            content_length=upload.content_length,
+            if_none_match=self.limits.if_none_match,
+        )
+
+    @property
+    def movable(self) -> bool:
+        """Whether :meth:`pause` can hand the session on: its stages, if made yet, can move and save their state."""
+        return self._pipeline is None or (self.chain.state_key is not None and not self._pipeline.unmovable())
+
+    async def pause(self, upload_id: str) -> tuple[bytes | None, Paused | None, bytearray]:
+        """Hand the session on as data, sealed for ``upload_id``, and hold nothing (:attr:`Phase.PAUSED`): the
+        stages' state and the writer's progress (``None`` before the first segment), and the bytes S3 has not
+        taken yet. :raise CannotResume: a stage cannot move or save its state; the session is as it was."""
+        if self.phase not in (Phase.STARTED, Phase.RECEIVING):
+            raise RuntimeError(f"A {self.phase.value} upload cannot be paused.")
+        pipeline, writer = self._pipeline, self._writer
+        if pipeline is None or writer is None:
+            self.phase = Phase.PAUSED
+            return None, None, bytearray()
+        blob = pipeline.save(upload_id)
+        try:
+            paused, tail = await writer.pause()
+        except BaseException as exc:
+            if (error := await self._end(exc)) is None:
+                raise
+            raise error from exc
+        self.phase = Phase.PAUSED
+        self._writer = None
+        await _cleanup(pipeline.close())
+        return blob, paused, tail
+
+    async def take_up(self, upload_id: str, blob: bytes | None, paused: Paused | None, tail: bytes) -> None:
+        """Go on, in a new session of the same upload (as it was then), with what :meth:`pause` gave; the
+        ``upload_started`` hooks do not run again. :raise CannotResume: see :meth:`Chain.restore`."""
+        if self.phase is not Phase.NEW:
+            raise RuntimeError(f"A {self.phase.value} upload cannot take up another's state.")
+        self.phase = Phase.STARTED
+        if blob is None or paused is None:
+            return
+        self._pipeline = await self.chain.restore(self.upload, blob, upload_id, self._tags)
+        self._writer = self._new_writer()
+        self._writer.resume(paused, tail)
+        self.phase = Phase.RECEIVING
 
     async def receive(self, read: Read) -> None:
         """Stream one segment of the body (``read`` to its end) through the stages into S3."""

@@ -13,7 +13,7 @@ from .client import S3, MultipartUpload
 from .errors import code_and_status, translate
 from .parts import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, part_size_for, upload_memory
 from .store import KEPT_HEADERS, ObjectInfo, ObjectStore, Stored
-from .writer import ObjectWriter
+from .writer import ObjectWriter, Paused
 
 __all__ = [
     "KEPT_HEADERS",
@@ -25,6 +25,7 @@ __all__ = [
     "ObjectInfo",
     "ObjectStore",
     "ObjectWriter",
+    "Paused",
     "Stored",
     "code_and_status",
     "part_size_for",

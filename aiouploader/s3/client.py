@@ -146,6 +146,18 @@ class S3:
         except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
             raise translate(exc, "reading the object") from exc
 
+    async def get_whole(self, bucket: str, key: str) -> tuple[bytes, str]:
+        """A small object's bytes and ETag, read at once; :class:`~aiouploader.errors.NotFound` when there is none."""
+        try:
+            response = await self._client.get_object(Bucket=bucket, Key=key)
+            body = response["Body"]
+            try:
+                return await body.read(), str(response["ETag"])
+            finally:
+                body.close()
+        except Exception as exc:
+            raise translate(exc, "reading the object") from exc
+
     async def list_objects(self, bucket: str, prefix: str, **params: Any) -> dict[str, Any]:
         """One page of ListObjectsV2 under ``prefix``, keys decoded; ``params`` as botocore names them
         (``Delimiter``, ``MaxKeys``, ``ContinuationToken``, ``StartAfter``)."""

@@ -37,6 +37,20 @@ FAST_CRC_ON_LOOP = 64 * 1024**2
 millisecond, less than handing it to a thread and back); MD5 and slower checksums go through ``off_loop``."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Paused:
+    """A writer's progress between two requests, as plain data: what :meth:`ObjectWriter.resume` takes up in any
+    process. The bytes under a part's size (the tail) are not in it: :meth:`ObjectWriter.pause` returns them."""
+
+    upload_id: str | None
+    """The multipart upload's, ``None`` while every byte fits in the tail."""
+    parts: list[dict[str, Any]]
+    """``PartNumber``, ``ETag`` and checksum of each part S3 took, in order."""
+    sizes: list[int]
+    store_checksums: bool
+    """The store answered a part with its checksum."""
+
+
 def md5_etag(md5: bytes, parts: int | None = None) -> str:
     """The ETag S3 gives an object it stored unencrypted: the MD5 of the body, or of the parts' MD5s and their count."""
     return f'"{md5.hex()}"' if parts is None else f'"{hashlib.md5(md5).hexdigest()}-{parts}"'
@@ -346,6 +360,34 @@ class ObjectWriter:
             response = await self._head_if(md5_etag(md5), exc, "storing the object")
         ours = checksums[field(self._algorithm)] if self._algorithm else None
         return dataclasses.replace(await self._verified(response, ours, "put_object", len(body)), tagged=bool(tags))
+
+    async def pause(self) -> tuple[Paused, bytearray]:
+        """Send every full part and wait for S3 to take them all: the writer's progress, and the bytes too few to be
+        a part yet (the tail), which the caller keeps until :meth:`resume`. The writer is done with after this."""
+        self._raise_failure()
+        while self._pending_size and self._pending_size >= (size := self._next_part_size()):
+            await self._send_part(size)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        self._spare.clear()
+        self._raise_failure()
+        tail = self._take(self._pending_size)
+        paused = Paused(self._upload_id, [dict(part) for part in self._parts], list(self._sizes), self._store_checksums)
+        self._upload_id = None  # it goes on elsewhere: aborting this writer leaves it be
+        return paused, tail
+
+    def resume(self, paused: Paused, tail: bytes) -> None:
+        """Go on with what :meth:`pause` gave, on a new writer of the same object: the next part is the one after
+        ``paused.parts``, and ``tail`` comes before the bytes written next."""
+        self._upload_id = paused.upload_id
+        self._parts = [dict(part) for part in paused.parts]
+        self._sizes = list(paused.sizes)
+        self._store_checksums = paused.store_checksums
+        self.stored_size = sum(self._sizes)
+        if tail:
+            self._pending.append(tail)
+            self._pending_size = len(tail)
+            self.stored_size += len(tail)
 
     async def abort(self) -> None:
         """Forget the buffered bytes, stop the parts on their way, and abort the multipart upload."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..keys import RESERVED
 from ..routes import Route
 from ..service import SERVICE
 from .access import Caller, permit
@@ -37,6 +38,13 @@ class _Page:
     """The last key or common prefix of the page, where the next page starts after."""
     answer: Mapping[str, Any]
     """The store's own answer."""
+
+    @property
+    def ends_hidden(self) -> bool:
+        """The page's last entry is a reserved key the client does not see, so it cannot start the next page
+        after it."""
+        visible = [item["Key"] for item in self.contents] + self.common_prefixes
+        return self.last is not None and self.last not in visible
 
 
 @dataclass(frozen=True)
@@ -81,12 +89,28 @@ class _Listing:
         ends = [listed[-1]["Key"]] if listed else []
         ends += [common[-1]["Prefix"]] if common else []
         return _Page(
-            contents=[{**item, "Key": item["Key"].removeprefix(hidden)} for item in listed],
-            common_prefixes=[item["Prefix"].removeprefix(hidden) for item in common],
+            contents=[
+                {**item, "Key": item["Key"].removeprefix(hidden)} for item in listed if not _reserved(item["Key"])
+            ],
+            common_prefixes=[item["Prefix"].removeprefix(hidden) for item in common if not _reserved(item["Prefix"])],
             truncated=bool(answer.get("IsTruncated")),
             last=max(ends).removeprefix(hidden) if ends else None,
             answer=answer,
         )
+
+
+def _reserved(key: str) -> bool:
+    return key.startswith(RESERVED)
+
+
+def _next_marker(page: _Page, listing: _Listing) -> str | None:
+    """S3 gives ``NextMarker`` on a truncated page of a listing with a delimiter. A page that ends in the server's
+    own keys gets one too, past all of them (they share one prefix), naming none."""
+    if not page.truncated:
+        return None
+    if page.ends_hidden:
+        return RESERVED + "\U0010ffff"
+    return page.last if listing.delimiter is not None else None
 
 
 async def list_objects_v2(request: web.Request, route: Route, caller: Caller) -> web.StreamResponse:
@@ -119,7 +143,7 @@ async def list_objects_v1(request: web.Request, route: Route, caller: Caller) ->
         "Name": route.config.s3_api_bucket,
         "Prefix": listing.prefix,
         "Marker": marker,
-        "NextMarker": page.last if page.truncated and listing.delimiter is not None else None,
+        "NextMarker": _next_marker(page, listing),
         "MaxKeys": listing.max_keys,
         "Delimiter": listing.delimiter,
         "IsTruncated": page.truncated,

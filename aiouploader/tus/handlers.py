@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import functools
 import json
 import math
 from email.utils import formatdate
@@ -16,6 +17,7 @@ from ..auth import Grant
 from ..config import Config
 from ..errors import (
     BadRequest,
+    CannotResume,
     Forbidden,
     MethodNotAllowed,
     OffsetMismatch,
@@ -30,10 +32,11 @@ from ..keys import key_for_file
 from ..routes import Route
 from ..s3.parts import part_size_for
 from ..service import SERVICE
+from ..session import Phase
 from . import protocol
 from .protocol import PatchChecksum
 from .reader import PatchReader
-from .uploads import RESUMABLE_UPLOADS, ResumableUpload
+from .uploads import RESUMABLE_UPLOADS, ResumableUpload, carried_on
 
 
 def is_resumable(request: web.Request, route: Route, raw_key: str | None) -> bool:
@@ -68,7 +71,7 @@ async def _dispatch(request: web.Request, route: Route, raw_key: str | None) -> 
             },
         )
     if method == "GET" and raw_key is not None:
-        upload = _upload(request, route, raw_key)
+        upload = await _upload(request, route, raw_key)
         if upload.result is None:
             raise UploadIncomplete(f"The upload has {upload.offset} bytes; its result comes with its last byte.")
         return web.json_response(upload.result, headers={"Cache-Control": "no-store"})
@@ -77,7 +80,7 @@ async def _dispatch(request: web.Request, route: Route, raw_key: str | None) -> 
         if method != "POST":
             raise MethodNotAllowed("Create a resumable upload with POST.", headers={"Allow": "POST, OPTIONS"})
         return await _create(request, route)
-    upload = _upload(request, route, raw_key)
+    upload = await _upload(request, route, raw_key)
     if method == "HEAD":
         return web.Response(headers=_state(upload) | {"Cache-Control": "no-store"})
     if method == "PATCH":
@@ -85,6 +88,8 @@ async def _dispatch(request: web.Request, route: Route, raw_key: str | None) -> 
     if method == "DELETE":
         if upload.busy:
             raise UploadBusy("The upload's bytes are being sent; try again once that request ends.")
+        if upload.elsewhere:
+            raise CannotResume("another instance holds it, as its checks cannot move; send its requests there")
         await request.app[RESUMABLE_UPLOADS].end(upload, UploadError("The client terminated the upload."), "terminated")
         return web.Response(status=204)
     raise MethodNotAllowed(f"{method} is not served on a resumable upload.", headers={"Allow": _ALLOWED})
@@ -93,7 +98,7 @@ async def _dispatch(request: web.Request, route: Route, raw_key: str | None) -> 
 _ALLOWED = "GET, HEAD, PATCH, DELETE, OPTIONS"
 
 
-def _upload(request: web.Request, route: Route, raw_key: str) -> ResumableUpload:
+async def _upload(request: web.Request, route: Route, raw_key: str) -> ResumableUpload:
     """The upload the request's URL names, once its credentials cover the upload's key."""
     upload_id = raw_key[len(protocol.UPLOADS) + 1 :]
     grant = request.app[SERVICE].authorizer.check(
@@ -105,7 +110,9 @@ def _upload(request: web.Request, route: Route, raw_key: str) -> ResumableUpload
         query=request.query,
         content_length=None,
     )
-    upload = request.app[RESUMABLE_UPLOADS].get(upload_id, route.path)
+    service = request.app[SERVICE]
+    carry_on = functools.partial(carried_on, service, route)
+    upload = await request.app[RESUMABLE_UPLOADS].find(upload_id, route.path, route.config.bucket, carry_on)
     if grant and not upload.scope.startswith(grant.key_prefix):
         raise Forbidden("These credentials do not cover the upload's key.")
     return upload
@@ -153,6 +160,12 @@ async def _create(request: web.Request, route: Route) -> web.StreamResponse:
         if request.body_exists:
             protocol.check_patch_type(request)
         headers |= await _receive(request, resumable, grant, protocol.patch_checksum(request))
+    else:
+        try:
+            await uploads.settle(resumable)
+        except BaseException as exc:
+            await uploads.end(resumable, exc if isinstance(exc, UploadError) else UploadError("The upload failed."))
+            raise
     return web.Response(status=201, headers=headers)
 
 
@@ -210,9 +223,13 @@ async def _receive_in_task(
     service, uploads = request.app[SERVICE], request.app[RESUMABLE_UPLOADS]
     session = upload.session
     left = None if upload.length is None else upload.length - upload.offset
-    reader = PatchReader(request.content.readany, service.config.server, left, checksum)
+    stop = service.cut if uploads.states is not None else None
+    reader = PatchReader(request.content.readany, service.config.server, left, checksum, stop)
+    # An upload kept in its bucket brings its tail back into memory for the request.
+    tail = upload.stored.tail if upload.stored is not None and upload.session.phase is Phase.NEW else 0
     try:
-        with service.in_flight(grant, left):
+        with service.in_flight(grant, None if left is None else left + tail, cuttable=stop is not None):
+            await uploads.take_up(upload)
             await session.receive(reader.read)
             if checksum is not None and (reader.cut or not checksum.matches()):
                 await uploads.end(upload, _checksum_error(checksum, reader.cut))
@@ -221,9 +238,13 @@ async def _receive_in_task(
                 await session.seal()
                 upload.result = await session.commit()
                 uploads.completed(upload)
+            await uploads.settle(upload)
     except BaseException:
-        if session.ended and upload.result is None:
+        if session.phase is Phase.FAILED:
             uploads.forget(upload)
+            await uploads.remove(upload)
+        elif upload.result is None:
+            await uploads.let_go(upload)
         raise
     finally:
         upload.busy = False

@@ -14,13 +14,22 @@ class PatchReader:
     """Reads one request's body for a resumable upload.
 
     A client that goes away, falls silent for ``server.body_idle_timeout`` or
-    overruns ``server.body_timeout`` ends the body there: the bytes read until
+    overruns ``server.body_timeout`` ends the body there, and so does ``stop``
+    (the server's drain): the bytes read until
     then count, and the client resumes from the offset ``HEAD`` gives. Bytes
     beyond the upload's length end the upload (413).
     """
 
-    def __init__(self, read: Read, server: ServerConfig, left: int | None, checksum: PatchChecksum | None) -> None:
+    def __init__(
+        self,
+        read: Read,
+        server: ServerConfig,
+        left: int | None,
+        checksum: PatchChecksum | None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
         self._read = read
+        self._stop = stop
         self._idle = server.body_idle_timeout
         self._deadline = asyncio.get_running_loop().time() + server.body_timeout
         self._left = left
@@ -34,7 +43,7 @@ class PatchReader:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(min(self._idle, self._deadline - loop.time())):
-                chunk = await self._read()
+                chunk = await self._read_unless_stopped()
         except (TimeoutError, ConnectionError, OSError, EOFError, ValueError):
             self.cut = True
             return b""
@@ -50,3 +59,20 @@ class PatchReader:
         if self._checksum is not None:
             self._checksum.update(chunk)
         return chunk
+
+    async def _read_unless_stopped(self) -> bytes:
+        if self._stop is None:
+            return await self._read()
+        if self._stop.is_set():
+            raise EOFError
+        reading = asyncio.ensure_future(self._read())
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait((reading, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not reading.done():
+                reading.cancel()
+        if not reading.done() or reading.cancelled():
+            raise EOFError
+        return reading.result()

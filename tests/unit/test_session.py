@@ -4,6 +4,7 @@ every segment in order in one object, and nothing left in the store when the upl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections import Counter
 
@@ -13,8 +14,10 @@ import pytest
 from aiouploader import hookspecs
 from aiouploader.body import Read
 from aiouploader.chain import BoundPlugin, Chain
+from aiouploader.chain_state import StateKey
 from aiouploader.errors import (
     BadRequest,
+    CannotResume,
     Forbidden,
     PayloadTooLarge,
     PreconditionFailed,
@@ -412,3 +415,80 @@ async def test_only_a_committed_object_can_be_retracted() -> None:
     await session.receive(reader(b"hello"))
     with pytest.raises(RuntimeError):
         await session.retract()
+
+
+# Paused in one session, taken up in another
+
+
+class _Counting(UploadStage):
+    """A stage whose state (the bytes it saw) moves with the upload."""
+
+    def __init__(self, plugin: Movable) -> None:
+        self._plugin = plugin
+        self.seen = 0
+
+    async def feed(self, block: bytes) -> bytes:
+        self.seen += len(block)
+        return block
+
+    async def finish(self) -> bytes:
+        self._plugin.seen = self.seen
+        return b""
+
+    def save(self) -> bytes:
+        return str(self.seen).encode()
+
+    def restore(self, state: bytes) -> None:
+        self.seen = int(state)
+
+
+class Movable(Recording):
+    seen = 0
+
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload) -> UploadStage:
+        self.calls["stage"] += 1
+        return _Counting(self)
+
+
+def movable_session(memory: MemoryStore, plugin: Recording, upload: Upload | None = None) -> UploadSession:
+    session = session_of(memory, plugin)
+    session.chain.state_key = StateKey("a state key of at least 32 characters")
+    if upload is not None:
+        session.upload = upload
+    return session
+
+
+async def test_a_paused_session_goes_on_in_another_with_its_parts_and_tail() -> None:
+    memory, plugin, body = MemoryStore(), Movable(), os.urandom(11 * MiB)
+    first = movable_session(memory, plugin)
+    first.start()
+    await first.receive(reader(body[: 7 * MiB]))
+    blob, paused, tail = await first.pause("upload-1")
+    assert first.phase is Phase.PAUSED and first.ended
+    assert paused is not None and blob is not None
+    assert [part["PartNumber"] for part in paused.parts] == [1] and paused.sizes == [5 * MiB]
+    assert bytes(tail) == body[5 * MiB : 7 * MiB] and list(memory.uploads) == [paused.upload_id]
+
+    upload = dataclasses.replace(first.upload, headers={})
+    second = movable_session(memory, plugin, upload)
+    await second.take_up("upload-1", blob, paused, bytes(tail))
+    await second.receive(reader(body[7 * MiB :]))
+    await second.seal()
+    result = await second.commit()
+    assert stored(memory) == body and result["size"] == len(body) and plugin.seen == len(body)
+    assert plugin.hooks() == {"started": 1, "stage": 2, "completed": 1, "failed": 0, "close": 0}
+    assert not memory.uploads
+
+
+async def test_a_session_whose_stage_cannot_save_stays_where_it_is() -> None:
+    memory, plugin, body = MemoryStore(), Recording(), os.urandom(7 * MiB)
+    session = movable_session(memory, plugin)
+    await session.receive(reader(body[:MiB]))
+    with pytest.raises(CannotResume):
+        await session.pause("upload-1")
+    assert session.phase is Phase.RECEIVING
+    await session.receive(reader(body[MiB:]))
+    await session.seal()
+    await session.commit()
+    assert stored(memory) == body and plugin.hooks() == COMPLETED
