@@ -82,9 +82,11 @@ async def test_the_sweep_aborts_only_stale_uploads_under_the_route_prefixes(
         routes=[{"path": "/u", "bucket": bucket, "prefix": "raw/", "plugins": []}], s3={"orphan_ttl": 1}
     )
     deadline = time.monotonic() + 10
-    while stale in {u["UploadId"] for u in s3_server.multipart_uploads(bucket)}:
-        assert time.monotonic() < deadline, "the stale upload was not swept"
+    while True:
+        async with proxy.session.get(proxy("/metrics")) as response:
+            counted = "aiouploader_orphan_uploads_aborted_total 1.0" in await response.text()
+        if counted and stale not in {u["UploadId"] for u in s3_server.multipart_uploads(bucket)}:
+            break
+        assert time.monotonic() < deadline, "the stale upload was not swept and counted"
         await asyncio.sleep(0.1)
     assert {u["UploadId"] for u in s3_server.multipart_uploads(bucket)} == {outside}
-    async with proxy.session.get(proxy("/metrics")) as response:
-        assert "aiouploader_orphan_uploads_aborted_total 1.0" in await response.text()
