@@ -2,9 +2,10 @@
 ListParts and ListMultipartUploads, over `aiouploader.s3api.multipart`.
 
 The client's parts are not the parts written to S3 (the session's writer has its own): an UploadPart answers
-a digest of the client's part as its ETag (`_PartReader`) and the part's checksums; CompleteMultipartUpload
-answers S3's form of the multipart ETag (``"<MD5 of the parts' digests>-N"``) and the upload's checksum
-(composite: of the parts' checksums, ``-N``; full object: of all the bytes) from what the client sent.
+a digest of the client's part as its ETag (`aiouploader.s3api.part_reader`) and the part's checksums;
+CompleteMultipartUpload answers S3's form of the multipart ETag (``"<MD5 of the parts' digests>-N"``) and the
+upload's checksum (composite: of the parts' checksums, ``-N``; full object: of all the bytes) from what the
+client sent.
 """
 
 from __future__ import annotations
