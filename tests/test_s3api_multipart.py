@@ -153,9 +153,61 @@ async def test_parts_sent_out_of_order_pass_in_order(make_proxy: MakeProxy, s3_s
     parts = [{"PartNumber": n + 1, "ETag": answer["ETag"]} for n, answer in enumerate(sent)]
     done = await finish(s3, "k", upload_id, parts)
     assert s3_server.get(bucket, "raw/k") == b"".join(bodies)
-    etag = hashlib.md5(b"".join(hashlib.md5(b).digest() for b in bodies)).hexdigest()
-    assert done["ETag"] == f'"{etag}-4"'
+    assert [answer["ETag"] for answer in sent] == [f'"{hashlib.sha256(b).hexdigest()}"' for b in bodies]
+    assert done["ETag"] == f'"{hashlib.md5(b"".join(hashlib.sha256(b).digest() for b in bodies)).hexdigest()}-4"'
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_part_without_a_checksum_is_answered_its_md5_as_etag(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "", request_checksum_calculation="when_required")
+    upload_id = await start(s3, "k")
+    bodies = [os.urandom(MiB), b"last"]
+    sent = [await send_part(s3, "k", upload_id, n + 1, body) for n, body in enumerate(bodies)]
     assert [answer["ETag"] for answer in sent] == [f'"{hashlib.md5(b).hexdigest()}"' for b in bodies]
+    assert not any(name.startswith("Checksum") for answer in sent for name in answer)
+    again = await send_part(s3, "k", upload_id, 1, bodies[0])
+    assert again["ETag"] == sent[0]["ETag"]
+    done = await finish(s3, "k", upload_id, [{"PartNumber": n + 1, "ETag": a["ETag"]} for n, a in enumerate(sent)])
+    assert done["ETag"] == f'"{hashlib.md5(b"".join(hashlib.md5(b).digest() for b in bodies)).hexdigest()}-2"'
+    assert s3_server.get(bucket, "raw/k") == b"".join(bodies)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_part_with_a_content_md5_is_answered_its_md5_as_etag(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k")
+    body = b"part with both"
+    sent = await send_part(s3, "k", upload_id, 1, body, ContentMD5=b64(hashlib.md5(body).digest()))
+    assert sent["ETag"] == f'"{hashlib.md5(body).hexdigest()}"' and sent["ChecksumCRC32"] == b64(crc32(body))
+    await finish(s3, "k", upload_id, [{"PartNumber": 1, "ETag": sent["ETag"]}])
+    assert s3_server.get(bucket, "raw/k") == body
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_a_part_with_a_trailing_checksum_is_answered_it_as_etag_and_a_retry_is_recognised_by_it(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k", ChecksumAlgorithm="CRC32")
+    query = f"k?partNumber=1&uploadId={upload_id}"
+    chunks, trailer = [b"a" * 65536, b"tail"], ("x-amz-checksum-crc32", b64(crc32(b"a" * 65536 + b"tail")))
+    answers = []
+    for _ in range(2):
+        headers, body = streaming_put(f"{proxy.s3_api_url}/{BUCKET}/{query}", chunks, trailer)
+        async with proxy.session.put(f"{proxy.s3_api_url}/{BUCKET}/{query}", headers=headers, data=body) as answer:
+            assert answer.status == 200, await answer.text()
+            answers.append((answer.headers["ETag"], answer.headers["x-amz-checksum-crc32"]))
+    assert answers == [(f'"{crc32(b"".join(chunks)).hex()}"', trailer[1])] * 2
+    part = {"PartNumber": 1, "ETag": answers[0][0], "ChecksumCRC32": trailer[1]}
+    await finish(s3, "k", upload_id, [part])
+    assert s3_server.get(bucket, "raw/k") == b"".join(chunks)
 
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)

@@ -121,6 +121,11 @@ class ChunkedDecoder:
         return dict(self._trailers)
 
     @property
+    def trailing_algorithms(self) -> set[str]:
+        """The algorithms of the declared trailing checksums, computed here as the bytes pass."""
+        return {checksum.algorithm for checksum in self._checksums.values()}
+
+    @property
     def checksums(self) -> dict[str, str]:
         """The base64 checksum of the decoded bytes for each declared ``x-amz-checksum-*``."""
         return {name: checksum.b64digest() for name, checksum in self._checksums.items()}

@@ -8,9 +8,9 @@ connection (TCP backpressure), at most ``s3_api.multipart_part_wait`` seconds (t
 nothing of it was read, the upload goes on and the client may send the part again). Part numbers must
 therefore follow on from 1, as every SDK sends them.
 
-A part whose bytes passed and that comes again with the same bytes (the same MD5 of its decoded body) is
-answered as before and not fed again; with other bytes it refuses the whole upload. Bytes of a part reach
-the chain before its signatures and checksums are checked (they are checked when the body ends): a part
+A part whose bytes passed and that comes again with the same bytes (the same size and `Part.digest` of its
+decoded body) is answered as before and not fed again; with other bytes it refuses the whole upload. Bytes of
+a part reach the chain before its signatures and checksums are checked (they are checked when the body ends): a part
 that then fails, or breaks off after its body started, discards the upload: S3's multipart upload is
 aborted, nothing is stored; an AbortMultipartUpload of it still answers 204 a while. Only
 ``CompleteMultipartUpload`` commits; the answer of a completed upload is kept a while for the same request
@@ -52,14 +52,17 @@ class Part:
 
     number: int
     size: int
-    md5: bytes
+    algorithm: str
+    """The algorithm of `digest`: ``md5``, or one of the part's checksums (see `aiouploader.s3api.parts`)."""
+    digest: bytes
+    """The digest of the part's bytes that its ETag shows and that a retry of the part is compared by."""
     checksums: dict[str, str]
     """``x-amz-checksum-*`` header name: base64 value, for the algorithm of the upload and any the client sent."""
     last_modified: dt.datetime
 
     @property
     def etag(self) -> str:
-        return f'"{self.md5.hex()}"'
+        return f'"{self.digest.hex()}"'
 
 
 @dataclass

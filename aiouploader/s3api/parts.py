@@ -2,16 +2,16 @@
 ListParts and ListMultipartUploads, over `aiouploader.s3api.multipart`.
 
 The client's parts are not the parts written to S3 (the session's writer has its own): an UploadPart answers
-the MD5 of the client's part as its ETag and the part's checksums; CompleteMultipartUpload answers S3's form of
-the multipart ETag (``"<MD5 of the parts' MD5s>-N"``) and the upload's checksum (composite: of the parts'
-checksums, ``-N``; full object: of all the bytes) from what the client sent.
+a digest of the client's part as its ETag (`aiouploader.s3api.part_reader`) and the part's checksums;
+CompleteMultipartUpload answers S3's form of the multipart ETag (``"<MD5 of the parts' digests>-N"``) and the
+upload's checksum (composite: of the parts' checksums, ``-N``; full object: of all the bytes) from what the
+client sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import hashlib
 import re
 from collections.abc import Mapping
@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from ..checksums import HASHES
 from ..errors import ClientFault, UploadError
 from ..middlewares import attempts
 from ..routes import Route
@@ -36,10 +37,10 @@ from .errors import (
     MalformedXML,
     NoSuchUpload,
     RequestTimeout,
-    S3Error,
 )
 from .multipart import MULTIPARTS, MultipartUpload, Part
 from .objects import new_upload, refuse_unsupported, upload_limits
+from .part_reader import PartReader
 from .payload import Payload
 from .responses import Refused, element, xml_response
 from .settings import S3ApiConfig
@@ -104,7 +105,7 @@ async def _feed(upload: MultipartUpload, number: int, payload: Payload, request:
     try:
         if request.transport is None or request.transport.is_closing():
             raise RequestTimeout(f"Part {number}'s connection closed while it waited; nothing of it was read.")
-        reader = _PartReader(payload, _algorithms(upload, request.headers), upload.whole)
+        reader = PartReader(payload, _algorithms(upload, request.headers), upload.whole, request.headers)
         try:
             await upload.session.receive(reader.read)
             part = reader.part(number, request.headers)
@@ -120,53 +121,22 @@ async def _feed(upload: MultipartUpload, number: int, payload: Payload, request:
 async def _again(upload: MultipartUpload, done: Part, payload: Payload) -> Part:
     """A part whose bytes passed already, sent again: the same bytes are answered as before, other bytes end the
     upload. Its body is read and checked but goes nowhere."""
-    reader, idle = _PartReader(payload, set(), None), upload.session.limits.idle_timeout
+    digest, size, idle = HASHES[done.algorithm](), 0, upload.session.limits.idle_timeout
     try:
         while True:
             async with asyncio.timeout(idle):
-                if not await reader.read():
+                if not (data := await payload.read()):
                     break
+            digest.update(data)
+            size += len(data)
     except TimeoutError:
         raise RequestTimeout(f"Part {done.number} sent nothing for {idle:g} s.") from None
     payload.verify()
-    if reader.md5.digest() != done.md5 or reader.size != done.size:
+    if digest.digest() != done.digest or size != done.size:
         message = f"Part {done.number} came again with other bytes after its bytes had passed; the upload is discarded."
         await upload.give_up(Refused(InvalidPart(message)))
         raise InvalidPart(message)
     return done
-
-
-class _PartReader:
-    """A part's decoded bytes, with its MD5, its checksums and the upload's full-object checksum running."""
-
-    def __init__(self, payload: Payload, algorithms: set[str], whole: Checksum | None) -> None:
-        self.payload = payload
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.sums = [Checksum(algorithm) for algorithm in sorted(algorithms)]
-        self.whole = whole
-        self.size = 0
-
-    async def read(self) -> bytes:
-        data = await self.payload.read()
-        self.size += len(data)
-        self.md5.update(data)
-        for checksum in [*self.sums, *([self.whole] if self.whole else [])]:
-            checksum.update(data)
-        return data
-
-    def part(self, number: int, headers: Mapping[str, str]) -> Part:
-        """The part, once its body and every digest the client sent for it check out; `Refused` otherwise."""
-        trailing = self.payload.verify()
-        try:
-            for checksum in self.sums:
-                if checksum.header in headers:
-                    checksum.verify(headers[checksum.header])
-            if "Content-MD5" in headers and headers["Content-MD5"].strip() != _b64(self.md5.digest()):
-                raise BadDigest("The Content-MD5 you specified did not match what we received.")
-        except S3Error as error:
-            raise Refused(error) from None
-        checksums = {checksum.header: checksum.b64digest() for checksum in self.sums} | trailing
-        return Part(number, self.size, self.md5.digest(), checksums, dt.datetime.now(dt.UTC))
 
 
 async def complete_multipart_upload(request: web.Request, route: Route, key: str, caller: Caller) -> web.Response:
@@ -209,7 +179,7 @@ def _completed(route: Route, key: str, upload: MultipartUpload) -> str:
     """The elements of CompleteMultipartUploadResult after its Location: S3's multipart ETag, the upload's
     checksum."""
     parts = [upload.parts[number] for number in sorted(upload.parts)]
-    etag = hashlib.md5(b"".join(part.md5 for part in parts), usedforsecurity=False).hexdigest()
+    etag = hashlib.md5(b"".join(part.digest for part in parts), usedforsecurity=False).hexdigest()
     children = _named(route, key) + element("ETag", f'"{etag}-{len(parts)}"')
     if (checksum := _upload_checksum(upload)) is not None:
         children += element(_XML_NAMES[checksum[0]], checksum[1]) + element("ChecksumType", _kind(upload))
@@ -226,7 +196,7 @@ def _check_listed(upload: MultipartUpload, listed: Listed) -> None:
         raise InvalidPart(f"Part {upload.next_number} is still being received; complete the upload after it.")
     for number, etag, checksums in listed:
         part = upload.parts.get(number)
-        if part is None or etag.strip().strip('"') != part.md5.hex():
+        if part is None or etag.strip().strip('"') != part.digest.hex():
             raise InvalidPart(
                 f"Part {number} was not received with the ETag {etag}. One or more of the specified parts could "
                 "not be found, or its entity tag did not match."
@@ -357,10 +327,6 @@ def _number(value: str, name: str, low: int = 1) -> int:
     if not re.fullmatch(r"\d{1,5}", value.strip()) or not low <= int(value) <= MAX_PARTS:
         raise InvalidArgument(f"{name} must be an integer from {low} to {MAX_PARTS}.")
     return int(value)
-
-
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()
 
 
 async def _listed_parts(request: web.Request, caller: Caller) -> Listed:

@@ -28,6 +28,15 @@ class Payload:
         if self._decoder is not None:
             self.content_length = int(request.headers["x-amz-decoded-content-length"].strip())
 
+    @property
+    def trailing_algorithms(self) -> set[str]:
+        """The algorithms of the trailing checksums, which `verify` checks and answers."""
+        return self._decoder.trailing_algorithms if self._decoder is not None else set()
+
+    def signed_sha256(self) -> bytes | None:
+        """The SHA-256 of the body read so far when the signature covers it (verified by `verify` at the end)."""
+        return self._sha256.digest() if self._sha256 is not None else None
+
     async def read(self) -> bytes:
         """The next bytes of the object, ``b""`` at its end; a broken body raises `Refused`."""
         while True:

@@ -141,6 +141,9 @@ class PayloadSha256:
     def update(self, data: bytes) -> None:
         self._hash.update(data)
 
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
     def verify(self) -> None:
         if not hmac.compare_digest(self._hash.hexdigest(), self._expected):
             raise XAmzContentSHA256Mismatch()
