@@ -141,6 +141,9 @@ def start_rclone(root: Path | None = None, port: int | None = None) -> S3Server:
             f"{ACCESS_KEY},{SECRET_KEY}",
             "--config",
             "/dev/null",
+            # No reorder buffer: each part is answered once it is written (docs/operations.md).
+            "--multipart-streaming-buffer-limit",
+            "1",
             str(root),
         ],
         stdout=subprocess.DEVNULL,

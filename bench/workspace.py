@@ -96,6 +96,9 @@ class Workspace:
                 os.devnull,
                 "--cache-dir",
                 str(self.work / "rclone-cache"),
+                # No reorder buffer: each part is answered once it is written (docs/operations.md).
+                "--multipart-streaming-buffer-limit",
+                "1",
                 *self.args.rclone_arg,
                 str(root),
             ],
