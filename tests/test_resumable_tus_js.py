@@ -116,14 +116,14 @@ async def test_an_upload_aborted_mid_patch_resumes_from_the_servers_offset(
     plan = {"file": path, "source": "buffer", "chunkSize": 8 * MiB, "metadata": {"filename": "resumed.bin"}}
     first = await tus_js(endpoint=proxy("/uploads/"), abortAt=12 * MiB, **plan)
     assert first["outcome"] == "aborted" and first["url"], first
-    assert [p["responseOffset"] for p in patches(first)] == [str(8 * MiB)]  # the second PATCH was cut
+    assert patches(first)[0]["responseOffset"] == str(8 * MiB)  # the second PATCH was cut, or just made it
     assert s3_server.keys(bucket) == []
 
     resumed = await tus_js(uploadUrl=first["url"], retryDelays=RETRIES, **plan)
     assert resumed["outcome"] == "success", resumed
     assert resumed["requests"][0]["method"] == "HEAD"
     sent = [p for p in patches(resumed) if p["status"] == 204]
-    assert 8 * MiB <= int(sent[0]["offset"]) < 16 * MiB  # from where the server stood, not from 0
+    assert 8 * MiB <= int(sent[0]["offset"]) < len(data)  # from where the server stood, not from 0
     heads = [r for r in resumed["requests"] if r["method"] == "HEAD" and r["status"] == 200]
     assert sent[0]["offset"] == heads[-1]["responseOffset"]
     result = upload_result(resumed)

@@ -33,32 +33,40 @@ from ..routes import Route
 from ..s3.parts import part_size_for
 from ..service import SERVICE
 from ..session import Phase
-from . import protocol
+from . import draft, protocol
 from .protocol import PatchChecksum
 from .reader import PatchReader
 from .uploads import RESUMABLE_UPLOADS, ResumableUpload, carried_on
 
 
 def is_resumable(request: web.Request, route: Route, raw_key: str | None) -> bool:
-    """Whether the request is one of a resumable upload's (a POST without ``Tus-Resumable`` is not)."""
+    """Whether the request is one of a resumable upload's (a POST without ``Tus-Resumable`` or
+    ``Upload-Draft-Interop-Version`` is not)."""
     if not route.config.resumable:
         return False
     if raw_key is None:
-        return request.method == "OPTIONS" or (request.method == "POST" and "Tus-Resumable" in request.headers)
+        return request.method == "OPTIONS" or (
+            request.method == "POST" and ("Tus-Resumable" in request.headers or draft.INTEROP in request.headers)
+        )
     return raw_key == protocol.UPLOADS or raw_key.startswith(protocol.UPLOADS + "/")
 
 
 async def handle(request: web.Request, route: Route, raw_key: str | None) -> web.StreamResponse:
+    """Serve a resumable upload's request, in tus or, with ``Upload-Draft-Interop-Version``, the IETF draft."""
+    headers = protocol.base_headers()
     try:
-        response = await _dispatch(request, route, raw_key)
+        interop = None if request.method == "OPTIONS" else draft.version(request)
+        if interop is not None:
+            headers = {draft.INTEROP: interop}
+        response = await _dispatch(request, route, raw_key, interop)
     except UploadError as exc:
-        exc.headers.update(protocol.base_headers())
+        exc.headers.update(headers)
         raise
-    response.headers.update(protocol.base_headers())
+    response.headers.update(headers)
     return response
 
 
-async def _dispatch(request: web.Request, route: Route, raw_key: str | None) -> web.StreamResponse:
+async def _dispatch(request: web.Request, route: Route, raw_key: str | None, interop: str | None) -> web.StreamResponse:
     method = request.method
     if method == "OPTIONS":
         return web.Response(
@@ -75,16 +83,19 @@ async def _dispatch(request: web.Request, route: Route, raw_key: str | None) -> 
         if upload.result is None:
             raise UploadIncomplete(f"The upload has {upload.offset} bytes; its result comes with its last byte.")
         return web.json_response(upload.result, headers={"Cache-Control": "no-store"})
-    protocol.check_version(request)
+    if interop is None:
+        protocol.check_version(request)
     if raw_key is None:
         if method != "POST":
             raise MethodNotAllowed("Create a resumable upload with POST.", headers={"Allow": "POST, OPTIONS"})
-        return await _create(request, route)
+        return await _create(request, route, interop)
     upload = await _upload(request, route, raw_key)
     if method == "HEAD":
+        if interop is not None:
+            return web.Response(status=204, headers=_draft_state(upload) | {"Cache-Control": "no-store"})
         return web.Response(headers=_state(upload) | {"Cache-Control": "no-store"})
     if method == "PATCH":
-        return await _patch(request, upload)
+        return await _patch(request, upload, interop)
     if method == "DELETE":
         if upload.busy:
             raise UploadBusy("The upload's bytes are being sent; try again once that request ends.")
@@ -127,13 +138,36 @@ def _state(upload: ResumableUpload) -> dict[str, str]:
     return headers
 
 
+def _draft_state(upload: ResumableUpload) -> dict[str, str]:
+    return draft.state(upload.offset, upload.length, upload.result is not None)
+
+
+def _answer(upload: ResumableUpload, interop: str | None, status: int, headers: dict[str, str]) -> web.Response:
+    """The answer to a request that created or appended to ``upload``, in the client's protocol.
+
+    A draft's client hears the upload's end as a PUT's would: the result as JSON.
+    """
+    done = upload.result is not None
+    if interop is None:
+        return web.Response(status=status, headers=headers | _state(upload) | (_result_header(upload) if done else {}))
+    headers |= _draft_state(upload)
+    if not done:
+        return web.Response(status=status, headers=headers)
+    return web.json_response(
+        upload.result, status=201 if status == 201 else 200, headers=headers | _result_header(upload)
+    )
+
+
 def _http_date(when: float) -> str:
     return formatdate(when, usegmt=True)
 
 
-async def _create(request: web.Request, route: Route) -> web.StreamResponse:
+async def _create(request: web.Request, route: Route, interop: str | None) -> web.StreamResponse:
     grant = authorize(request)
-    length = protocol.length_at_creation(request)
+    if interop is None:
+        length, ends = protocol.length_at_creation(request), False
+    else:
+        length, ends = draft.length(request, 0, None)
     if grant and grant.max_size is not None and length is not None and length > grant.max_size:
         raise PayloadTooLarge(f"The upload is larger than the {grant.max_size} bytes its credentials allow.")
     sent = protocol.metadata(request.headers.get("Upload-Metadata"))
@@ -156,16 +190,19 @@ async def _create(request: web.Request, route: Route) -> web.StreamResponse:
     if query := request.rel_url.raw_query_string:
         location += "?" + query
     headers = {"Location": location, "Upload-Expires": _http_date(resumable.expires)}
-    if request.body_exists or length == 0:
-        if request.body_exists:
+    received = request.body_exists or length == 0 or ends
+    if received:
+        if request.body_exists and interop is None:
             protocol.check_patch_type(request)
-        headers |= await _receive(request, resumable, grant, protocol.patch_checksum(request))
+        await _receive(request, resumable, grant, protocol.patch_checksum(request), ends)
     else:
         try:
             await uploads.settle(resumable)
         except BaseException as exc:
             await uploads.end(resumable, exc if isinstance(exc, UploadError) else UploadError("The upload failed."))
             raise
+    if received or interop is not None:
+        return _answer(resumable, interop, 201, headers)
     return web.Response(status=201, headers=headers)
 
 
@@ -179,8 +216,11 @@ def _kept_between_requests(config: Config, length: int | None) -> int:
     return part if length is None else min(part, length)
 
 
-async def _patch(request: web.Request, upload: ResumableUpload) -> web.StreamResponse:
-    protocol.check_patch_type(request)
+async def _patch(request: web.Request, upload: ResumableUpload, interop: str | None) -> web.StreamResponse:
+    if interop is None:
+        protocol.check_patch_type(request)
+    else:
+        draft.check_patch_type(request, interop)
     offset = protocol.number(request, "Upload-Offset")
     if offset is None:
         raise BadRequest("A PATCH says where its bytes go: Upload-Offset.")
@@ -189,37 +229,40 @@ async def _patch(request: web.Request, upload: ResumableUpload) -> web.StreamRes
     if offset != upload.offset:
         raise OffsetMismatch(f"The upload has {upload.offset} bytes; send Upload-Offset: {upload.offset}.")
     if upload.result is not None:
-        return web.Response(status=204, headers=_state(upload) | _result_header(upload))
-    length = protocol.number(request, "Upload-Length")
-    if length is not None:
-        if upload.length is not None and length != upload.length:
+        return _answer(upload, interop, 204, {})
+    if interop is None:
+        length, ends = protocol.number(request, "Upload-Length"), False
+        if length is not None and upload.length is not None and length != upload.length:
             raise BadRequest(f"The upload's length is {upload.length} already.")
-        if length < upload.offset:
+        if length is not None and length < upload.offset:
             raise BadRequest(f"The upload has {upload.offset} bytes already, more than Upload-Length.")
+    else:
+        length, ends = draft.length(request, upload.offset, upload.length)
+    if length is not None:
         if (limit := upload.session.limits.max_size) is not None and length > limit:
             raise PayloadTooLarge(f"The upload is larger than the {limit} bytes its credentials allow.")
         upload.length = upload.session.upload.content_length = length
-    checksum = protocol.patch_checksum(request)
-    return web.Response(status=204, headers=await _receive(request, upload, None, checksum))
+    await _receive(request, upload, None, protocol.patch_checksum(request), ends)
+    return _answer(upload, interop, 204, {})
 
 
 async def _receive(
-    request: web.Request, upload: ResumableUpload, grant: Grant | None, checksum: PatchChecksum | None
-) -> dict[str, str]:
-    """Feed the request's body to the upload's session; the answer's headers.
+    request: web.Request, upload: ResumableUpload, grant: Grant | None, checksum: PatchChecksum | None, ends: bool
+) -> None:
+    """Feed the request's body to the upload's session (``ends``: its end is the upload's, whatever its length).
 
     The work runs in a task of its own: a client that goes away mid-body
     ends the body early (what came is kept), not the upload.
     """
     upload.busy = True
     upload.received.clear()
-    task = asyncio.get_running_loop().create_task(_receive_in_task(request, upload, grant, checksum))
-    return await asyncio.shield(task)
+    task = asyncio.get_running_loop().create_task(_receive_in_task(request, upload, grant, checksum, ends))
+    await asyncio.shield(task)
 
 
 async def _receive_in_task(
-    request: web.Request, upload: ResumableUpload, grant: Grant | None, checksum: PatchChecksum | None
-) -> dict[str, str]:
+    request: web.Request, upload: ResumableUpload, grant: Grant | None, checksum: PatchChecksum | None, ends: bool
+) -> None:
     service, uploads = request.app[SERVICE], request.app[RESUMABLE_UPLOADS]
     session = upload.session
     left = None if upload.length is None else upload.length - upload.offset
@@ -234,6 +277,8 @@ async def _receive_in_task(
             if checksum is not None and (reader.cut or not checksum.matches()):
                 await uploads.end(upload, _checksum_error(checksum, reader.cut))
                 raise _checksum_error(checksum, reader.cut)
+            if ends and not reader.cut and upload.length is None:
+                upload.length = session.upload.content_length = upload.offset
             if upload.length is not None and upload.offset == upload.length:
                 await session.seal()
                 upload.result = await session.commit()
@@ -250,7 +295,6 @@ async def _receive_in_task(
         upload.busy = False
         upload.received.set()
         uploads.touch(upload)
-    return _state(upload) | (_result_header(upload) if upload.result is not None else {})
 
 
 def _checksum_error(checksum: PatchChecksum, cut: bool) -> PatchChecksumMismatch:

@@ -29,6 +29,8 @@ CORS_REQUEST_HEADERS = (
     "Upload-Checksum",
     "Content-Type",
     "X-Request-ID",
+    "Upload-Draft-Interop-Version",
+    "Upload-Complete",
 )
 CORS_RESPONSE_HEADERS = (
     "Location",
@@ -44,8 +46,11 @@ CORS_RESPONSE_HEADERS = (
     "Tus-Max-Size",
     "Tus-Checksum-Algorithm",
     "X-Request-ID",
+    "Upload-Draft-Interop-Version",
+    "Upload-Complete",
 )
-"""What a page's tus client sends and reads, beside what a route's CORS settings allow (``cors.py``)."""
+"""What a page's tus client (or one speaking the IETF draft, :mod:`.draft`) sends and reads, beside what a
+route's CORS settings allow (``cors.py``)."""
 
 
 def is_tus_path(raw_key: str | None) -> bool:

@@ -14,10 +14,13 @@
 //   retryDelays           milliseconds between retries (default: none)
 //   abortAt               once this many bytes were sent, abort() (mid-PATCH)
 //   terminate             with abortAt: abort(true), which also DELETEs the upload
+//   protocol              "tus-v1" (default), "ietf-draft-03" or "ietf-draft-05"
 //
 // Output: {"outcome": "success" | "error" | "aborted" | "terminated", "url", "error", "status",
-//          "requests": [{"method", "offset", "length", "status", "responseOffset"}], "uploadResult"}
-// (offset and length: the request's Upload-Offset and Upload-Length headers; uploadResult: the last
+//          "requests": [{"method", "offset", "length", "complete", "status", "responseOffset",
+//          "responseComplete"}], "uploadResult"}
+// (offset, length and complete: the request's Upload-Offset, Upload-Length and Upload-Complete headers,
+// responseComplete the response's; uploadResult: the last
 // Upload-Result header seen)
 import { createReadStream, readFileSync } from 'node:fs'
 import { PassThrough } from 'node:stream'
@@ -42,13 +45,16 @@ const outcome = await new Promise((resolve) => {
     metadata: plan.metadata ?? {},
     uploadLengthDeferred: plan.uploadLengthDeferred ?? false,
     retryDelays: plan.retryDelays ?? null,
+    protocol: plan.protocol ?? 'tus-v1',
     onAfterResponse(req, res) {
       requests.push({
         method: req.getMethod(),
         offset: req.getHeader('Upload-Offset') ?? null,
         length: req.getHeader('Upload-Length') ?? null,
+        complete: req.getHeader('Upload-Complete') ?? null,
         status: res.getStatus(),
         responseOffset: res.getHeader('Upload-Offset') ?? null,
+        responseComplete: res.getHeader('Upload-Complete') ?? null,
       })
       uploadResult = res.getHeader('Upload-Result') ?? uploadResult
     },
