@@ -74,7 +74,8 @@ class Metrics:
         )
         self.resumable = Counter(
             "aiouploader_resumable_uploads",
-            "Resumable uploads by route and event: created, completed, failed, terminated, expired, abandoned.",
+            "Resumable uploads by route and event: created, resumed, completed, failed, terminated, expired, "
+            "abandoned.",
             ["route", "event"], registry=r,
         )  # fmt: skip
         self.loop_lag = Histogram(

@@ -157,13 +157,14 @@ async def test_creation_with_upload_and_termination(make_proxy: MakeProxy, s3_se
         assert response.headers["Upload-Offset"] == str(6 * MiB)
         location = response.headers["Location"]
     assert len(s3_server.multipart_uploads(bucket)) == 1
+    assert (await head(proxy, location))[0] == 200
     async with proxy.session.delete(proxy(location), headers=TUS) as response:
         assert response.status == 204
     assert (await head(proxy, location))[0] == 404
     assert_nothing_left(s3_server, bucket)
     async with proxy.session.get(proxy("/metrics")) as response:
         metrics = await response.text()
-    for event in ("created", "terminated"):
+    for event in ("created", "resumed", "terminated"):
         assert f'aiouploader_resumable_uploads_total{{event="{event}",route="/uploads"}} 1.0' in metrics
 
 

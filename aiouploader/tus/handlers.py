@@ -91,6 +91,8 @@ async def _dispatch(request: web.Request, route: Route, raw_key: str | None, int
         return await _create(request, route, interop)
     upload = await _upload(request, route, raw_key)
     if method == "HEAD":
+        if upload.result is None:
+            request.app[RESUMABLE_UPLOADS].count(upload.route, "resumed")
         if interop is not None:
             return web.Response(status=204, headers=_draft_state(upload) | {"Cache-Control": "no-store"})
         return web.Response(headers=_state(upload) | {"Cache-Control": "no-store"})
