@@ -205,10 +205,13 @@ class Served:
             self.process.wait(10)
 
 
-def serve_process(tmp_path: Path, config: str, env: Mapping[str, str] | None = None) -> Served:
-    """Start ``python -m aiouploader serve --port PORT`` with the TOML ``config``, on a free port of
-    ``server.host`` (127.0.0.1 unless ``config`` says)."""
-    port = free_port()
+def serve_process(
+    tmp_path: Path, config: str, env: Mapping[str, str] | None = None, *, port: int | None = None
+) -> Served:
+    """Start ``python -m aiouploader serve --port PORT`` with the TOML ``config``, on ``port`` (a free one unless
+    given: e.g. the port of a server stopped, to start it again) of ``server.host`` (127.0.0.1 unless ``config``
+    says)."""
+    port = port or free_port()
     path = tmp_path / f"config-{port}.toml"
     path.write_text(config)
     log = tmp_path / f"server-{port}.log"

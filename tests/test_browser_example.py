@@ -10,18 +10,23 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
+import time
 import tomllib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 from aiohttp import web
 
-from aiouploader.testing import MakeProxy, S3Server
+from aiouploader.chain_state import StateKey
+from aiouploader.testing import MakeProxy, S3Server, serve_process
+from aiouploader.tus.stored import PREFIX, state_key, unseal
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "browser"
 CHROMIUM, CHROMEDRIVER, NPM = shutil.which("chromium"), shutil.which("chromedriver"), shutil.which("npm")
@@ -141,3 +146,72 @@ async def test_uppys_dashboard_uploads_a_file_resumably_from_another_origin(
     assert result["plugins"]["virus_scan"]["verdict"] == "clean"  # the example route's plugins ran
     assert s3_server.get(bucket, "browser/holiday.mov") == data
     assert s3_server.multipart_uploads(bucket) == []
+
+
+STATE_KEY = "the-browser-example-s-state-key-" + "k" * 16
+
+
+async def part_in_s3(s3_server: S3Server, bucket: str) -> str:
+    """Poll ``bucket`` until an upload kept there has its first part in S3; that upload's id."""
+    deadline = time.monotonic() + WAIT
+    while not await asyncio.to_thread(s3_server.multipart_uploads, bucket):
+        assert time.monotonic() < deadline, "the upload never started a multipart upload"
+        await asyncio.sleep(0.05)
+    keys = await asyncio.to_thread(s3_server.keys, bucket)
+    (upload,) = [key[len(PREFIX) :] for key in keys if re.fullmatch(re.escape(PREFIX) + "[A-Za-z0-9_-]{32}", key)]
+    return upload
+
+
+async def test_uppys_upload_completes_with_the_server_restarted_mid_upload(
+    s3_server: S3Server, bucket: str, page_origin: str, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "AIOUPLOADER_SERVER__STATE_KEY": STATE_KEY,  # the upload's state is kept in the bucket
+        "AIOUPLOADER_SERVER__SHUTDOWN_GRACE": "0",  # the drain cuts the PATCH in flight at once, keeping its bytes
+        "AIOUPLOADER_S3__ENDPOINT_URL": s3_server.endpoint_url,
+        "AIOUPLOADER_S3__ORPHAN_TTL": "0",
+        "AIOUPLOADER_S3__PART_SIZE": "6MiB",  # the first part is full 1 MiB into the page's second PATCH (5 MiB)
+        "AIOUPLOADER_ROUTES__0__BUCKET": bucket,
+        "AIOUPLOADER_ROUTES__0__PREFIX": "browser/",
+        "AIOUPLOADER_ROUTES__0__CORS__ALLOW_ORIGINS": json.dumps([page_origin]),
+    }
+    config = (EXAMPLE / "aiouploader.toml").read_text()
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first = await asyncio.to_thread(serve_process, tmp_path / "first", config, env)
+    data = os.urandom(28 * MiB + 321)
+    path = tmp_path / "holiday.mov"
+    path.write_bytes(data)
+    url = f"{page_origin}/?endpoint={quote(first.url + '/uploads/', safe='')}"
+    # The page sends 4 MiB a second: the stop is likely to come while a PATCH's body is on its way.
+    browser.set_network_conditions(latency=0, download_throughput=-1, upload_throughput=4 * MiB)
+    uploading = asyncio.create_task(asyncio.to_thread(upload_through_the_dashboard, browser, url, path))
+    second = None
+    try:
+        upload = await part_in_s3(s3_server, bucket)  # 6 MiB came: the page's second PATCH runs
+        first.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.process.wait, 30) == 0
+        kept = unseal(s3_server.get(bucket, state_key(upload)), StateKey(STATE_KEY), upload)
+        assert 0 < kept.offset < len(data) and kept.result is None and kept.lease is None, kept  # mid-upload
+        assert len(s3_server.multipart_uploads(bucket)) == 1  # kept, not aborted
+
+        port = urlsplit(first.url).port
+        second = await asyncio.to_thread(serve_process, tmp_path / "second", config, env, port=port)
+        reports = await uploading
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        if not uploading.done():
+            uploading.cancel()
+
+    assert len(reports) == 1 and "error" not in reports[0], reports
+    result = reports[0]["result"]
+    assert result["key"] == "browser/holiday.mov" and result["size"] == len(data)
+    assert result["checksums"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert reports[0]["uploadURL"] == f"{second.url}/uploads/.tus/{upload}"
+    assert s3_server.get(bucket, "browser/holiday.mov") == data
+    assert s3_server.multipart_uploads(bucket) == []
+    assert s3_server.keys(bucket) == [state_key(upload), "browser/holiday.mov"]  # no tail; the state: the result
+    assert unseal(s3_server.get(bucket, state_key(upload)), StateKey(STATE_KEY), upload).result == result

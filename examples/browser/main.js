@@ -20,7 +20,7 @@ new Uppy({ debug: params.has('debug') })
   .use(Tus, {
     endpoint,
     chunkSize: 5 * 1024 * 1024, // bytes per PATCH; a cut connection costs at most this much again
-    retryDelays: [0, 1000, 3000, 5000],
+    retryDelays: [0, 1000, 3000, 5000, 10000, 20000], // ms before each retry: through a restart of the server
     removeFingerprintOnSuccess: true,
     // headers: { Authorization: 'Bearer ...' },  // when the route has auth = ["token"]
   })
