@@ -202,15 +202,15 @@ class Served:
             self.process.wait(10)
 
 
-def serve_process(tmp_path: Path, config: str, env: Mapping[str, str] | None = None) -> Served:
-    """Start ``python -m aiouploader serve --port PORT`` with the TOML ``config``, on a free port of
+def serve_process(tmp_path: Path, config: str, env: Mapping[str, str] | None = None, port: int | None = None) -> Served:
+    """Start ``python -m aiouploader serve --port PORT`` with the TOML ``config``, on ``port`` or a free port of
     ``server.host`` (127.0.0.1 unless ``config`` says)."""
-    port = free_port()
+    port = port or free_port()
     path = tmp_path / f"config-{port}.toml"
     path.write_text(config)
     log = tmp_path / f"server-{port}.log"
     command = [sys.executable, "-m", "aiouploader", "serve", "--config", str(path), "--port", str(port)]
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=out, env=env)
     try:
         wait_for_port(port, process, "aiouploader")
