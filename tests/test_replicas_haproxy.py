@@ -143,6 +143,12 @@ class Outcomes:
     """Answers other than 2xx, by status."""
 
 
+def stop(replicas: list[Replica]) -> None:
+    for replica in replicas:
+        if replica.served is not None:
+            replica.served.stop()
+
+
 async def ready(url: str) -> None:
     deadline = time.monotonic() + WAIT
     async with aiohttp.ClientSession() as session:
@@ -190,9 +196,20 @@ async def test_a_rolling_restart_behind_haproxy_loses_and_corrupts_no_upload(
     identity.write_text(f"{secret}\n")
     config = REPLICA.format(state_key=STATE_KEY, endpoint=s3_server.endpoint_url, bucket=bucket, recipient=recipient)
     replicas = [Replica(free_port()) for _ in range(REPLICAS)]
-    for replica in replicas:
-        replica.served = await asyncio.to_thread(serve_process, tmp_path, config, None, replica.port)
-    haproxy_url, haproxy = await asyncio.to_thread(start_haproxy, tmp_path, balance, replicas)
+    started = await asyncio.gather(
+        *(asyncio.to_thread(serve_process, tmp_path, config, None, replica.port) for replica in replicas),
+        return_exceptions=True,
+    )
+    for replica, served in zip(replicas, started, strict=True):
+        replica.served = served if isinstance(served, Served) else None
+    if failed := [error for error in started if isinstance(error, BaseException)]:
+        stop(replicas)
+        raise failed[0]
+    try:
+        haproxy_url, haproxy = await asyncio.to_thread(start_haproxy, tmp_path, balance, replicas)
+    except BaseException:
+        stop(replicas)
+        raise
     sources = [os.urandom(SIZE) for _ in range(CLIENTS)]
     files = [tmp_path / f"source-{n}.bin" for n in range(CLIENTS)]
     for path, data in zip(files, sources, strict=True):
@@ -213,7 +230,7 @@ async def test_a_rolling_restart_behind_haproxy_loses_and_corrupts_no_upload(
 
     async def rolling_restart() -> None:
         for replica in replicas:
-            await asyncio.sleep(2)
+            await asyncio.sleep(1)
             assert replica.served is not None
             replica.served.process.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(replica.served.process.wait, WAIT) == 0
@@ -221,17 +238,15 @@ async def test_a_rolling_restart_behind_haproxy_loses_and_corrupts_no_upload(
             await ready(replica.served.url)
         restarted.set()
 
-    started = time.monotonic()
+    began = time.monotonic()
     try:
         await asyncio.gather(rolling_restart(), *(client(n) for n in range(CLIENTS)))
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - began
         kept, uploads = await leftovers(s3_server, bucket)
     finally:
         haproxy.terminate()
         haproxy.wait(10)
-        for replica in replicas:
-            if replica.served is not None:
-                replica.served.stop()
+        stop(replicas)
 
     outcomes = Outcomes()
     for n, route, result in seen:
