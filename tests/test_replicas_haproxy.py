@@ -100,8 +100,8 @@ global
 defaults
     mode http
     timeout connect 2s
-    timeout client 60s
-    timeout server 60s
+    timeout client 75s
+    timeout server 75s
     timeout http-request 10s
     retries 3
     option redispatch
