@@ -216,7 +216,7 @@ def serve_process(
     path.write_text(config)
     log = tmp_path / f"server-{port}.log"
     command = [sys.executable, "-m", "aiouploader", "serve", "--config", str(path), "--port", str(port)]
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=out, env=env)
     try:
         wait_for_port(port, process, "aiouploader")

@@ -32,6 +32,7 @@ from aiouploader.tus.uploads import RESUMABLE_UPLOADS, carried_on
 from tests.s3api_clients import client
 
 from .plugins_for_tests import Lifecycle
+from .relay import Relay
 from .test_resumable import PATCH, TUS, create, head, patch
 from .test_resumable_tus_js import HERE, NODE, RETRIES, data_file, patches, tus_js, upload_result
 from .test_s3api_boto3 import age_decrypted, call, error_of
@@ -48,12 +49,13 @@ async def replica(make_proxy: MakeProxy, bucket: str, **route: Any) -> Proxy:
     plugins = route.pop("plugin_settings", {})
     pm = route.pop("pm", None)
     sections = {"s3_api": route.pop("s3_api")} if "s3_api" in route else {}
+    s3 = {"part_size": "5MiB", "parts_in_flight": 2, **route.pop("s3", {})}
     route = {"path": "/uploads", "bucket": bucket, "plugins": ["checksum"], "resumable": True, **route}
     return await make_proxy(
         routes=[route],
         pm=pm,
         plugins=plugins,
-        s3={"part_size": "5MiB", "parts_in_flight": 2},
+        s3=s3,
         upload={"block_size": "256KiB"},
         server={"state_key": STATE_KEY},
         **sections,
@@ -440,6 +442,29 @@ async def test_a_drain_ends_the_patch_in_flight_and_leaves_the_upload_to_another
     result = result_of(headers)
     assert result["checksums"]["sha256"] == hashlib.sha256(data).hexdigest()
     assert s3_server.get(bucket, result["key"]) == data
+
+
+async def test_an_upload_created_while_the_server_shuts_down_goes_on_elsewhere(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    async with Relay(urlsplit(s3_server.endpoint_url).port or 80) as slow:
+        one = await replica(make_proxy, bucket, s3={"endpoint_url": slow.url})
+        two = await replica(make_proxy, bucket)
+        await create(one, **{"Upload-Length": "1"})  # the bucket's conditional writes are learnt
+        slow.delay = 0.2  # the next creation's state write takes a while
+        uploads = one.app[RESUMABLE_UPLOADS]
+        creating = asyncio.create_task(create(one, **{"Upload-Length": str(MiB)}))
+        for _ in range(1000):  # until the creation is under way
+            if len(uploads):
+                break
+            await asyncio.sleep(0.01)
+        await uploads.close()  # what the server's shutdown does, with this creation still writing its state
+        location = await creating
+    status, headers = await head(two, location)
+    assert (status, headers["Upload-Offset"]) == (200, "0")
+    data = os.urandom(MiB)
+    status, headers, _ = await patch(two, location, 0, data)
+    assert status == 204 and s3_server.get(bucket, result_of(headers)["key"]) == data
 
 
 async def test_the_orphan_sweep_leaves_the_multipart_upload_of_an_upload_kept_in_the_bucket(

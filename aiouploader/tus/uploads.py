@@ -351,8 +351,11 @@ class ResumableUploads:
             await asyncio.sleep(interval)
 
     async def close(self, app: web.Application | None = None) -> None:
-        """At shutdown: every upload still open is aborted."""
+        """At shutdown: every upload still open is aborted, but those whose request in progress writes their
+        state to the bucket (with ``server.state_key``, e.g. a creation): they go on on another instance."""
         for upload in list(self._by_id.values()):
+            if self.states is not None and (upload.stored is None or not upload.stored.held):
+                continue
             if upload.result is None:
                 await self.end(upload, UploadError("The server shut down."), "abandoned")
             self.forget(upload)

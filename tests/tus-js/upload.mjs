@@ -16,7 +16,7 @@
 //   terminate             with abortAt: abort(true), which also DELETEs the upload
 //   protocol              "tus-v1" (default), "ietf-draft-03" or "ietf-draft-05"
 //
-// Output: {"outcome": "success" | "error" | "aborted" | "terminated", "url", "error", "status",
+// Output: {"outcome": "success" | "error" | "aborted" | "terminated", "url", "error", "status", "body",
 //          "requests": [{"method", "offset", "length", "complete", "status", "responseOffset",
 //          "responseComplete"}], "uploadResult"}
 // (offset, length and complete: the request's Upload-Offset, Upload-Length and Upload-Complete headers,
@@ -63,21 +63,23 @@ const outcome = await new Promise((resolve) => {
       aborting = true
       upload.abort(plan.terminate ?? false).then(
         () => resolve({ outcome: plan.terminate ? 'terminated' : 'aborted', url: upload.url }),
-        (err) => resolve({ outcome: 'error', url: upload.url, error: String(err), status: statusOf(err) }),
+        (err) => resolve({ outcome: 'error', url: upload.url, error: String(err), ...responseOf(err) }),
       )
     },
     onSuccess() {
       resolve({ outcome: 'success', url: upload.url })
     },
     onError(err) {
-      resolve({ outcome: 'error', url: upload.url, error: String(err), status: statusOf(err) })
+      resolve({ outcome: 'error', url: upload.url, error: String(err), ...responseOf(err) })
     },
   })
   upload.start()
 })
 
-function statusOf(err) {
-  return err.originalResponse ? err.originalResponse.getStatus() : null
+// The status and body of the answer that ended the upload (none after a network error).
+function responseOf(err) {
+  const res = err.originalResponse
+  return res ? { status: res.getStatus(), body: res.getBody() } : { status: null, body: null }
 }
 
 process.stdout.write(`${JSON.stringify({ ...outcome, requests, uploadResult })}\n`, () => process.exit(0))
