@@ -205,9 +205,7 @@ class Served:
             self.process.wait(10)
 
 
-def serve_process(
-    tmp_path: Path, config: str, env: Mapping[str, str] | None = None, *, port: int | None = None
-) -> Served:
+def serve_process(tmp_path: Path, config: str, env: Mapping[str, str] | None = None, port: int | None = None) -> Served:
     """Start ``python -m aiouploader serve --port PORT`` with the TOML ``config``, on ``port`` (a free one unless
     given: e.g. the port of a server stopped, to start it again) of ``server.host`` (127.0.0.1 unless ``config``
     says)."""
