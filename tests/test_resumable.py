@@ -75,16 +75,16 @@ async def test_tuspy_uploads_in_several_patches_and_resumes_after_stopping(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:
     proxy = await resumable_proxy(make_proxy, bucket, form_keys="filename")
-    data = os.urandom(12 * MiB + 12345)
-    first = uploader(proxy, data, chunk_size=3 * MiB, upload_checksum=True)
-    await asyncio.to_thread(first.upload, 6 * MiB)
+    data = os.urandom(50 * MiB + 12345)
+    first = uploader(proxy, data, chunk_size=8 * MiB, upload_checksum=True)
+    await asyncio.to_thread(first.upload, 24 * MiB)
     assert s3_server.keys(bucket) == []
     status, headers = await head(proxy, urlsplit(first.url).path)
-    assert (status, headers["Upload-Offset"], headers["Upload-Length"]) == (200, str(6 * MiB), str(len(data)))
+    assert (status, headers["Upload-Offset"], headers["Upload-Length"]) == (200, str(24 * MiB), str(len(data)))
     assert headers["Cache-Control"] == "no-store"
 
-    resumed = await asyncio.to_thread(uploader, proxy, data, url=first.url, chunk_size=3 * MiB, upload_checksum=True)
-    assert resumed.offset == 6 * MiB
+    resumed = await asyncio.to_thread(uploader, proxy, data, url=first.url, chunk_size=8 * MiB, upload_checksum=True)
+    assert resumed.offset == 24 * MiB
     await asyncio.to_thread(resumed.upload)
 
     assert s3_server.get(bucket, "clip.bin") == data
