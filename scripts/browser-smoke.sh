@@ -9,12 +9,7 @@ missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v npm >/dev/null || missing+=(nodejs npm)
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/apt-install.sh ${missing[@]+"${missing[@]}"}
 
 [ examples/browser/node_modules/.package-lock.json -nt examples/browser/package-lock.json ] ||
   npm ci --prefix examples/browser --no-audit --no-fund --loglevel=error

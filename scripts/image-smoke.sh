@@ -27,10 +27,7 @@ command -v buildah >/dev/null || missing+=(buildah)
 command -v age-keygen >/dev/null || missing+=(age)
 command -v curl >/dev/null || missing+=(curl)
 [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/apt-install.sh ${missing[@]+"${missing[@]}"}
 [ -x "$venv/bin/rclone" ] || fail "$venv/bin/rclone is missing: run scripts/test.sh first"
 
 # Debian's mirror as apt is configured to reach it.

@@ -6,11 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends haproxy >/dev/null
-fi
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || scripts/apt-install.sh haproxy
 
 AIOUPLOADER_REPLICAS_SMOKE=1 .venv/bin/python -m pytest -q -s tests/test_replicas_haproxy.py

@@ -9,12 +9,7 @@ missing=()
 command -v age >/dev/null || missing+=(age)
 command -v curl >/dev/null || missing+=(curl)
 command -v npm >/dev/null || missing+=(nodejs npm)
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/apt-install.sh ${missing[@]+"${missing[@]}"}
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # compat: a path in a .pth file, which mypy follows (it cannot follow setuptools' import hooks), so that
