@@ -48,7 +48,7 @@ def is_resumable(request: web.Request, route: Route, raw_key: str | None) -> boo
         return request.method == "OPTIONS" or (
             request.method == "POST" and ("Tus-Resumable" in request.headers or draft.INTEROP in request.headers)
         )
-    return raw_key == protocol.UPLOADS or raw_key.startswith(protocol.UPLOADS + "/")
+    return protocol.is_tus_path(raw_key)
 
 
 async def handle(request: web.Request, route: Route, raw_key: str | None) -> web.StreamResponse:
