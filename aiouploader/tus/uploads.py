@@ -201,6 +201,8 @@ class ResumableUploads:
             self.release(upload)
             return
         upload.lease = None
+        if stored.writer is not None and stored.writer.upload_id is not None:
+            states.s3.in_progress.discard(stored.writer.upload_id)  # its state in the bucket keeps it from the sweep
         if upload.tail_at is not None and upload.tail_at != stored.tail_key:
             await states.drop_tail(upload.bucket, upload.tail_at)
         upload.tail_at = stored.tail_key
