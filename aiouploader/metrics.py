@@ -91,8 +91,12 @@ class Metrics:
     def observe_stage(self, route: str) -> Callable[[str, float], None]:
         """A callback for a route's chain: ``(plugin, seconds)`` per stage call."""
 
+        children: dict[str, Histogram] = {}
+
         def observe(plugin: str, seconds: float) -> None:
-            self.stage_seconds.labels(route, plugin).observe(seconds)
+            if (child := children.get(plugin)) is None:
+                child = children[plugin] = self.stage_seconds.labels(route, plugin)
+            child.observe(seconds)
 
         return observe
 

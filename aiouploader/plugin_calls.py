@@ -59,7 +59,8 @@ def sliced(name: str, request_id: str, call: str, start: Callable[[], Awaitable[
             result: T = done.value
             return result
         finally:
-            held(name, request_id, call, time.perf_counter() - started)
+            if (seconds := time.perf_counter() - started) >= HOLD_WARNING_SECONDS:
+                held(name, request_id, call, seconds)
         try:
             value, throw = (yield suspended), False
         except GeneratorExit:
@@ -67,6 +68,24 @@ def sliced(name: str, request_id: str, call: str, start: Callable[[], Awaitable[
             raise
         except BaseException as exc:
             value, throw = exc, True
+
+
+def _blamed(name: str, request_id: str, exc: BaseException) -> PluginError | None:
+    """What :func:`blame` raises for ``exc``; ``None`` to let it through."""
+    if isinstance(exc, UploadError):
+        return None
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            return None
+        log.error("request %s: plugin %s raised CancelledError", request_id, name, extra={"request_id": request_id})
+        return PluginError(name)
+    if isinstance(exc, Exception | SystemExit | KeyboardInterrupt):
+        log.exception("request %s: plugin %s failed", request_id, name, extra={"request_id": request_id})
+        error = PluginError(name)
+        error.__cause__ = exc
+        return error
+    return None
 
 
 @contextmanager
@@ -79,17 +98,10 @@ def blame(name: str, request_id: str) -> Iterator[None]:
     """
     try:
         yield
-    except UploadError:
-        raise
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is None or task.cancelling():
+    except BaseException as exc:
+        if (error := _blamed(name, request_id, exc)) is None:
             raise
-        log.error("request %s: plugin %s raised CancelledError", request_id, name, extra={"request_id": request_id})
-        raise PluginError(name) from None
-    except (Exception, SystemExit, KeyboardInterrupt) as exc:
-        log.exception("request %s: plugin %s failed", request_id, name, extra={"request_id": request_id})
-        raise PluginError(name) from exc
+        raise error from error.__cause__
 
 
 @contextmanager
@@ -116,14 +128,13 @@ def output(name: str, request_id: str, data: object) -> bytes:
 async def within(name: str, request_id: str, limit: float, call: str, start: Callable[[], Awaitable[T]]) -> T:
     """Await one stage call, ``start()``, under :func:`blame`, timing its stretches on the event loop; one that
     takes over ``limit`` seconds is a plugin error too."""
-    with blame(name, request_id):
-        deadline = asyncio.timeout(limit)
-        try:
-            async with deadline:
-                return await sliced(name, request_id, call, start)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
+    # blame() written out: a context manager per call is a generator and two calls more, for every block
+    deadline = asyncio.timeout(limit)
+    try:
+        async with deadline:
+            return await sliced(name, request_id, call, start)
+    except BaseException as exc:
+        if isinstance(exc, TimeoutError) and deadline.expired():
             log.error(
                 "request %s: plugin %s timed out after %g seconds in %s()",
                 request_id,
@@ -133,3 +144,6 @@ async def within(name: str, request_id: str, limit: float, call: str, start: Cal
                 extra={"request_id": request_id},
             )
             raise PluginError(name, f"The plugin {name!r} timed out after {limit:g} seconds.") from None
+        if (error := _blamed(name, request_id, exc)) is None:
+            raise
+        raise error from error.__cause__
