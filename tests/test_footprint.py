@@ -10,9 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import botocore
 import pytest
 
-from aiouploader.s3.loading import SERVICES, s3_session
+from aiouploader.s3.loading import SERVICES, only_services, s3_session, without_documentation
 from aiouploader.testing import S3Server, free_port, wait_for_port
 
 UNUSED_BY_DEFAULT = (
@@ -66,6 +67,22 @@ def test_the_s3_clients_botocore_data_keeps_only_what_it_reads() -> None:
     put = model["operations"]["PutObject"]
     assert put["documentation"] == "" and put["input"] == {"shape": "PutObjectRequest"}
     assert type(model["shapes"]) is dict
+
+
+def test_the_endpoints_file_read_service_by_service_is_the_file_parsed_whole_and_cut() -> None:
+    text = (Path(botocore.__file__).parent / "data" / "endpoints.json").read_text()
+    whole = json.loads(text, object_pairs_hook=without_documentation)
+    for partition in whole["partitions"]:
+        partition["services"] = {name: s for name, s in partition["services"].items() if name in SERVICES}
+    assert only_services(text) == whole
+    assert json.dumps(only_services(text)) == json.dumps(whole)  # the same order too
+
+
+def test_reading_endpoints_service_by_service_keeps_json_as_json() -> None:
+    text = ' {"partitions" : [ {"services": {}, "a": [1, {"b": 2}]} ,\n{"services": {"ec2": {}, "s3": {}}}],"v":3}'
+    assert only_services(text) == json.loads(text) | {
+        "partitions": [{"services": {}, "a": [1, {"b": 2}]}, {"services": {"s3": {}}}]
+    }
 
 
 OFFLINE = (
