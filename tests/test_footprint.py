@@ -115,3 +115,21 @@ def test_serve_keeps_awscrt_from_botocore_and_loads_no_s3_api_without_s3_api(tmp
     loaded = modules_imported_by_serve(config)
     assert {"botocore.compat", "aiobotocore.client", "aiouploader.app"} <= loaded
     assert [name for name in ("awscrt", "aiouploader.s3api.server") if name in loaded] == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+def test_serve_keeps_frozenlists_cplusplus_extension_out(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(OFFLINE)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOUPLOADER_")}
+    command = [sys.executable, "-m", "aiouploader", "serve", "--config", str(config), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        wait_for_port(port, process, "aiouploader serve")
+        maps = Path(f"/proc/{process.pid}/maps").read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    assert "/aiohttp/_http_parser" in maps
+    assert "/frozenlist/_frozenlist" not in maps
