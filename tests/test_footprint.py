@@ -10,9 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import botocore
 import pytest
 
-from aiouploader.s3.loading import SERVICES, s3_session
+from aiouploader.s3.loading import SERVICES, only_services, s3_session, without_documentation
 from aiouploader.testing import S3Server, free_port, wait_for_port
 
 UNUSED_BY_DEFAULT = (
@@ -68,6 +69,22 @@ def test_the_s3_clients_botocore_data_keeps_only_what_it_reads() -> None:
     assert type(model["shapes"]) is dict
 
 
+def test_the_endpoints_file_read_service_by_service_is_the_file_parsed_whole_and_cut() -> None:
+    text = (Path(botocore.__file__).parent / "data" / "endpoints.json").read_text()
+    whole = json.loads(text, object_pairs_hook=without_documentation)
+    for partition in whole["partitions"]:
+        partition["services"] = {name: s for name, s in partition["services"].items() if name in SERVICES}
+    assert only_services(text) == whole
+    assert json.dumps(only_services(text)) == json.dumps(whole)  # the same order too
+
+
+def test_reading_endpoints_service_by_service_keeps_json_as_json() -> None:
+    text = ' {"partitions" : [ {"services": {}, "a": [1, {"b": 2}]} ,\n{"services": {"ec2": {}, "s3": {}}}],"v":3}'
+    assert only_services(text) == json.loads(text) | {
+        "partitions": [{"services": {}, "a": [1, {"b": 2}]}, {"services": {"s3": {}}}]
+    }
+
+
 OFFLINE = (
     '[s3]\nendpoint_url = "http://127.0.0.1:9"\norphan_ttl = 0\n'
     '[[routes]]\npath = "/uploads"\nbucket = "incoming"\nplugins = ["checksum"]\n'
@@ -98,3 +115,21 @@ def test_serve_keeps_awscrt_from_botocore_and_loads_no_s3_api_without_s3_api(tmp
     loaded = modules_imported_by_serve(config)
     assert {"botocore.compat", "aiobotocore.client", "aiouploader.app"} <= loaded
     assert [name for name in ("awscrt", "aiouploader.s3api.server") if name in loaded] == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+def test_serve_keeps_frozenlists_cplusplus_extension_out(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(OFFLINE)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOUPLOADER_")}
+    command = [sys.executable, "-m", "aiouploader", "serve", "--config", str(config), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        wait_for_port(port, process, "aiouploader serve")
+        maps = Path(f"/proc/{process.pid}/maps").read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    assert "/aiohttp/_http_parser" in maps
+    assert "/frozenlist/_frozenlist" not in maps
