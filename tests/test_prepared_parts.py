@@ -21,6 +21,8 @@ from aiouploader.service import SERVICE
 from aiouploader.testing import SECRET_KEY, MakeProxy, S3Server
 
 MiB = 1024**2
+KEY = "dir/ä b+c=&.bin"
+"""A key whose URL needs escaping."""
 
 
 def events_counted(client: Any, *names: str) -> dict[str, int]:
@@ -70,14 +72,14 @@ async def test_an_uploads_part_requests_are_built_once_and_its_parts_stored_whol
 async def test_a_part_of_an_aborted_upload_fails_as_the_clients_own_call_does(
     facade: S3, s3_server: S3Server, bucket: str
 ) -> None:
-    upload_id = await facade.create_multipart_upload(bucket, "k", {})
+    upload_id = await facade.create_multipart_upload(bucket, KEY, {})
     body = bytearray(os.urandom(5 * MiB))
-    await facade.upload_part(bucket, "k", upload_id, 1, body, {})
-    await facade.abort_multipart_upload(bucket, "k", upload_id)
+    await facade.upload_part(bucket, KEY, upload_id, 1, body, {})
+    await facade.abort_multipart_upload(bucket, KEY, upload_id)
     with pytest.raises(ClientError) as prepared:
-        await facade.upload_part(bucket, "k", upload_id, 2, body, {})
+        await facade.upload_part(bucket, KEY, upload_id, 2, body, {})
     with pytest.raises(ClientError) as own:
-        await facade._client._client.upload_part(Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=2, Body=body)
+        await facade._client._client.upload_part(Bucket=bucket, Key=KEY, UploadId=upload_id, PartNumber=2, Body=body)
     assert code_and_status(prepared.value) == code_and_status(own.value)
     status = code_and_status(prepared.value)[1]
     assert status is not None and status >= 400
@@ -91,23 +93,23 @@ async def test_each_part_is_signed_with_the_credentials_of_its_moment(
     """rclone checks signatures: a prepared request is signed when each part is sent, not when it was prepared
     (refreshed credentials, such as an instance role's, sign the parts after the refresh)."""
     client: Any = facade._client
-    upload_id = await facade.create_multipart_upload(bucket, "k", {})
+    upload_id = await facade.create_multipart_upload(bucket, KEY, {})
     body = bytearray(os.urandom(5 * MiB))
-    first = await facade.upload_part(bucket, "k", upload_id, 1, body, {})
+    first = await facade.upload_part(bucket, KEY, upload_id, 1, body, {})
     signer = client._request_signer
     right = signer._credentials
     signer._credentials = AioCredentials(right.access_key, SECRET_KEY + "-not")
     with pytest.raises(ClientError) as raised:
-        await facade.upload_part(bucket, "k", upload_id, 2, body, {})
+        await facade.upload_part(bucket, KEY, upload_id, 2, body, {})
     assert code_and_status(raised.value)[1] == 403
     signer._credentials = right
-    second = await facade.upload_part(bucket, "k", upload_id, 2, body, {})
+    second = await facade.upload_part(bucket, KEY, upload_id, 2, body, {})
     answer = await facade.complete_multipart_upload(
         bucket,
-        "k",
+        KEY,
         upload_id,
         [{"PartNumber": 1, "ETag": first["ETag"]}, {"PartNumber": 2, "ETag": second["ETag"]}],
         if_none_match=False,
     )
     assert answer["ETag"]
-    assert s3_server.get(bucket, "k") == bytes(body) * 2
+    assert s3_server.get(bucket, KEY) == bytes(body) * 2

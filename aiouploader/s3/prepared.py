@@ -24,8 +24,9 @@ from botocore.compress import maybe_compress_request
 from botocore.utils import percent_encode_sequence
 
 OPERATION = "UploadPart"
-KEPT = 64
-"""Prepared requests kept, the most recently used: one per multipart upload in progress, a few KiB each."""
+KEPT = 256
+"""Prepared requests kept, the most recently used: one per multipart upload in progress (each is forgotten once
+completed or aborted), a few KiB each."""
 PLACEHOLDER = b""
 """The body a request is prepared with, so that a prepared request holds no part."""
 
