@@ -64,8 +64,9 @@ class PreparedParts:
         self._header_names = {
             name: shape.serialization["name"]
             for name, shape in members.items()
-            if shape.serialization.get("location") == "header" and "name" in shape.serialization
+            if (name == "ContentMD5" or name.startswith("Checksum")) and shape.serialization.get("location") == "header"
         }
+        """The parameters a part may change, checksums sent as given, and their headers."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
