@@ -26,6 +26,7 @@ from .plugin_manager import check_plugin_tables, make_plugin_manager
 from .routes import ROUTES, Route, find_route
 from .s3 import S3
 from .s3.loading import s3_session
+from .s3.prepared import prepared_parts
 from .tus.states import UploadStates
 from .tus.uploads import RESUMABLE_UPLOADS, ResumableUploads
 
@@ -110,7 +111,9 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
             "s3", endpoint_url=config.s3.endpoint_url, config=client_config(config.s3, config.server.max_downloads)
         ) as client:
             s3 = S3(
-                InstrumentedClient(client, metrics), config.s3, on_checksum_mismatch=metrics.count_checksum_mismatch
+                InstrumentedClient(prepared_parts(client), metrics),
+                config.s3,
+                on_checksum_mismatch=metrics.count_checksum_mismatch,
             )
             allocator.give_back()  # what building the client parsed and dropped
             app[service.SERVICE] = served = service.Service(config, routes, s3)

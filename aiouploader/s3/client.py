@@ -17,6 +17,7 @@ from .endpoints import resolve_per_bucket
 from .errors import CHANGED, code_and_status, translate
 from .sending import UNWATCHED, Body, watched_call
 from .store import KEPT_HEADERS, ObjectInfo, version_of
+from .user_agent import build_once
 from .writer import ObjectWriter
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class S3:
         user_agent = getattr(client, "_user_agent_creator", None)
         if user_agent is not None:
             client.meta.events.unregister("request-created.s3", user_agent.rebuild_and_replace_user_agent_handler)
+        build_once(client)
         self.aborting: set[asyncio.Task[None]] = set()
         """Aborts retried in the background until S3 answers."""
         self.in_progress: set[str] = set()
