@@ -180,6 +180,7 @@ async def _run(
     """
     from aiohttp import web
 
+    from . import allocator
     from .app import make_metrics_app, server_options
     from .config import ConfigError
     from .lifespan import LIFESPAN
@@ -213,6 +214,7 @@ async def _run(
             await _listen(s3_api_runner, "s3_api.port", config.s3_api.host, config.s3_api.port, ssl_context)
         if metrics_runner is not None and config.server.metrics_port is not None:
             await _listen(metrics_runner, "server.metrics_port", config.server.metrics_host, config.server.metrics_port)
+        allocator.settle()
         announce()
         stop, hurry = asyncio.Event(), asyncio.Event()
 
