@@ -214,7 +214,6 @@ async def _run(
             await _listen(s3_api_runner, "s3_api.port", config.s3_api.host, config.s3_api.port, ssl_context)
         if metrics_runner is not None and config.server.metrics_port is not None:
             await _listen(metrics_runner, "server.metrics_port", config.server.metrics_host, config.server.metrics_port)
-        allocator.settle()
         announce()
         stop, hurry = asyncio.Event(), asyncio.Event()
 
@@ -224,6 +223,7 @@ async def _run(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal)
+        allocator.settle()
         await stop.wait()
         deadline = loop.time() + grace
         log.info("draining: uploads in flight get %g seconds", grace)
