@@ -180,6 +180,7 @@ async def _run(
     """
     from aiohttp import web
 
+    from . import allocator
     from .app import make_metrics_app, server_options
     from .config import ConfigError
     from .lifespan import LIFESPAN
@@ -222,6 +223,7 @@ async def _run(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal)
+        allocator.settle()
         await stop.wait()
         deadline = loop.time() + grace
         log.info("draining: uploads in flight get %g seconds", grace)

@@ -50,6 +50,9 @@ def authorize(request: web.Request) -> Grant | None:
     if GRANT not in request:
         found = target(request)
         route, raw_key = found.route, found.raw_key
+        if not route.config.auth:
+            request[GRANT] = None  # an open route: nothing of the request to read
+            return None
         request[GRANT] = request.app[SERVICE].authorizer.check(
             schemes=list(route.config.auth),
             method=request.method,
@@ -83,5 +86,7 @@ def session_for(request: web.Request, route: Route, upload: Upload, max_size: in
     service = request.app[SERVICE]
     if_none_match = route.config.if_none_match or conditions.only_if_absent(request.headers)
     attempts(request).uploads.append(upload)
-    limits = dataclasses.replace(service.limits, max_size=max_size, if_none_match=if_none_match)
+    limits = service.limits
+    if (max_size, if_none_match) != (limits.max_size, limits.if_none_match):
+        limits = dataclasses.replace(limits, max_size=max_size, if_none_match=if_none_match)
     return UploadSession(service.s3, route.chain, upload, limits)

@@ -13,6 +13,7 @@ MAX_KEY_BYTES = 1024
 RESERVED = ".aiouploader/"
 """Where the server keeps its own objects in a bucket (resumable uploads' state): no client key reaches it."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SEGMENTS = re.compile(r"[/\\]")
 _UNSAFE_NAME = re.compile(r"[^\w.\-]+")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _QUOTED_FILENAME = re.compile(r';\s*filename\s*=\s*"([^"]*)"', re.IGNORECASE)
@@ -43,7 +44,7 @@ def check_key(key: str, prefix: str) -> None:
         raise InvalidKey("The key is empty: name the object after the route, e.g. /uploads/report.pdf.")
     if _CONTROL.search(key):
         raise InvalidKey("The key contains a control character (NUL, newline, ...).")
-    if "" in key.split("/") or any(segment in (".", "..") for segment in re.split(r"[/\\]", key)):
+    if "" in key.split("/") or any(segment in (".", "..") for segment in _SEGMENTS.split(key)):
         raise InvalidKey("The key has an empty, '.' or '..' segment; use plain names separated by single '/'.")
     if (prefix + key).startswith(RESERVED):
         raise InvalidKey(f"Keys starting with {RESERVED} are the server's own; choose another name.")

@@ -145,6 +145,8 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     finally:
         _REQUEST_ID.reset(serving)
-        fields = _fields(request, found.route.path if found else None, status, result, time.perf_counter() - started)
         level = logging.DEBUG if request.path in PROBES else logging.INFO
-        access_log.log(level, "%s %s %s %s", request.method, request.path, status, result, extra={"fields": fields})
+        if access_log.isEnabledFor(level):
+            seconds = time.perf_counter() - started
+            fields = _fields(request, found.route.path if found else None, status, result, seconds)
+            access_log.log(level, "%s %s %s %s", request.method, request.path, status, result, extra={"fields": fields})

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sized
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -23,6 +23,7 @@ STAGE_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 LAG_INTERVAL = 0.25
 """Seconds between two samples of the event loop's lag."""
+M = TypeVar("M", Counter, Gauge, Histogram)
 
 
 class Metrics:
@@ -30,6 +31,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         r = self.registry
         self.uploads = Counter(
             "aiouploader_uploads", "Upload requests by route and outcome (created or the error code).",
@@ -85,8 +87,23 @@ class Metrics:
             buckets=LAG_BUCKETS, registry=r,
         )  # fmt: skip
 
+    def child(self, metric: M, *labels: str) -> M:
+        """``metric.labels(*labels)``, looked up once: prometheus_client checks and locks on every ``labels()``."""
+        try:
+            found: M = self._children[metric, labels]
+        except KeyError:
+            found = self._children[metric, labels] = metric.labels(*labels)
+        return found
+
     def count_checksum_mismatch(self, operation: str) -> None:
         self.checksum_mismatches.labels(operation).inc()
+
+    def count_upload(self, route: str, outcome: str, seconds: float, received: int, stored: int) -> None:
+        """One upload request that ended: by ``outcome``, its duration, the bytes it received and stored."""
+        self.child(self.uploads, route, outcome).inc()
+        self.child(self.duration, route, outcome).observe(seconds)
+        self.child(self.received_bytes, route).inc(received)
+        self.child(self.stored_bytes, route).inc(stored)
 
     def observe_stage(self, route: str) -> Callable[[str, float], None]:
         """A callback for a route's chain: ``(plugin, seconds)`` per stage call."""
@@ -141,7 +158,8 @@ class InstrumentedClient:
             or name in ("close", "get_paginator", "can_paginate", "generate_presigned_url")
         ):
             return method
-        return self._timed(name, method)
+        timed = self.__dict__[name] = self._timed(name, method)  # found here from now on, without __getattr__
+        return timed
 
     def _timed(self, operation: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         metrics = self._metrics
@@ -158,7 +176,7 @@ class InstrumentedClient:
                 raise
             finally:
                 metrics.buffered.dec(size)
-                metrics.s3_seconds.labels(operation).observe(time.perf_counter() - started)
+                metrics.child(metrics.s3_seconds, operation).observe(time.perf_counter() - started)
             if operation == "abort_multipart_upload":
                 metrics.aborts.inc()
             return response
@@ -178,8 +196,8 @@ async def handle_metrics(request: web.Request) -> web.Response:
 @web.middleware
 async def count_uploads(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count every upload request (PUT or POST on a route): in flight, then by outcome, duration and bytes."""
-    found, metrics = found_route(request), request.app.get(METRICS)
-    if found is None or metrics is None or request.method not in ("PUT", "POST"):
+    found = found_route(request)
+    if found is None or request.method not in ("PUT", "POST") or (metrics := request.app.get(METRICS)) is None:
         return await handler(request)
     route = found.route.path
     started = time.perf_counter()
@@ -194,8 +212,11 @@ async def count_uploads(request: web.Request, handler: Handler) -> web.StreamRes
         raise
     finally:
         metrics.in_flight.dec()
-        metrics.uploads.labels(route, result).inc()
-        metrics.duration.labels(route, result).observe(time.perf_counter() - started)
         tried = request.get(ATTEMPTS)
-        metrics.received_bytes.labels(route).inc(sum(upload.size for upload in tried.uploads) if tried else 0)
-        metrics.stored_bytes.labels(route).inc(sum(int(done["stored_size"]) for done in tried.results) if tried else 0)
+        metrics.count_upload(
+            route,
+            result,
+            time.perf_counter() - started,
+            sum(upload.size for upload in tried.uploads) if tried else 0,
+            sum(int(done["stored_size"]) for done in tried.results) if tried else 0,
+        )

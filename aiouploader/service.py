@@ -62,8 +62,9 @@ class Service:
         """The most an upload of ``content_length`` bytes (``None``: unknown) may hold in memory."""
         return self.config.upload_memory(content_length)
 
-    def admit(self, grant: Grant | None, content_length: int | None = None) -> None:
-        """Refuse an upload beyond the limits of the server or of the client's credentials."""
+    def admit(self, grant: Grant | None, content_length: int | None = None) -> int:
+        """Refuse an upload beyond the limits of the server or of the client's credentials; the bytes of
+        ``server.max_buffered`` it will hold."""
         if self.draining:
             raise Draining("The server is shutting down; retry on another instance.")
         if len(self.uploads) >= self.config.server.max_uploads:
@@ -78,6 +79,7 @@ class Service:
             )
         if self._reserved + need > budget:
             raise Overloaded("The server's memory for uploads is taken; retry shortly.", retry_after=1)
+        return need
 
     def hold(self, need: int) -> Callable[[], None]:
         """Reserve ``need`` bytes of ``server.max_buffered`` beyond any one request (what a resumable upload keeps
@@ -98,14 +100,13 @@ class Service:
     ) -> Iterator[None]:
         """Count the current task as an upload: for the limits, and for :meth:`drain` to wait for (``cuttable``:
         it ends early once :attr:`cut` is set, so the drain does not cancel it)."""
-        self.admit(grant, content_length)
+        need = self.admit(grant, content_length)
         task = asyncio.current_task()
         assert task is not None
         self.uploads.add(task)
         if cuttable:
             self._cuttable.add(task)
         who = grant.who if grant else ""
-        need = self.buffer_need(content_length)
         self._by_client[who] += 1
         self._reserved += need
         self._idle.clear()
