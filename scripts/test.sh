@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the test suite and the benchmark need (Debian packages, a virtualenv), then runs
 # the linters, the type checker and the tests. Extra arguments go to pytest.
+# The tests run in two pytest-xdist workers, a test file at a time each: they mostly wait on servers (S3,
+# clamd, node, the server's processes), and each worker starts its own. `-n 0` runs them in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +26,4 @@ scripts/apt-install.sh ${missing[@]+"${missing[@]}"}
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest -n 2 --dist loadfile "$@"
