@@ -17,7 +17,7 @@ scripts/apt-install.sh ${missing[@]+"${missing[@]}"}
 # compat: a path in a .pth file, which mypy follows (it cannot follow setuptools' import hooks), so that
 # mypy run inside an example plugin's directory finds aiouploader as it would an installed one.
 .venv/bin/python -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat \
-  -e '.[test]' -e plugins/aiouploader-content-type-guard -e plugins/aiouploader-webhook -r bench/requirements.txt
+  -e '.[test,browser]' -e plugins/aiouploader-content-type-guard -e plugins/aiouploader-webhook -r bench/requirements.txt
 [ tests/tus-js/node_modules/.package-lock.json -nt tests/tus-js/package-lock.json ] ||
   npm ci --prefix tests/tus-js --no-audit --no-fund --loglevel=error
 [ tests/js/node_modules/.package-lock.json -nt tests/js/package-lock.json ] ||
