@@ -11,8 +11,10 @@ bucket does is learnt once per process (:func:`support`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -82,10 +84,24 @@ async def support(s3: ObjectStore, bucket: str, prefix: str) -> str | None:
     Asks S3 to tag an object that does not exist: S3 answers ``NoSuchKey``, having
     looked the object up as it would to tag it. A store that stores the request as
     an object instead (``rclone serve s3`` does: its PutObjectTagging replaces the
-    object's bytes with the tagging XML) has that object removed at once.
+    object's bytes with the tagging XML) has that object removed at once. Uploads
+    that ask while the probe runs wait for the same probe, which goes on to its end
+    when they are cancelled, so that its object is removed all the same.
     """
     if bucket in s3.tag_support:
         return s3.tag_support[bucket]
+    probes = _probes.setdefault(s3, {})
+    if (probe := probes.get(bucket)) is None:
+        probe = probes[bucket] = asyncio.ensure_future(_probe(s3, bucket, prefix))
+        probe.add_done_callback(lambda _: probes.pop(bucket, None))
+    return await asyncio.shield(probe)
+
+
+_probes: weakref.WeakKeyDictionary[ObjectStore, dict[str, asyncio.Future[str | None]]] = weakref.WeakKeyDictionary()
+"""The probes under way, by store and bucket."""
+
+
+async def _probe(s3: ObjectStore, bucket: str, prefix: str) -> str | None:
     key = f"{prefix}{PROBE_PREFIX}{uuid.uuid4().hex}"
     try:
         await s3.put_tags(bucket, key, {"probe": "1"})

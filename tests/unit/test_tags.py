@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import pluggy
@@ -16,9 +18,9 @@ from aiouploader.errors import PluginError, UpstreamError
 from aiouploader.hookspecs import Upload, UploadStage, hookimpl
 from aiouploader.plugin_manager import PluginHooks
 from aiouploader.session import Phase, UploadLimits, UploadSession
-from aiouploader.tags import TagWatch, problem
+from aiouploader.tags import TagWatch, problem, support
 
-from .memory_store import MemoryStore
+from .memory_store import MemoryStore, StoredObject
 from .test_chain import new_upload, store_through
 from .test_session import reader
 
@@ -137,3 +139,43 @@ def test_tags_set_in_upload_started_are_checked_there_naming_the_plugin() -> Non
     chain = Chain([BoundPlugin(PluginHooks(pm, "early"), None)])
     with pytest.raises(PluginError, match=r"'early'.*'\?'"):
         chain.started(new_upload())
+
+
+class _TagsAsObjects(MemoryStore):
+    """A store that takes PutObjectTagging of a missing object for a PutObject, as ``rclone serve s3`` does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deleting = asyncio.Event()
+
+    async def put_tags(self, bucket: str, key: str, tags: Mapping[str, str], version_id: str | None = None) -> None:
+        await self._call("put_tags")
+        self.objects[bucket, key] = StoredObject(b"<Tagging/>", '"tagging"', {})
+
+    async def delete(self, bucket: str, key: str, version_id: str | None = None) -> None:
+        self.deleting.set()
+        await super().delete(bucket, key, version_id)
+
+
+async def test_uploads_that_ask_at_once_share_one_probe_of_the_bucket() -> None:
+    store = MemoryStore()
+    store.delay["put_tags"] = 0.05
+    answers = await asyncio.gather(*(support(store, "bucket", "") for _ in range(8)))
+    assert answers == [None] * 8
+    assert store.calls.count("put_tags") == 1
+    assert await support(store, "bucket", "") is None
+    assert store.calls.count("put_tags") == 1  # learnt
+
+
+async def test_a_probe_goes_on_to_remove_its_object_when_the_upload_that_asked_is_cancelled() -> None:
+    store = _TagsAsObjects()
+    store.delay["delete"] = 0.05
+    asking = asyncio.create_task(support(store, "bucket", "p/"))
+    await store.deleting.wait()
+    asking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+    reason = await support(store, "bucket", "p/")
+    assert reason == "the store took PutObjectTagging for a PutObject (rclone serve s3 does)"
+    assert store.objects == {}
+    assert store.calls.count("put_tags") == 1
