@@ -64,6 +64,11 @@ time.sleep(60)
 """
 
 
+def interruptible() -> None:
+    """SIGINT as a terminal's Ctrl-C gives it: a test run started in the background inherits it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_start_up_exits_quietly(tmp_path: Path, config: Path) -> None:
     """A plugin that takes its time to import holds start-up where the test can interrupt it."""
     (tmp_path / "slow_plugin_for_cli_test.py").write_text(SLOW_PLUGIN)
@@ -79,6 +84,7 @@ def test_ctrl_c_during_start_up_exits_quietly(tmp_path: Path, config: Path) -> N
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=interruptible,
     )
     try:
         deadline = time.monotonic() + 30
