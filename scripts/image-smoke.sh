@@ -248,7 +248,7 @@ head -c $((12 * 1024 * 1024 + 7)) /dev/urandom >"$work/body.bin"
 "${in_ns[@]}" curl -fsS -T "$work/body.bin" "$url/body.bin" -o "$work/put.json" || { server_log; fail "PUT failed"; }
 "${in_ns[@]}" curl -fsS "$url/body.bin" | cmp - "$work/body.bin" || fail "GET did not give back the uploaded bytes"
 "${in_ns[@]}" curl -fsS -H 'Range: bytes=6000000-6000999' "$url/body.bin" |
-  cmp - <(tail -c +6000001 "$work/body.bin" | head -c 1000) || fail "a Range GET did not decrypt"
+  cmp - <(dd if="$work/body.bin" bs=1000 skip=6000 count=1 status=none) || fail "a Range GET did not decrypt"
 stored="$work/s3/incoming/smoke/body.bin"
 [ "$(head -c 21 "$stored")" = "age-encryption.org/v1" ] || fail "S3 does not hold an age file"
 age -d -i "$work/secrets/age-identity.txt" "$stored" | cmp - "$work/body.bin" || fail "age -d does not give the bytes back"
