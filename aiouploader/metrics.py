@@ -108,12 +108,8 @@ class Metrics:
     def observe_stage(self, route: str) -> Callable[[str, float], None]:
         """A callback for a route's chain: ``(plugin, seconds)`` per stage call."""
 
-        children: dict[str, Histogram] = {}
-
         def observe(plugin: str, seconds: float) -> None:
-            if (child := children.get(plugin)) is None:
-                child = children[plugin] = self.stage_seconds.labels(route, plugin)
-            child.observe(seconds)
+            self.child(self.stage_seconds, route, plugin).observe(seconds)
 
         return observe
 
