@@ -63,6 +63,12 @@ READ_BUFFER = 256 * 1024
 blocks are joined from these pieces. A block-sized buffer (1 MiB) held about 2 MiB more per upload at its peak."""
 
 
+def tls_verify(endpoint_url: str | None) -> bool | None:
+    """``False`` for an endpoint over plain HTTP, which then builds no TLS context and loads no CA bundle; otherwise
+    botocore's default (verify, with ``AWS_CA_BUNDLE`` or ``ca_bundle`` where set)."""
+    return False if endpoint_url is not None and endpoint_url.lower().startswith("http://") else None
+
+
 def server_options(config: Config) -> dict[str, Any]:
     """How aiohttp's server reads requests: bodies as sent, in pieces of at most :data:`READ_BUFFER`, no slow headers.
 
@@ -108,7 +114,10 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
 
     async def s3_client(app: web.Application) -> AsyncIterator[None]:
         async with s3_session().create_client(
-            "s3", endpoint_url=config.s3.endpoint_url, config=client_config(config.s3, config.server.max_downloads)
+            "s3",
+            endpoint_url=config.s3.endpoint_url,
+            verify=tls_verify(config.s3.endpoint_url),
+            config=client_config(config.s3, config.server.max_downloads),
         ) as client:
             s3 = S3(
                 InstrumentedClient(prepared_parts(client), metrics),

@@ -371,10 +371,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     """Run the command; what stops it is one line on stderr and exit status 2."""
-    from . import crt, frozen_lists
+    from . import crt, frozen_lists, tls
 
     crt.keep_from_botocore()
     frozen_lists.keep_extension_out()
+    tls.defer_aiohttp_certificates()
 
     from .config import ConfigError
     from .plugin_manager import PluginLoadError

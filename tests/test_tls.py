@@ -1,11 +1,15 @@
-"""HTTPS without a mesh, and the warning about aiohttp's pure-Python parser."""
+"""HTTPS without a mesh, the warning about aiohttp's pure-Python parser, and aiohttp's default TLS contexts with
+their certificates loaded at their first connection."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import os
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -68,3 +72,66 @@ async def test_the_pure_python_parser_is_warned_about(tmp_path: Path, rclone_ser
     served = serve(tmp_path, rclone_server, bucket, env={**os.environ, "AIOHTTP_NO_EXTENSIONS": "1"})
     served.stop()
     assert "C HTTP parser is not in use" in served.log.read_text()
+
+
+DEFERRED_CLIENT = """
+import asyncio, json, ssl, sys
+from aiouploader import tls
+
+tls.defer_aiohttp_certificates()
+import aiohttp
+from aiohttp import connector, web
+
+def loaded():
+    return ssl._ssl._SSLContext.cert_store_stats(connector._SSL_CONTEXT_VERIFIED)["x509"]
+
+async def main():
+    cert, key = sys.argv[1:3]
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    app = web.Application()
+    app.router.add_get("/", lambda request: web.Response(text="ok"))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=served)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    before = loaded()
+    async with aiohttp.ClientSession() as session:
+        try:
+            async with session.get(f"https://127.0.0.1:{port}/") as response:
+                answer = await response.text()
+        except aiohttp.ClientConnectorCertificateError:
+            answer = "certificate refused"
+    await runner.cleanup()
+    patched = "set_default_verify_paths" in ssl.SSLContext.__dict__
+    print(json.dumps({"before": before, "after": loaded(), "answer": answer, "patched": patched}))
+
+asyncio.run(main())
+"""
+
+
+def deferred_client(tmp_path: Path, trusted: Path, cert: Path, key: Path) -> dict[str, object]:
+    """What an aiohttp client with default settings answers from an HTTPS server of ``cert``, with ``trusted`` as
+    the system's CA bundle, in a process where aiohttp was imported with its certificates deferred."""
+    env = {**os.environ, "SSL_CERT_FILE": str(trusted), "SSL_CERT_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", DEFERRED_CLIENT, str(cert), str(key)], env=env, capture_output=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+def test_aiohttp_loads_the_system_certificates_at_its_first_connection(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    result = deferred_client(tmp_path, trusted=cert, cert=cert, key=key)
+    assert result == {"before": 0, "after": 1, "answer": "ok", "patched": False}
+
+
+def test_aiohttp_with_deferred_certificates_still_refuses_an_unknown_one(tmp_path: Path) -> None:
+    (tmp_path / "other").mkdir()
+    other, _ = self_signed(tmp_path / "other")
+    cert, key = self_signed(tmp_path)
+    result = deferred_client(tmp_path, trusted=other, cert=cert, key=key)
+    assert result == {"before": 0, "after": 1, "answer": "certificate refused", "patched": False}
