@@ -79,7 +79,7 @@ class S3Config(Settings):
     region: str = "us-east-1"
     addressing_style: Literal["auto", "path", "virtual"] = "path"
     part_size: Size = 8 * 1024**2
-    parts_in_flight: int = Field(4, ge=1, le=64)
+    parts_in_flight: int = Field(3, ge=1, le=64)
     checksum_algorithm: Literal["crc32c", "crc32", "sha256", "crc64nvme", "none"] = "crc32c"
     content_md5: bool = False
     connect_timeout: float = Field(10.0, gt=0)

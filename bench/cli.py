@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--parts-in-flight",
         type=int,
         default=PARTS_IN_FLIGHT,
-        help="parts uploading at once per upload, for (a) and the servers (default 4, aiouploader's)",
+        help="parts uploading at once per upload, for (a) and the servers (default 3, aiouploader's)",
     )
     parser.add_argument("--small-count", type=int, help="small uploads, 0 for none (default 2000; --quick 200)")
     parser.add_argument("--small-size", type=size_argument, default=4 * KiB, help="size of each (default 4KiB)")

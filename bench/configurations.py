@@ -10,7 +10,7 @@ from typing import Any
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 PART_SIZE = 8 * MiB
-PARTS_IN_FLIGHT = 4
+PARTS_IN_FLIGHT = 3
 """aiouploader's defaults; --part-size and --parts-in-flight change them for every configuration."""
 ACCESS_KEY = "aiouploader-bench"
 SECRET_KEY = "aiouploader-bench-secret-key"

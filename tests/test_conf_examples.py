@@ -126,7 +126,8 @@ def test_the_sidecar_memory_limit_is_the_one_docs_operations_gives() -> None:
     request = parse_size(sidecar["resources"]["requests"]["memory"].replace("Mi", "MiB"))
     assert process <= request <= limit
     compose: dict[str, Any] = yaml.safe_load((CONF / "compose.yaml").read_text())
-    assert validate(tomllib.loads(compose["configs"]["aiouploader"]["content"])).server.max_buffered == buffered * MiB
+    composed = validate(tomllib.loads(compose["configs"]["aiouploader"]["content"]))
+    assert composed.server.max_buffered == uploads * composed.upload_memory()  # as many uploads, at its own bound
     assert parse_size(compose["services"]["aiouploader"]["mem_limit"].replace("m", "MiB")) == limit
     comment = re.search(r"about\s+#?\s*(\d+)MiB for the process", (CONF / "kubernetes-sidecar.yaml").read_text())
     assert comment and int(comment[1]) * MiB == process

@@ -112,7 +112,7 @@ def test_route_settings_override_plugin_defaults() -> None:
         (ROUTE.replace("]\n", "]\nplugins = ['nope']\n", 1), "nope"),
         (ROUTE + '[plugins.size_limit]\nmax_size = "lots"\n', "max_size"),
         (ROUTE + "[s3\n", "not valid TOML"),
-        (ROUTE + '[server]\nmax_buffered = "40MiB"\n', "server.max_buffered"),  # one upload needs 41MiB
+        (ROUTE + '[server]\nmax_buffered = "32MiB"\n', "server.max_buffered"),  # one upload needs 33MiB
         (ROUTE.replace("]\n", ']\nauth = ["token"]\n', 1), "routes[0].auth"),
         (ROUTE.replace("]\n", ']\nauth = ["signed"]\n', 1), "routes[0].auth"),
         (ROUTE + f'[[auth.tokens]]\nname = "t"\nsha256 = "{"0" * 64}"\nroutes = ["/nope"]\n', "auth.tokens[0].routes"),

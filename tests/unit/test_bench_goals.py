@@ -27,7 +27,7 @@ def results(good: bool) -> Results:
     res.singles["d"][1] = single(90, cpu=3.0, idle=40 * MiB)
     res.flat["b"] = {256 * MiB: 100 * MiB, GiB: 101 * MiB, 4 * GiB: (104 if good else 106) * MiB}
     res.flat["d"] = {GiB: (101 if good else 100) * MiB}
-    reserved = 16 * 41 * MiB
+    reserved = 16 * 33 * MiB
     res.concurrent["a"] = {"mibps": 100.0, "rss": 1000 * MiB}
     res.concurrent["b"] = {"mibps": 95.0 if good else 94.0, "rss": reserved + (60 if good else 61) * MiB}
     res.small["a"] = {"per_s": 100.0}
@@ -44,7 +44,7 @@ def test_every_target_met() -> None:
     found = outcomes(parse_args(FULL), results(good=True))
     assert {name: o.status for name, o in found.items()} == {goal.name: MET for goal in GOALS}
     assert found["b-throughput"].figures == "(b) 0.96 x (a), target ≥ 0.95"
-    assert found["concurrent-rss"].figures == "(b) 716.0 MiB, target ≤ 16 x 41.00 + 60 = 716.0"
+    assert found["concurrent-rss"].figures == "(b) 588.0 MiB, target ≤ 16 x 33.00 + 60 = 588.0"
 
 
 def test_every_target_not_met() -> None:
