@@ -24,12 +24,13 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 def tune() -> None:
-    """Keep glibc from holding on to freed part buffers, without faulting in fresh pages for every read.
+    """Keep glibc from holding on to freed large buffers, without faulting in fresh pages for every read.
 
     glibc raises its mmap threshold to the size of the largest block freed,
-    after which freed part buffers stay in the heap: RSS then grows to about
-    twice the live part buffers. A fixed threshold below the smallest part
-    (5 MiB) returns them, and everything smaller is reused from the heap. One
+    after which freed large buffers (blocks of a large ``block_size``, a
+    paused upload's tail) stay in the heap: RSS then grows to about twice the
+    live ones. A fixed threshold returns them, and everything smaller (the
+    default 1 MiB blocks the parts are sent from) is reused from the heap. One
     arena: blocks hashed or encrypted in worker threads otherwise come from
     per-thread heaps that are trimmed and faulted in again block after block.
     """

@@ -74,10 +74,12 @@ if importlib.util.find_spec("awscrt") is not None:  # imported at the first CRC6
     HASHES["crc64nvme"] = _crc64nvme
 
 
-def digest(algorithm: str, data: Data) -> bytes:
-    """The ``algorithm`` digest of ``data``; CPU-bound (see :func:`aiouploader.offload.off_loop`)."""
+def digest(algorithm: str, *data: Data) -> bytes:
+    """The ``algorithm`` digest of ``data``, its pieces end to end; CPU-bound (see
+    :func:`aiouploader.offload.off_loop`)."""
     hasher = HASHES[algorithm]()
-    hasher.update(data)
+    for piece in data:
+        hasher.update(piece)
     return hasher.digest()
 
 

@@ -15,8 +15,9 @@ saves: handing a 1 MiB block to a thread and back takes about a fifth of what ha
 block that size holds the loop for about a millisecond."""
 
 
-async def off_loop(func: Callable[[B], T], data: B) -> T:
-    """``func(data)``, in a worker thread when ``data`` holds :data:`OFF_LOOP_THRESHOLD` bytes or more."""
-    if len(data) >= OFF_LOOP_THRESHOLD:
+async def off_loop(func: Callable[[B], T], data: B, size: int | None = None) -> T:
+    """``func(data)``, in a worker thread when ``data`` holds :data:`OFF_LOOP_THRESHOLD` bytes or more (``size``
+    bytes, where ``len(data)`` is not that: pieces of a body)."""
+    if (len(data) if size is None else size) >= OFF_LOOP_THRESHOLD:
         return await asyncio.to_thread(func, data)
     return func(data)

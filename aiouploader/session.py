@@ -29,7 +29,7 @@ What a session holds, and what could go to another request or process:
   segment boundary is a block boundary: nothing of the body is held between
   two segments except what the writer has not sent yet.
 - Live: the object store (the S3 client and its connections); the writer's
-  part buffers and tasks in flight; the plugins' stages (hash objects, a
+  blocks and the parts' tasks in flight; the plugins' stages (hash objects, a
   scanner's connection, an encryption stream's state); the function reading
   the current request's body. The stages hand their state over as data
   between two blocks: :meth:`Pipeline.save` gives it as one sealed blob, and

@@ -12,6 +12,7 @@ from aiobotocore.credentials import AioCredentials
 from botocore.exceptions import ClientError
 
 from aiouploader.app import client_config
+from aiouploader.checksums import Data
 from aiouploader.config import S3Config
 from aiouploader.s3.client import S3
 from aiouploader.s3.errors import code_and_status
@@ -73,13 +74,13 @@ async def test_a_part_of_an_aborted_upload_fails_as_the_clients_own_call_does(
     facade: S3, s3_server: S3Server, bucket: str
 ) -> None:
     upload_id = await facade.create_multipart_upload(bucket, KEY, {})
-    body = bytearray(os.urandom(5 * MiB))
+    body = [os.urandom(5 * MiB)]
     await facade.upload_part(bucket, KEY, upload_id, 1, body, {})
     await facade.abort_multipart_upload(bucket, KEY, upload_id)
     with pytest.raises(ClientError) as prepared:
         await facade.upload_part(bucket, KEY, upload_id, 2, body, {})
     with pytest.raises(ClientError) as own:
-        await facade._client._client.upload_part(Bucket=bucket, Key=KEY, UploadId=upload_id, PartNumber=2, Body=body)
+        await facade._client._client.upload_part(Bucket=bucket, Key=KEY, UploadId=upload_id, PartNumber=2, Body=body[0])
     assert code_and_status(prepared.value) == code_and_status(own.value)
     status = code_and_status(prepared.value)[1]
     assert status is not None and status >= 400
@@ -94,7 +95,7 @@ async def test_each_part_is_signed_with_the_credentials_of_its_moment(
     (refreshed credentials, such as an instance role's, sign the parts after the refresh)."""
     client: Any = facade._client
     upload_id = await facade.create_multipart_upload(bucket, KEY, {})
-    body = bytearray(os.urandom(5 * MiB))
+    body: list[Data] = [os.urandom(3 * MiB), memoryview(os.urandom(3 * MiB))[: 2 * MiB]]  # a part in its pieces
     first = await facade.upload_part(bucket, KEY, upload_id, 1, body, {})
     signer = client._request_signer
     right = signer._credentials
@@ -112,7 +113,7 @@ async def test_each_part_is_signed_with_the_credentials_of_its_moment(
         if_none_match=False,
     )
     assert answer["ETag"]
-    assert s3_server.get(bucket, KEY) == bytes(body) * 2
+    assert s3_server.get(bucket, KEY) == b"".join(body) * 2
 
 
 async def test_a_client_without_the_steps_to_prepare_requests_is_used_as_it_is(facade: S3) -> None:

@@ -15,7 +15,7 @@ from botocore.handlers import add_expect_header
 from ..errors import ObjectChanged, UpstreamError
 from .endpoints import resolve_per_bucket
 from .errors import CHANGED, code_and_status, translate
-from .sending import UNWATCHED, Body, watched_call
+from .sending import UNWATCHED, Body, Pieces, watched_call
 from .store import KEPT_HEADERS, ObjectInfo, version_of
 from .user_agent import build_once
 from .writer import ObjectWriter
@@ -230,11 +230,11 @@ class S3:
             on_mismatch=self.on_checksum_mismatch,
         )
 
-    async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    async def put_object(self, bucket: str, key: str, body: Pieces, attributes: Mapping[str, Any]) -> dict[str, Any]:
         watched = Body(body)
-        call = self._client.put_object(Bucket=bucket, Key=key, Body=watched if body else b"", **attributes)
+        call = self._client.put_object(Bucket=bucket, Key=key, Body=watched if len(watched) else b"", **attributes)
         answer: dict[str, Any] = await (
-            call if len(body) <= UNWATCHED else watched_call(call, watched, self.config.read_timeout)
+            call if len(watched) <= UNWATCHED else watched_call(call, watched, self.config.read_timeout)
         )
         return answer
 
@@ -250,7 +250,7 @@ class S3:
         return upload_id
 
     async def upload_part(
-        self, bucket: str, key: str, upload_id: str, number: int, body: bytearray, checksums: Mapping[str, str]
+        self, bucket: str, key: str, upload_id: str, number: int, body: Pieces, checksums: Mapping[str, str]
     ) -> dict[str, Any]:
         watched = Body(body)
         call = self._client.upload_part(

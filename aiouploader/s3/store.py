@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from .sending import Pieces
     from .writer import ObjectWriter
 
 KEPT_HEADERS = {
@@ -128,14 +129,14 @@ class ObjectStore(Protocol):
     async def put_tags(self, bucket: str, key: str, tags: Mapping[str, str], version_id: str | None = None) -> None:
         """Replace the tags of the object at ``key`` (of that version, given ``version_id``): PutObjectTagging."""
 
-    async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    async def put_object(self, bucket: str, key: str, body: Pieces, attributes: Mapping[str, Any]) -> dict[str, Any]:
         """Store ``body`` at ``key`` with ``attributes`` (``ContentType``, ``Metadata``, checksums, ``IfNoneMatch``)."""
 
     async def create_multipart_upload(self, bucket: str, key: str, attributes: Mapping[str, Any]) -> str:
         """Start a multipart upload of the object at ``key``; its upload id."""
 
     async def upload_part(
-        self, bucket: str, key: str, upload_id: str, number: int, body: bytearray, checksums: Mapping[str, str]
+        self, bucket: str, key: str, upload_id: str, number: int, body: Pieces, checksums: Mapping[str, str]
     ) -> dict[str, Any]:
         """Send part ``number`` (1 to 10,000) with its ``checksums``; the answer holds its ``ETag`` and checksums."""
 

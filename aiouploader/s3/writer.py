@@ -6,7 +6,6 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import logging
 import re
@@ -15,12 +14,13 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..checksums import b64, digest
+from ..checksums import Data, b64, digest
 from ..errors import NotFound, UploadError
 from ..offload import off_loop
 from .errors import code_and_status, maybe_stored, outcome_unknown, translate
 from .integrity import FULL_OBJECT, StoredChecksumMismatch, field, object_checksum, same
 from .parts import part_size_for
+from .sending import Pieces, size_of
 from .store import KEPT_HEADERS, Stored, version_of
 
 if TYPE_CHECKING:
@@ -49,6 +49,10 @@ class Paused:
     sizes: list[int]
     store_checksums: bool
     """The store answered a part with its checksum."""
+
+
+def md5_of(pieces: Pieces) -> bytes:
+    return digest("md5", *pieces)
 
 
 def md5_etag(md5: bytes, parts: int | None = None) -> str:
@@ -106,23 +110,23 @@ class ObjectWriter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(config.parts_in_flight)
         self._failure: BaseException | None = None
-        self._spare: list[bytearray] = []
         self.stored_size = 0
 
-    def checksum_args(self, body: bytes | bytearray) -> dict[str, str]:
+    def checksum_args(self, body: Pieces) -> dict[str, str]:
         """Content-MD5 and the additional checksum of ``body``, as S3 takes them; CPU-bound, call off the loop."""
         args = {}
         if self._config.content_md5:
-            args["ContentMD5"] = b64(digest("md5", body))
+            args["ContentMD5"] = b64(digest("md5", *body))
         if self._algorithm:
-            args[field(self._algorithm)] = b64(digest(self._algorithm, body))
+            args[field(self._algorithm)] = b64(digest(self._algorithm, *body))
             args["ChecksumAlgorithm"] = self._algorithm.upper()
         return args
 
-    async def _checksums(self, body: bytearray) -> dict[str, str]:
+    async def _checksums(self, body: Pieces) -> dict[str, str]:
         slow = self._config.content_md5 or self._algorithm not in (None, *FAST_CRCS)
-        if slow or len(body) > FAST_CRC_ON_LOOP:
-            return await off_loop(self.checksum_args, body)
+        size = size_of(body)
+        if slow or size > FAST_CRC_ON_LOOP:
+            return await off_loop(self.checksum_args, body, size)
         return self.checksum_args(body)
 
     def _next_part_size(self) -> int:
@@ -138,27 +142,21 @@ class ObjectWriter:
         while self._pending_size > (size := self._next_part_size()):
             await self._send_part(size)
 
-    def _take(self, size: int) -> bytearray:
-        """The next ``size`` pending bytes, copied once into the part's buffer.
-
-        A bytearray, because botocore would wrap ``bytes`` in a BytesIO that
-        aiohttp copies again before sending. Buffers of parts S3 took are
-        reused: allocating and freeing part-sized buffers makes the allocator
-        keep far more memory than is live.
-        """
-        part = self._spare.pop() if self._spare and len(self._spare[-1]) == size else bytearray(size)
-        view = memoryview(part)
-        filled = 0
-        while filled < size:
-            chunk = self._pending.popleft()
-            if len(chunk) > size - filled:
-                rest = memoryview(chunk)
-                self._pending.appendleft(rest[size - filled :])
-                chunk = rest[: size - filled]
-            view[filled : filled + len(chunk)] = chunk
-            filled += len(chunk)
+    def _take(self, size: int) -> list[Data]:
+        """The next ``size`` pending bytes, as the blocks they were written in (the last one cut where the part
+        ends): a part is sent from them as they are, with no copy into a part-sized buffer."""
+        pieces: list[Data] = []
+        taken = 0
+        while taken < size:
+            piece = self._pending.popleft()
+            if len(piece) > size - taken:
+                whole = memoryview(piece)
+                self._pending.appendleft(whole[size - taken :])
+                piece = whole[: size - taken]
+            pieces.append(piece)
+            taken += len(piece)
         self._pending_size -= size
-        return part
+        return pieces
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -197,7 +195,7 @@ class ObjectWriter:
         except Exception as exc:
             raise translate(exc, "starting the multipart upload", writing=True) from exc
 
-    async def _upload_part(self, part: dict[str, Any], body: bytearray) -> None:
+    async def _upload_part(self, part: dict[str, Any], body: Pieces) -> None:
         assert self._upload_id is not None
         checksums = await self._checksums(body)
         number = part["PartNumber"]
@@ -214,7 +212,6 @@ class ObjectWriter:
             part[name] = ours
             self._store_checksums |= theirs is not None
         part["ETag"] = response["ETag"]
-        self._spare.append(body)
 
     async def send_all(self) -> None:
         """Send what is left as parts of a multipart upload; the object shows only once :meth:`complete` runs.
@@ -233,7 +230,6 @@ class ObjectWriter:
             await self._send_part(self._pending_size)
         if self._tasks:
             await asyncio.wait(set(self._tasks))
-        self._spare.clear()
         self._raise_failure()
 
     async def complete(self, tags: Mapping[str, str] | None = None) -> Stored:
@@ -341,7 +337,7 @@ class ObjectWriter:
             field(name): value for name, value in head.checksums.items()
         }
 
-    async def _put(self, body: bytearray, tags: Mapping[str, str]) -> Stored:
+    async def _put(self, body: Pieces, tags: Mapping[str, str]) -> Stored:
         checksums = await self._checksums(body)
         attributes = self._attributes | checksums
         if self._if_none_match:
@@ -356,10 +352,10 @@ class ObjectWriter:
             if "ContentMD5" in checksums:
                 md5 = base64.b64decode(checksums["ContentMD5"])
             else:
-                md5 = await off_loop(functools.partial(digest, "md5"), body)
+                md5 = await off_loop(md5_of, body, size_of(body))
             response = await self._head_if(md5_etag(md5), exc, "storing the object")
         ours = checksums[field(self._algorithm)] if self._algorithm else None
-        return dataclasses.replace(await self._verified(response, ours, "put_object", len(body)), tagged=bool(tags))
+        return dataclasses.replace(await self._verified(response, ours, "put_object", size_of(body)), tagged=bool(tags))
 
     async def pause(self) -> tuple[Paused, bytearray]:
         """Send every full part and wait for S3 to take them all: the writer's progress, and the bytes too few to be
@@ -369,9 +365,8 @@ class ObjectWriter:
             await self._send_part(size)
         if self._tasks:
             await asyncio.wait(set(self._tasks))
-        self._spare.clear()
         self._raise_failure()
-        tail = self._take(self._pending_size)
+        tail = bytearray().join(self._take(self._pending_size))
         paused = Paused(self._upload_id, [dict(part) for part in self._parts], list(self._sizes), self._store_checksums)
         self._upload_id = None  # it goes on elsewhere: aborting this writer leaves it be
         return paused, tail
@@ -397,7 +392,6 @@ class ObjectWriter:
             task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks))
-        self._spare.clear()  # the error that ends the upload may keep this writer alive a while
         if self._upload_id is None and self._creating is not None:
             # Cancelled while S3 was creating the multipart upload: it may exist all the same.
             with contextlib.suppress(Exception):  # when it failed, there is nothing to abort

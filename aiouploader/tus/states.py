@@ -59,9 +59,7 @@ class UploadStates:
         if conditional:
             attributes |= {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
         try:
-            answer = await self.s3.put_object(
-                bucket, state_key(stored.id), bytearray(seal(stored, self.key)), attributes
-            )
+            answer = await self.s3.put_object(bucket, state_key(stored.id), [seal(stored, self.key)], attributes)
         except Exception as exc:
             if code_and_status(exc)[1] in (409, 412):
                 raise UploadBusy(BUSY) from exc
@@ -96,7 +94,7 @@ class UploadStates:
         if tail:
             try:
                 await self.s3.put_object(
-                    bucket, tail_key(stored.id, stored.offset, token), tail, {"ContentType": OCTETS}
+                    bucket, tail_key(stored.id, stored.offset, token), [tail], {"ContentType": OCTETS}
                 )
             except Exception as exc:
                 raise translate(exc, "saving the upload's last bytes") from exc
@@ -172,7 +170,7 @@ class UploadStates:
         if bucket in self.conditional:
             return self.conditional[bucket]
         key = f"{PREFIX}{_PROBE}{uuid.uuid4().hex}"
-        body = bytearray(b"probe")
+        body = [b"probe"]
         refused = 0
         try:
             await self.s3.put_object(bucket, key, body, {"IfNoneMatch": "*"})

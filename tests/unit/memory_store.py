@@ -31,6 +31,7 @@ from aiouploader.config import S3Config
 from aiouploader.errors import NotFound, ObjectChanged
 from aiouploader.s3 import MAX_PARTS, MIN_PART_SIZE, ObjectInfo, ObjectWriter
 from aiouploader.s3.integrity import FULL_OBJECT, field, object_checksum
+from aiouploader.s3.sending import Pieces
 from aiouploader.s3.writer import md5_etag
 
 ALGORITHMS = ("crc32c", "crc32", "sha256", "crc64nvme")
@@ -221,8 +222,9 @@ class MemoryStore:
             if_none_match=if_none_match,
         )
 
-    async def put_object(self, bucket: str, key: str, body: bytearray, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    async def put_object(self, bucket: str, key: str, pieces: Pieces, attributes: Mapping[str, Any]) -> dict[str, Any]:
         lost = await self._call("put_object")
+        body = b"".join(pieces)
         self._check(body, attributes, "PutObject")
         self._refuse_if_present(bucket, key, attributes.get("IfNoneMatch") == "*", "PutObject")
         etag = md5_etag(hashlib.md5(body).digest())
@@ -250,9 +252,10 @@ class MemoryStore:
         return upload_id
 
     async def upload_part(
-        self, bucket: str, key: str, upload_id: str, number: int, body: bytearray, checksums: Mapping[str, str]
+        self, bucket: str, key: str, upload_id: str, number: int, pieces: Pieces, checksums: Mapping[str, str]
     ) -> dict[str, Any]:
         lost = await self._call("upload_part")
+        body = b"".join(pieces)
         await asyncio.sleep(self.part_delay.get(number, 0))
         upload = self._upload(upload_id, "UploadPart")
         if not 1 <= number <= MAX_PARTS:

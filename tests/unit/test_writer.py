@@ -6,13 +6,16 @@ import asyncio
 import functools
 import hashlib
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
-from aiouploader.checksums import b64, digest
+from aiouploader.checksums import Data, b64, digest
 from aiouploader.config import S3Config
 from aiouploader.errors import PreconditionFailed, UpstreamError, UpstreamTimeout
 from aiouploader.s3 import MAX_PARTS, MIN_PART_SIZE, ObjectWriter, Stored
+from aiouploader.s3.sending import Pieces
 
 from .memory_store import MemoryStore, StoredObject, refusal
 
@@ -96,6 +99,34 @@ async def test_a_body_larger_than_a_part_is_sent_in_parts_of_the_part_size() -> 
     assert store.objects[BUCKET, KEY].part_sizes == [5 * MiB, 5 * MiB, 2 * MiB]
     assert stored(store) == body
     assert result.etag.endswith('-3"') and result.stored_size == 12 * MiB
+
+
+class _Recording(MemoryStore):
+    """A store that keeps the pieces each part was sent in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pieces: dict[int, list[Data]] = {}
+
+    async def upload_part(
+        self, bucket: str, key: str, upload_id: str, number: int, pieces: Pieces, checksums: Mapping[str, str]
+    ) -> dict[str, Any]:
+        self.pieces[number] = list(pieces)
+        return await super().upload_part(bucket, key, upload_id, number, pieces, checksums)
+
+
+async def test_a_part_is_sent_as_the_blocks_written_the_last_one_cut_where_the_part_ends() -> None:
+    store = _Recording()
+    blocks = [os.urandom(2 * MiB) for _ in range(3)]
+    target = writer(store)
+    for block in blocks:
+        await target.write(block)
+    await target.complete()
+    first, second = store.pieces[1], store.pieces[2]
+    assert first[0] is blocks[0] and first[1] is blocks[1]  # not copied
+    assert [len(piece) for piece in first] == [2 * MiB, 2 * MiB, MiB]
+    assert [len(piece) for piece in second] == [MiB]
+    assert stored(store) == b"".join(blocks)
 
 
 async def test_parts_that_arrive_out_of_order_are_completed_in_order() -> None:
