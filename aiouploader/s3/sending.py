@@ -21,7 +21,7 @@ def size_of(pieces: Pieces) -> int:
 
 
 class Body:
-    """A request body that aiohttp sends in slices of its pieces, copying nothing.
+    """A request body that aiohttp sends in slices of its pieces, copying none a slice long or longer.
 
     Given ``bytes``, botocore wraps them in a BytesIO that aiohttp copies; a
     whole buffer written at once is copied again into the socket transport
