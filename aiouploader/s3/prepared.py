@@ -88,24 +88,31 @@ class PreparedParts:
     ) -> dict[str, Any]:
         """UploadPart, as the client's; ``checksums`` may hold ``ContentMD5``, ``ChecksumAlgorithm`` and
         ``Checksum*`` (any other parameter is sent by the client's own method)."""
-        if not checksums.keys() <= self._header_names.keys():
-            params = dict(Bucket=Bucket, Key=Key, UploadId=UploadId, PartNumber=PartNumber, Body=Body, **checksums)
-            answer: dict[str, Any] = await self._client.upload_part(**params)
-            return answer
-        key = (Bucket, Key, UploadId, frozenset(checksums))
-        prepared = self._prepared.get(key)
+        prepared = await self._prepared_for(Bucket, Key, UploadId, PartNumber, checksums)
         if prepared is None:
-            prepared = await self._prepare(Bucket, Key, UploadId, PartNumber, checksums)
-            if prepared is None:
-                params = dict(Bucket=Bucket, Key=Key, UploadId=UploadId, PartNumber=PartNumber, Body=Body)
-                answer = await self._client.upload_part(**params, **checksums)
-                return answer
-            self._prepared[key] = prepared
+            answer: dict[str, Any] = await self._client.upload_part(
+                Bucket=Bucket, Key=Key, UploadId=UploadId, PartNumber=PartNumber, Body=Body, **checksums
+            )
+            return answer
+        return await self._send(prepared.request_for(PartNumber, Body, checksums))
+
+    async def _prepared_for(
+        self, bucket: str, key: str, upload_id: str, number: int, checksums: dict[str, str]
+    ) -> Prepared | None:
+        """This upload's request, prepared at its first part and kept; ``None`` when its parts cannot share one."""
+        if not checksums.keys() <= self._header_names.keys():
+            return None
+        kept = (bucket, key, upload_id, frozenset(checksums))
+        prepared = self._prepared.get(kept)
+        if prepared is not None:
+            self._prepared.move_to_end(kept)
+            return prepared
+        prepared = await self._prepare(bucket, key, upload_id, number, checksums)
+        if prepared is not None:
+            self._prepared[kept] = prepared
             while len(self._prepared) > KEPT:
                 self._prepared.popitem(last=False)
-        else:
-            self._prepared.move_to_end(key)
-        return await self._send(prepared.request_for(PartNumber, Body, checksums))
+        return prepared
 
     async def _prepare(
         self, bucket: str, key: str, upload_id: str, number: int, checksums: dict[str, str]
