@@ -91,20 +91,31 @@ OFFLINE = (
 )
 
 
-def modules_imported_by_serve(config: Path) -> set[str]:
-    """Every module ``aiouploader serve`` imported until it listened (and drained), by ``-X importtime``."""
+def serving(config: Path, *interpreter: str) -> subprocess.Popen[bytes]:
+    """``aiouploader serve`` of ``config``, run with the ``interpreter``'s options, once it listens."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIOUPLOADER_")}
-    command = [sys.executable, "-X", "importtime", "-m", "aiouploader", "serve", "--config", str(config)]
+    command = [sys.executable, *interpreter, "-m", "aiouploader", "serve", "--config", str(config)]
     process = subprocess.Popen(
         [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
     )
     try:
         wait_for_port(port, process, "aiouploader serve")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
-    lines = err.decode(errors="replace").splitlines()
+    except BaseException:
+        stopped(process)
+        raise
+    return process
+
+
+def stopped(process: subprocess.Popen[bytes]) -> bytes:
+    """Stop a server from :func:`serving` (it drains); what it wrote to stderr."""
+    process.send_signal(signal.SIGTERM)
+    return process.communicate(timeout=60)[1]
+
+
+def modules_imported_by_serve(config: Path) -> set[str]:
+    """Every module ``aiouploader serve`` imported until it listened (and drained), by ``-X importtime``."""
+    lines = stopped(serving(config, "-X", "importtime")).decode(errors="replace").splitlines()
     return {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")}
 
 
@@ -121,15 +132,10 @@ def test_serve_keeps_awscrt_from_botocore_and_loads_no_s3_api_without_s3_api(tmp
 def test_serve_keeps_frozenlists_cplusplus_extension_out(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(OFFLINE)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOUPLOADER_")}
-    command = [sys.executable, "-m", "aiouploader", "serve", "--config", str(config), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    process = serving(config)
     try:
-        wait_for_port(port, process, "aiouploader serve")
         maps = Path(f"/proc/{process.pid}/maps").read_text()
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
+        stopped(process)
     assert "/aiohttp/_http_parser" in maps
     assert "/frozenlist/_frozenlist" not in maps
