@@ -7,12 +7,13 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+import crc32c
 import pytest
 from aiobotocore.credentials import AioCredentials
 from botocore.exceptions import ClientError
 
 from aiouploader.app import client_config
-from aiouploader.checksums import Data
+from aiouploader.checksums import Data, b64
 from aiouploader.config import S3Config
 from aiouploader.s3.client import S3
 from aiouploader.s3.errors import code_and_status
@@ -22,6 +23,12 @@ from aiouploader.service import SERVICE
 from aiouploader.testing import SECRET_KEY, MakeProxy, S3Server
 
 MiB = 1024**2
+
+
+def crc32c_of(data: bytes) -> str:
+    return b64(crc32c.crc32c(data).to_bytes(4, "big"))
+
+
 KEY = "dir/ä b+c=&.bin"
 """A key whose URL needs escaping."""
 
@@ -114,6 +121,29 @@ async def test_each_part_is_signed_with_the_credentials_of_its_moment(
     )
     assert answer["ETag"]
     assert s3_server.get(bucket, KEY) == b"".join(body) * 2
+
+
+async def test_an_upload_whose_parts_cannot_share_a_request_finds_out_once(
+    facade: S3, s3_server: S3Server, bucket: str
+) -> None:
+    """A request botocore builds otherwise than the parts can share (here a handler of the client drops the
+    checksum) is found out at the first part; every part then goes by the client's own call, none tries again."""
+    client = facade._client._client
+
+    def drop_checksum(params: dict[str, Any], **_: Any) -> None:
+        params.pop("ChecksumCRC32C", None)
+
+    client.meta.events.register("before-parameter-build.s3.UploadPart", drop_checksum)
+    counts = events_counted(client, "before-parameter-build", "before-call")
+    upload_id = await facade.create_multipart_upload(bucket, KEY, {})
+    data = os.urandom(5 * MiB)
+    parts = []
+    for number in (1, 2, 3):
+        sent = await facade.upload_part(bucket, KEY, upload_id, number, [data], {"ChecksumCRC32C": crc32c_of(data)})
+        parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+    assert counts == {"before-parameter-build": 1 + 3, "before-call": 3}
+    await facade.complete_multipart_upload(bucket, KEY, upload_id, parts, if_none_match=False)
+    assert s3_server.get(bucket, KEY) == data * 3
 
 
 async def test_a_client_without_the_steps_to_prepare_requests_is_used_as_it_is(facade: S3) -> None:

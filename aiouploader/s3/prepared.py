@@ -68,7 +68,7 @@ class PreparedParts:
 
     def __init__(self, client: Any) -> None:
         self._client = client
-        self._prepared: OrderedDict[tuple[str, str, str, frozenset[str]], Prepared] = OrderedDict()
+        self._prepared: OrderedDict[tuple[str, str, str, frozenset[str]], Prepared | None] = OrderedDict()
         model = client._service_model
         self._model = model.operation_model(OPERATION)
         self._event_suffix = f"{model.service_id.hyphenize()}.{OPERATION}"
@@ -99,19 +99,17 @@ class PreparedParts:
     async def _prepared_for(
         self, bucket: str, key: str, upload_id: str, number: int, checksums: dict[str, str]
     ) -> Prepared | None:
-        """This upload's request, prepared at its first part and kept; ``None`` when its parts cannot share one."""
+        """This upload's request, prepared at its first part and kept; ``None`` when its parts cannot share one
+        (also kept: the later parts do not try again)."""
         if not checksums.keys() <= self._header_names.keys():
             return None
         kept = (bucket, key, upload_id, frozenset(checksums))
-        prepared = self._prepared.get(kept)
-        if prepared is not None:
+        if kept in self._prepared:
             self._prepared.move_to_end(kept)
-            return prepared
-        prepared = await self._prepare(bucket, key, upload_id, number, checksums)
-        if prepared is not None:
-            self._prepared[kept] = prepared
-            while len(self._prepared) > KEPT:
-                self._prepared.popitem(last=False)
+            return self._prepared[kept]
+        prepared = self._prepared[kept] = await self._prepare(bucket, key, upload_id, number, checksums)
+        while len(self._prepared) > KEPT:
+            self._prepared.popitem(last=False)
         return prepared
 
     async def _prepare(
