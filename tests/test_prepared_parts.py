@@ -7,13 +7,12 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import crc32c
 import pytest
 from aiobotocore.credentials import AioCredentials
 from botocore.exceptions import ClientError
 
 from aiouploader.app import client_config
-from aiouploader.checksums import Data, b64
+from aiouploader.checksums import Data, b64, digest
 from aiouploader.config import S3Config
 from aiouploader.s3.client import S3
 from aiouploader.s3.errors import code_and_status
@@ -23,12 +22,6 @@ from aiouploader.service import SERVICE
 from aiouploader.testing import SECRET_KEY, MakeProxy, S3Server
 
 MiB = 1024**2
-
-
-def crc32c_of(data: bytes) -> str:
-    return b64(crc32c.crc32c(data).to_bytes(4, "big"))
-
-
 KEY = "dir/ä b+c=&.bin"
 """A key whose URL needs escaping."""
 
@@ -137,9 +130,10 @@ async def test_an_upload_whose_parts_cannot_share_a_request_finds_out_once(
     counts = events_counted(client, "before-parameter-build", "before-call")
     upload_id = await facade.create_multipart_upload(bucket, KEY, {})
     data = os.urandom(5 * MiB)
+    checksum = {"ChecksumCRC32C": b64(digest("crc32c", data))}
     parts = []
     for number in (1, 2, 3):
-        sent = await facade.upload_part(bucket, KEY, upload_id, number, [data], {"ChecksumCRC32C": crc32c_of(data)})
+        sent = await facade.upload_part(bucket, KEY, upload_id, number, [data], checksum)
         parts.append({"PartNumber": number, "ETag": sent["ETag"]})
     assert counts == {"before-parameter-build": 1 + 3, "before-call": 3}
     await facade.complete_multipart_upload(bucket, KEY, upload_id, parts, if_none_match=False)
