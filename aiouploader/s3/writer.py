@@ -338,6 +338,7 @@ class ObjectWriter:
         }
 
     async def _put(self, body: Pieces, tags: Mapping[str, str]) -> Stored:
+        size = size_of(body)
         checksums = await self._checksums(body)
         attributes = self._attributes | checksums
         if self._if_none_match:
@@ -352,10 +353,10 @@ class ObjectWriter:
             if "ContentMD5" in checksums:
                 md5 = base64.b64decode(checksums["ContentMD5"])
             else:
-                md5 = await off_loop(md5_of, body, size_of(body))
+                md5 = await off_loop(md5_of, body, size)
             response = await self._head_if(md5_etag(md5), exc, "storing the object")
         ours = checksums[field(self._algorithm)] if self._algorithm else None
-        return dataclasses.replace(await self._verified(response, ours, "put_object", size_of(body)), tagged=bool(tags))
+        return dataclasses.replace(await self._verified(response, ours, "put_object", size), tagged=bool(tags))
 
     async def pause(self) -> tuple[Paused, bytearray]:
         """Send every full part and wait for S3 to take them all: the writer's progress, and the bytes too few to be
