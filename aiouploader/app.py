@@ -27,6 +27,7 @@ from .routes import ROUTES, Route, find_route
 from .s3 import S3
 from .s3.loading import s3_session
 from .s3.prepared import prepared_parts
+from .tus.handlers import method_override
 from .tus.states import UploadStates
 from .tus.uploads import RESUMABLE_UPLOADS, ResumableUploads
 
@@ -98,7 +99,7 @@ def make_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Appl
     routes = build_routes(config, pm)
     for warning in [w for route in config.routes for w in order_warnings(pm, route)]:
         log.warning(warning)
-    app = web.Application(middlewares=[find_route, cors, access, count_uploads, errors])
+    app = web.Application(middlewares=[find_route, method_override, cors, access, count_uploads, errors])
     app[ROUTES] = routes
     app.on_response_prepare.append(mark_response)
     metrics = app[METRICS] = Metrics()

@@ -203,6 +203,13 @@ async def test_a_plugins_veto_ends_the_upload(make_proxy: MakeProxy, s3_server: 
     assert (await head(proxy, location))[0] == 404
     assert_nothing_left(s3_server, bucket)
 
+    location = await create(proxy, **{"Upload-Defer-Length": "1"})
+    length = {"Upload-Length": str(len(data))}  # stated late, over the limit: refused at the PATCH's first bytes
+    status, _, error = await patch(proxy, location, 0, data[:1000], **length)
+    assert (status, error["error"]["code"]) == (413, "payload_too_large")
+    assert (await head(proxy, location))[0] == 404
+    assert_nothing_left(s3_server, bucket)
+
 
 async def test_protocol_errors(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:
     proxy = await resumable_proxy(make_proxy, bucket)
@@ -229,6 +236,9 @@ async def test_protocol_errors(make_proxy: MakeProxy, s3_server: S3Server, bucke
     assert (await head(proxy, "/uploads/.tus/not-an-upload"))[0] == 404
     async with proxy.session.post(proxy("/uploads/"), headers={**TUS}) as response:
         assert response.status == 400
+    for refused in ({"Upload-Concat": "partial"}, {"Upload-Metadata": "filename YQ==,filename Yg=="}):
+        async with proxy.session.post(proxy("/uploads/"), headers={**TUS, "Upload-Length": "3", **refused}) as response:
+            assert (response.status, (await response.json())["error"]["code"]) == (400, "bad_request")
     assert_nothing_left(s3_server, bucket)
     async with proxy.session.post(proxy("/uploads/"), data=b"plain") as response:
         assert response.status == 201  # a POST without Tus-Resumable stores its body as before
@@ -383,6 +393,43 @@ async def test_a_zero_length_upload_is_complete_at_creation(
         assert response.status == 200
         assert (await response.json())["size"] == 0
     assert s3_server.get(bucket, "empty") == b""
+
+
+async def test_bytes_sent_to_a_complete_upload_are_refused_and_its_object_stays(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await resumable_proxy(make_proxy, bucket, form_keys="filename")
+    location = await create(proxy, **{"Upload-Length": "5", "Upload-Metadata": "filename ZG9uZQ=="})
+    assert (await patch(proxy, location, 0, b"12345"))[0] == 204
+    status, _, error = await patch(proxy, location, 5, b"6")
+    assert (status, error["error"]["code"]) == (413, "payload_too_large")
+    status, headers, _ = await patch(proxy, location, 5, b"")  # a retry that sends nothing hears the upload's end
+    assert (status, headers["Upload-Offset"]) == (204, "5") and "Upload-Result" in headers
+    assert s3_server.get(bucket, "done") == b"12345"
+
+
+async def test_a_post_with_x_http_method_override_is_the_method_it_names(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await resumable_proxy(make_proxy, bucket, form_keys="filename")
+    location = await create(proxy, **{"Upload-Length": "10", "Upload-Metadata": "filename b3ZlcnJpZGRlbg=="})
+    sent = {**PATCH, "X-HTTP-Method-Override": "PATCH", "Upload-Offset": "0"}
+    async with proxy.session.post(proxy(location), data=b"12345", headers=sent) as response:
+        assert (response.status, response.headers["Upload-Offset"]) == (204, "5")
+    async with proxy.session.post(proxy(location), headers={**TUS, "X-HTTP-Method-Override": "HEAD"}) as response:
+        assert (response.status, response.headers["Upload-Offset"]) == (200, "5")
+    async with proxy.session.post(proxy(location), headers={**TUS, "X-HTTP-Method-Override": "PUT"}) as response:
+        assert response.status == 405
+        assert (await response.json())["error"]["message"] == "PUT is not served on a resumable upload."
+    async with proxy.session.post(proxy(location), headers={**TUS, "X-HTTP-Method-Override": "DELETE"}) as response:
+        assert response.status == 204
+    assert (await head(proxy, location))[0] == 404
+    assert_nothing_left(s3_server, bucket)
+
+    location = await create(proxy, **{"Upload-Length": "3", "Upload-Metadata": "filename b3ZlcnJpZGRlbg=="})
+    async with proxy.session.post(proxy(location), data=b"abc", headers={**sent, "Upload-Offset": "0"}) as response:
+        assert response.status == 204
+    assert s3_server.get(bucket, "overridden") == b"abc"
 
 
 async def test_shutdown_aborts_the_uploads_in_progress(make_proxy: MakeProxy, s3_server: S3Server, bucket: str) -> None:

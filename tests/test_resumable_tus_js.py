@@ -107,6 +107,27 @@ async def test_a_50_mib_file_goes_up_in_patches_of_8_mib(
     assert s3_server.multipart_uploads(bucket) == []
 
 
+async def test_patches_sent_as_posts_with_a_method_override_upload_the_file(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    proxy = await resumable_proxy(make_proxy, bucket)
+    data = os.urandom(12 * MiB + 7)
+    seen = await tus_js(
+        endpoint=proxy("/uploads/"),
+        file=data_file(tmp_path, data),
+        source="file",
+        chunkSize=5 * MiB,
+        metadata={"filename": "overridden.bin"},
+        overridePatchMethod=True,
+    )
+    assert seen["outcome"] == "success", seen
+    assert [(r["method"], r["offset"], r["status"]) for r in seen["requests"][1:]] == [
+        ("POST", str(n * 5 * MiB), 204) for n in range(3)
+    ]
+    assert upload_result(seen)["checksums"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert s3_server.get(bucket, "overridden.bin") == data
+
+
 async def test_an_upload_aborted_mid_patch_resumes_from_the_servers_offset(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path
 ) -> None:

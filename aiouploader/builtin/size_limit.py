@@ -20,14 +20,15 @@ def _too_large(settings: SizeLimitSettings) -> PayloadTooLarge:
 
 class SizeLimitStage(UploadStage):
     """Counts the bytes received from the client (``upload.size``), not what earlier stages pass on,
-    so that the limit means the same wherever the route lists the plugin."""
+    so that the limit means the same wherever the route lists the plugin; and refuses at the first block once
+    the upload's length is known to be over the limit (a resumable upload may state it in a later request)."""
 
     def __init__(self, upload: Upload, settings: SizeLimitSettings) -> None:
         self._upload = upload
         self._settings = settings
 
     def _check(self) -> None:
-        if self._upload.size > self._settings.max_size:
+        if max(self._upload.size, self._upload.content_length or 0) > self._settings.max_size:
             raise _too_large(self._settings)
 
     async def feed(self, block: bytes) -> bytes:

@@ -12,6 +12,7 @@ from email.utils import formatdate
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ..auth import Grant
 from ..config import Config
@@ -29,7 +30,7 @@ from ..errors import (
 )
 from ..intake import authorize, check_type, content_type, key_prefix, session_for, upload_for
 from ..keys import key_for_file
-from ..routes import Route
+from ..routes import Route, found_route
 from ..s3.parts import part_size_for
 from ..service import SERVICE
 from ..session import Phase
@@ -37,6 +38,24 @@ from . import draft, protocol
 from .protocol import PatchChecksum
 from .reader import PatchReader
 from .uploads import RESUMABLE_UPLOADS, ResumableUpload, carried_on
+
+
+@web.middleware
+async def method_override(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """tus's ``X-HTTP-Method-Override``: a POST to a resumable upload's URL is the request it names (``PATCH``,
+    ``DELETE``, ``HEAD``), for clients that cannot send those methods."""
+    override = request.headers.get("X-HTTP-Method-Override", "").strip().upper()
+    found = found_route(request)
+    if (
+        request.method == "POST"
+        and override.isascii()
+        and override.isalpha()
+        and found is not None
+        and found.raw_key is not None
+        and is_resumable(request, found.route, found.raw_key)
+    ):
+        request = request.clone(method=override)
+    return await handler(request)
 
 
 def is_resumable(request: web.Request, route: Route, raw_key: str | None) -> bool:
@@ -167,6 +186,7 @@ def _http_date(when: float) -> str:
 async def _create(request: web.Request, route: Route, interop: str | None) -> web.StreamResponse:
     grant = authorize(request)
     if interop is None:
+        protocol.check_not_concatenated(request)
         length, ends = protocol.length_at_creation(request), False
     else:
         length, ends = draft.length(request, 0, None)
@@ -231,6 +251,8 @@ async def _patch(request: web.Request, upload: ResumableUpload, interop: str | N
     if offset != upload.offset:
         raise OffsetMismatch(f"The upload has {upload.offset} bytes; send Upload-Offset: {upload.offset}.")
     if upload.result is not None:
+        if request.content_length or (request.content_length is None and request.body_exists):
+            raise PayloadTooLarge(f"The upload is complete: it has all its {upload.offset} bytes.")
         return _answer(upload, interop, 204, {})
     if interop is None:
         length, ends = protocol.number(request, "Upload-Length"), False

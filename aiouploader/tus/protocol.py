@@ -31,6 +31,7 @@ CORS_REQUEST_HEADERS = (
     "X-Request-ID",
     "Upload-Draft-Interop-Version",
     "Upload-Complete",
+    "X-HTTP-Method-Override",
 )
 CORS_RESPONSE_HEADERS = (
     "Location",
@@ -86,6 +87,13 @@ def number(request: web.Request, name: str) -> int | None:
     return int(value)
 
 
+def check_not_concatenated(request: web.Request) -> None:
+    """400 for ``Upload-Concat``: this server does not offer the concatenation extension, and would otherwise store
+    each partial upload as an object of its own."""
+    if "Upload-Concat" in request.headers:
+        raise BadRequest("Uploads are not concatenated here (no Upload-Concat): send the file as one upload.")
+
+
 def length_at_creation(request: web.Request) -> int | None:
     """``Upload-Length``, or ``None`` for ``Upload-Defer-Length: 1``; exactly one of them."""
     length = number(request, "Upload-Length")
@@ -106,6 +114,8 @@ def metadata(header: str | None) -> dict[str, str]:
         if not pair.strip():
             continue
         name, _, value = pair.strip().partition(" ")
+        if name in found:
+            raise BadRequest(f"Upload-Metadata names {name!r} more than once.")
         try:
             found[name] = base64.b64decode(value.strip(), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):

@@ -15,6 +15,7 @@
 //   abortAt               once this many bytes were sent, abort() (mid-PATCH)
 //   terminate             with abortAt: abort(true), which also DELETEs the upload
 //   protocol              "tus-v1" (default), "ietf-draft-03" or "ietf-draft-05"
+//   overridePatchMethod   send each PATCH as a POST with X-HTTP-Method-Override: PATCH
 //
 // Output: {"outcome": "success" | "error" | "aborted" | "terminated", "url", "error", "status", "body",
 //          "requests": [{"method", "offset", "length", "complete", "status", "responseOffset",
@@ -46,6 +47,7 @@ const outcome = await new Promise((resolve) => {
     uploadLengthDeferred: plan.uploadLengthDeferred ?? false,
     retryDelays: plan.retryDelays ?? null,
     protocol: plan.protocol ?? 'tus-v1',
+    overridePatchMethod: plan.overridePatchMethod ?? false,
     onAfterResponse(req, res) {
       requests.push({
         method: req.getMethod(),
