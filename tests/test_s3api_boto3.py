@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from yarl import URL
@@ -20,9 +21,11 @@ from aiouploader import age
 from aiouploader.eicar import EICAR
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 from tests.s3api_clients import (
+    AKID,
     CREDENTIALS,
     SCOPED_AKID,
     SCOPED_SECRET,
+    SECRET,
     captured_client,
     client,
     headers_of,
@@ -220,6 +223,22 @@ async def test_presigned_put_and_get_urls_work(make_proxy: MakeProxy, s3_server:
         assert response.status == 200 and await response.read() == b"presigned body"
     async with proxy.session.get(URL(get_url.replace("p%20q", "other"), encoded=True)) as response:
         assert response.status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in await response.read()
+
+
+async def test_a_signature_version_2_url_is_refused_saying_how_to_presign_with_version_4(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = boto3.client(  # boto3's defaults: its presigned URLs are Signature Version 2
+        "s3", endpoint_url=proxy.s3_api_url, aws_access_key_id=AKID, aws_secret_access_key=SECRET
+    )
+    put_url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "v2.txt"}, ExpiresIn=60)
+    assert "AWSAccessKeyId=" in put_url
+    async with proxy.session.put(URL(put_url, encoded=True), data=b"body") as response:
+        body = await response.read()
+        assert response.status == 400 and b"<Code>InvalidArgument</Code>" in body
+        assert b"signature_version='s3v4'" in body
+    assert s3_server.keys(bucket) == [] and s3_server.multipart_uploads(bucket) == []
 
 
 async def test_a_wrong_secret_is_signature_does_not_match_and_nothing_is_stored(

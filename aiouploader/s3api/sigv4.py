@@ -190,7 +190,11 @@ def verify_request(
     elif authorizations:
         auth = from_header(authorizations, header_pairs, now)
     elif any(k == "AWSAccessKeyId" for k, _ in pairs):
-        raise InvalidArgument("Unsupported Authorization Type: only AWS Signature Version 4 is accepted")
+        raise InvalidArgument(
+            "Unsupported Authorization Type: only AWS Signature Version 4 is accepted; a URL with AWSAccessKeyId "
+            "is Signature Version 2, what boto3 presigns by default: create its client with "
+            "Config(signature_version='s3v4')"
+        )
     else:
         raise AccessDenied("Anonymous requests are not accepted; sign the request with AWS Signature Version 4.")
     error: type[S3Error] = AuthorizationQueryParametersError if presigned else AuthorizationHeaderMalformed
