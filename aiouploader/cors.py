@@ -72,7 +72,16 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def mark_response(request: web.Request, response: web.StreamResponse) -> None:
-    """On ``on_response_prepare``: every other response to an allowed origin, streamed or refused early."""
+    """On ``on_response_prepare``: every other response to an allowed origin, streamed or refused early.
+
+    Every response on a route with CORS settings, whatever its Origin, says ``Vary: Origin``: a cache must not
+    give an answer without CORS headers to a page that would get them, nor the other way round.
+    """
+    found = found_route(request)
+    if found is None or found.route.config.cors is None:
+        return
+    if "origin" not in response.headers.get("Vary", "").lower():
+        response.headers.add("Vary", "Origin")
     settings = _settings(request)
     if settings is not None and not _is_preflight(request) and _allowed(settings, request.headers["Origin"]):
         _mark(response, settings, request.headers["Origin"])
@@ -81,4 +90,3 @@ async def mark_response(request: web.Request, response: web.StreamResponse) -> N
 def _mark(response: web.StreamResponse, settings: CorsConfig, origin: str) -> None:
     response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Access-Control-Expose-Headers"] = ", ".join(settings.expose_headers)
-    response.headers.add("Vary", "Origin")

@@ -88,6 +88,23 @@ async def test_routes_without_cors_send_no_cors_headers(
         proxy("/browser/a"), data=b"x", headers={"Origin": "https://evil.example"}
     ) as response:
         assert "Access-Control-Allow-Origin" not in response.headers
+        assert response.headers["Vary"] == "Origin"
+
+
+async def test_every_answer_on_a_cors_route_varies_by_origin_so_caches_keep_them_apart(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await cors_proxy(make_proxy, bucket)
+    token = {"Authorization": "Bearer page-token"}
+    async with proxy.session.put(proxy("/browser/c.txt"), data=b"hi", headers=token) as response:
+        assert response.status == 201 and response.headers["Vary"] == "Origin"
+    for origin in ({}, {"Origin": "https://evil.example"}, {"Origin": APP}):
+        async with proxy.session.get(proxy("/browser/c.txt"), headers={**token, **origin}) as response:
+            assert response.status == 200 and response.headers.getall("Vary") == ["Origin"]
+    async with proxy.session.get(proxy("/browser/none"), headers=token) as response:
+        assert response.status == 404 and response.headers["Vary"] == "Origin"
+    async with proxy.session.put(proxy("/internal/c.txt"), data=b"hi") as response:
+        assert response.status == 201 and "Vary" not in response.headers
 
 
 async def test_downloads_to_an_allowed_origin_are_marked(
