@@ -120,21 +120,18 @@ def serve(args: argparse.Namespace) -> int:
         from . import devserver
 
         config, dev_server = devserver.start(config)
-    host, port = config.server.host, config.server.port
-    route = config.routes[0].path
-
+    host, route = config.server.host, config.routes[0].path
     scheme = "https" if ssl_context else "http"
 
-    base = _base(scheme, host, port)
-
-    def announce() -> None:
+    def announce(port: int, s3_api_port: int | None) -> None:
+        base = _base(scheme, host, port)
         print(f"aiouploader {__version__} listening on {base}", flush=True)
         if dev_server is not None:
             print(f"embedded S3 at {config.s3.endpoint_url}; try:", flush=True)
             print(f"  curl -T README.md {base}{route}/hello.txt", flush=True)
             print(f"  curl {base}{route}/hello.txt", flush=True)
-        if config.s3_api is not None:
-            s3_api = _base(scheme, config.s3_api.host, config.s3_api.port)
+        if config.s3_api is not None and s3_api_port is not None:
+            s3_api = _base(scheme, config.s3_api.host, s3_api_port)
             print(f"S3 API listening on {s3_api}", flush=True)
             if dev_server is not None:
                 key_id, secret = DEV_S3_API_KEY
@@ -168,7 +165,10 @@ def _tls(config: Config) -> ssl.SSLContext | None:
 
 
 async def _run(
-    app: web.Application, config: Config, announce: Callable[[], None], ssl_context: ssl.SSLContext | None = None
+    app: web.Application,
+    config: Config,
+    announce: Callable[[int, int | None], None],
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain.
 
@@ -214,7 +214,7 @@ async def _run(
             await _listen(s3_api_runner, "s3_api.port", config.s3_api.host, config.s3_api.port, ssl_context)
         if metrics_runner is not None and config.server.metrics_port is not None:
             await _listen(metrics_runner, "server.metrics_port", config.server.metrics_host, config.server.metrics_port)
-        announce()
+        announce(_port_of(runner), None if s3_api_runner is None else _port_of(s3_api_runner))
         stop, hurry = asyncio.Event(), asyncio.Event()
 
         def on_signal() -> None:
@@ -236,6 +236,12 @@ async def _run(
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         await runner.cleanup()
+
+
+def _port_of(runner: web.BaseRunner) -> int:
+    """The port ``runner`` listens on: the one configured, or the one the system chose for port 0."""
+    port: int = runner.addresses[0][1]
+    return port
 
 
 async def _listen(

@@ -131,3 +131,32 @@ def test_serve_dev_applies_the_environment(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0, log.read_text()
+
+
+def test_port_0_announces_the_ports_the_system_chose(tmp_path: Path, config: Path) -> None:
+    config.write_text(
+        OFFLINE
+        + 's3_api_bucket = "files"\n[s3_api]\nport = 0\n'
+        + '[[s3_api.credentials]]\naccess_key_id = "AKIDPORTZERO"\nsecret_access_key = "'
+        + "s" * 40
+        + '"\n'
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aiouploader", "serve", "--config", str(config), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline(), process.stdout.readline()]
+        ports = [int(line.rsplit(":", 1)[1]) for line in lines]
+        assert lines[0].startswith("aiouploader ") and lines[1].startswith("S3 API listening on http://127.0.0.1:")
+        assert 0 not in ports and ports[0] != ports[1]
+        for port in ports:
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
