@@ -13,6 +13,7 @@ from .errors import BadRequest, Forbidden
 from .hookspecs import Upload
 from .middlewares import attempts, request_id
 from .routes import Route, target
+from .s3 import KEPT_HEADERS
 from .service import SERVICE
 from .session import UploadSession
 
@@ -27,7 +28,20 @@ def content_type(sent: str | None) -> str | None:
     return sent or None
 
 
+def check_kept_headers(request: web.Request) -> None:
+    """400 for a header that S3 would keep with the object (Content-Disposition, ...) that is not printable ASCII,
+    which S3 cannot store; a form's are the form's, not its files'."""
+    if is_form(request, target(request).raw_key):
+        return
+    for name in KEPT_HEADERS:
+        value = request.headers.get(name, "")
+        if not (value.isascii() and value.isprintable()):
+            hint = " (a file name that is not ASCII goes in filename*=UTF-8''..., RFC 6266)"
+            raise BadRequest(f"The {name} must be printable ASCII{hint if name == 'Content-Disposition' else ''}.")
+
+
 def upload_for(request: web.Request, route: Route, key: str, content_type: str | None) -> Upload:
+    check_kept_headers(request)
     return Upload(
         request_id=request_id(request),
         route=route.path,

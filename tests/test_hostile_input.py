@@ -609,6 +609,20 @@ CASES: list[Case] = [
     ),
     Case("content-type-not-utf8", put("/uploads/t", headers=[b"Content-Type: text/\xff"]), 400, "bad_request"),
     Case("content-type-control", put("/uploads/t", headers=[b"Content-Type: text/plain\x7f"]), 400, "bad_request"),
+    # and so are the headers S3 keeps with the object (they were dropped without a word)
+    Case(
+        "content-disposition-non-ascii",
+        put("/uploads/t", headers=['Content-Disposition: attachment; filename="caf\u00e9"'.encode()]),
+        400,
+        "bad_request",
+    ),
+    Case("cache-control-not-utf8", put("/uploads/t", headers=[b"Cache-Control: max-age=\xff"]), 400, "bad_request"),
+    Case(
+        "content-disposition-rfc-6266",
+        put("/uploads/t", headers=["Content-Disposition: attachment; filename*=UTF-8''caf%C3%A9"]),
+        201,
+        check=stored_one(lambda key: key == "t"),
+    ),
     Case(
         "form-part-content-type-non-ascii",
         form(part(b'form-data; name="f"; filename="a"', extra="Content-Type: text/\u00e9\r\n".encode()) + b"--B--\r\n"),
