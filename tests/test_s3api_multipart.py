@@ -404,6 +404,29 @@ async def test_complete_answers_the_checksum_of_what_the_client_sent(
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
 @pytest.mark.parametrize("kind", ["COMPOSITE", "FULL_OBJECT"])
+async def test_a_complete_whose_checksum_is_not_the_uploads_is_bad_digest_and_the_upload_stays(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, kind: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = client(proxy.s3_api_url or "")
+    upload_id = await start(s3, "k", ChecksumAlgorithm="CRC32", ChecksumType=kind)
+    bodies = [os.urandom(MiB), b"last"]
+    sent = [await send_part(s3, "k", upload_id, n + 1, b, ChecksumAlgorithm="CRC32") for n, b in enumerate(bodies)]
+    parts = [{"PartNumber": n + 1, "ETag": a["ETag"], "ChecksumCRC32": a["ChecksumCRC32"]} for n, a in enumerate(sent)]
+    right = b64(crc32(b"".join(bodies))) if kind == "FULL_OBJECT" else b64(crc32(b"".join(crc32(b) for b in bodies)))
+    complete = {"Bucket": BUCKET, "Key": "k", "UploadId": upload_id, "MultipartUpload": {"Parts": parts}}
+    for wrong in (b64(crc32(b"other bytes")), right + "-3" if kind == "COMPOSITE" else "AAAAAA=="):
+        with pytest.raises(ClientError) as raised:
+            await call(s3.complete_multipart_upload, **complete, ChecksumCRC32=wrong)
+        assert error_of(raised) == (400, "BadDigest")
+        assert s3_server.keys(bucket) == []
+    done = await call(s3.complete_multipart_upload, **complete, ChecksumCRC32=right)
+    assert done["ChecksumCRC32"] == (right + "-2" if kind == "COMPOSITE" else right)
+    assert s3_server.get(bucket, "raw/k") == b"".join(bodies) and s3_server.multipart_uploads(bucket) == []
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+@pytest.mark.parametrize("kind", ["COMPOSITE", "FULL_OBJECT"])
 async def test_a_complete_sent_again_after_it_succeeded_answers_the_same_result(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str, kind: str
 ) -> None:

@@ -211,12 +211,17 @@ def _check_listed(upload: MultipartUpload, listed: Listed) -> None:
 
 
 def _check_whole(upload: MultipartUpload, headers: Mapping[str, str]) -> None:
-    """A full-object checksum the client sent with CompleteMultipartUpload must be the upload's."""
+    """A checksum the client sent with CompleteMultipartUpload must be the upload's: of all its bytes (full
+    object), or of its parts' checksums (composite, with or without its ``-N``)."""
     if upload.whole is not None and (claimed := headers.get(upload.whole.header)) is not None:
         try:
             upload.whole.verify(claimed)
         except BadDigest:
             raise BadDigest(f"The {upload.whole.algorithm.upper()} of the whole object is not the one sent.") from None
+    elif (checksum := _upload_checksum(upload)) is not None:
+        claimed = headers.get(HEADER_PREFIX + checksum[0])
+        if claimed is not None and claimed.strip() not in (checksum[1], checksum[1].rpartition("-")[0]):
+            raise BadDigest(f"The {checksum[0].upper()} of the parts' checksums is not the one sent.")
 
 
 def _upload_checksum(upload: MultipartUpload) -> tuple[str, str] | None:
