@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from aiouploader.eicar import EICAR
 from aiouploader.testing import MakeProxy, Proxy, S3Server
@@ -141,3 +142,21 @@ async def test_s3_cp_over_http_signs_the_payload_and_works_too(
     assert status == 0, err
     status, out, err = await aws(proxy, tmp_path, "s3", "cp", f"s3://{BUCKET}/plain.bin", "-")
     assert status == 0 and out == body, err
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+async def test_s3_presign_makes_a_url_that_downloads_the_object(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket, None)
+    (tmp_path / "f").write_bytes(b"shared")
+    status, _, err = await aws(proxy, tmp_path, "s3", "cp", "f", f"s3://{BUCKET}/shared.txt")
+    assert status == 0, err
+    status, out, err = await aws(proxy, tmp_path, "s3", "presign", f"s3://{BUCKET}/shared.txt", "--expires-in", "60")
+    assert status == 0, err
+    url = out.decode().strip()
+    async with proxy.session.get(URL(url, encoded=True)) as response:
+        assert response.status == 200, (url, await response.text())
+        assert await response.read() == b"shared"
+    async with proxy.session.get(URL(url.replace("shared.txt", "other.txt"), encoded=True)) as response:
+        assert response.status == 403

@@ -225,19 +225,47 @@ async def test_presigned_put_and_get_urls_work(make_proxy: MakeProxy, s3_server:
         assert response.status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in await response.read()
 
 
-async def test_a_signature_version_2_url_is_refused_saying_how_to_presign_with_version_4(
+async def test_presigned_urls_of_boto3s_defaults_signature_version_2_work(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:
     proxy = await s3_api_proxy(make_proxy, bucket)
-    s3 = boto3.client(  # boto3's defaults: its presigned URLs are Signature Version 2
-        "s3", endpoint_url=proxy.s3_api_url, aws_access_key_id=AKID, aws_secret_access_key=SECRET
-    )
-    put_url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "v2.txt"}, ExpiresIn=60)
-    assert "AWSAccessKeyId=" in put_url
-    async with proxy.session.put(URL(put_url, encoded=True), data=b"body") as response:
-        body = await response.read()
-        assert response.status == 400 and b"<Code>InvalidArgument</Code>" in body
-        assert b"signature_version='s3v4'" in body
+    s3 = boto3.client("s3", endpoint_url=proxy.s3_api_url, aws_access_key_id=AKID, aws_secret_access_key=SECRET)
+    params = {"Bucket": BUCKET, "Key": "v2 é.txt", "ContentType": "text/plain"}
+    put_url = s3.generate_presigned_url("put_object", Params=params, ExpiresIn=60)
+    assert "AWSAccessKeyId=" in put_url and "X-Amz-" not in put_url
+    async with proxy.session.put(URL(put_url, encoded=True), data=b"v2", headers={"Content-Type": "text/html"}) as r:
+        assert r.status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in await r.read()  # not the signed type
+    async with proxy.session.put(URL(put_url, encoded=True), data=b"v2", headers={"Content-Type": "text/plain"}) as r:
+        assert r.status == 200, await r.text()
+    assert s3_server.get(bucket, "raw/v2 é.txt") == b"v2"
+    get_url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "v2 é.txt"}, ExpiresIn=60)
+    async with proxy.session.get(URL(get_url, encoded=True)) as response:
+        assert response.status == 200 and await response.read() == b"v2"
+        assert response.headers["Content-Type"] == "text/plain"
+    expires = URL(get_url, encoded=True).query["Expires"]
+    later = get_url.replace(f"Expires={expires}", f"Expires={int(expires) + 1}")
+    for tampered in (get_url.replace("v2%20", "v3%20"), later):
+        async with proxy.session.get(URL(tampered, encoded=True)) as response:
+            assert response.status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in await response.read()
+    stranger = boto3.client("s3", endpoint_url=proxy.s3_api_url, aws_access_key_id="UNKNOWN", aws_secret_access_key="x")
+    unknown = stranger.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "v2 é.txt"})
+    async with proxy.session.get(URL(unknown, encoded=True)) as response:
+        assert response.status == 403 and b"<Code>InvalidAccessKeyId</Code>" in await response.read()
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "status", "code"),
+    [(-10, 403, "AccessDenied"), (8 * 86400, 400, "AuthorizationQueryParametersError")],
+    ids=["expired", "beyond-a-week"],
+)
+async def test_a_signature_version_2_url_holds_for_at_most_a_week_and_not_after_it_expires(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, expires_in: int, status: int, code: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = boto3.client("s3", endpoint_url=proxy.s3_api_url, aws_access_key_id=AKID, aws_secret_access_key=SECRET)
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "late"}, ExpiresIn=expires_in)
+    async with proxy.session.put(URL(url, encoded=True), data=b"late") as response:
+        assert response.status == status and f"<Code>{code}</Code>".encode() in await response.read()
     assert s3_server.keys(bucket) == [] and s3_server.multipart_uploads(bucket) == []
 
 

@@ -10,6 +10,8 @@ configuration so that it can be proven on its own:
 - `.chunked`: `ChunkedDecoder` turns an ``aws-chunked`` body back into the object's
   bytes as it streams, checking chunk signatures, the trailer signature, trailing
   checksums and the decoded length.
+- `.sigv2`: a Signature Version 2 presigned URL (what boto3 presigns by default), which
+  `verify_request` hands over to.
 - `.auth_fields`: the signature's fields from the header or the presigned query.
 - `.checksums`: the ``x-amz-checksum-*`` algorithms, incrementally.
 - `.errors`: S3's error codes as exceptions.

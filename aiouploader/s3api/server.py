@@ -27,7 +27,7 @@ from ..metrics import METRICS, count_uploads
 from ..middlewares import ERROR, REQUEST_ID, request_id
 from ..routes import ROUTES, TARGET, Route, Target
 from ..service import SERVICE
-from . import bucket, objects, parts
+from . import bucket, objects, parts, sigv2
 from .access import Caller, authenticate, permit
 from .errors import InvalidRequest, NoSuchBucket, S3Error, S3NotImplemented
 from .multipart import MULTIPARTS, Multiparts
@@ -99,7 +99,8 @@ def _creates_bucket(request: web.Request, addressed: Addressed, query: list[str]
 
 def _operation_query(request: web.Request) -> list[str]:
     """The query's parameters that choose or change an operation: not a presigned URL's, not an SDK's ``x-id``."""
-    return [name for name in request.query if not name.startswith("X-Amz-") and name != "x-id"]
+    presigned = sigv2.SIGNED_ALONG if sigv2.PARAMETERS[0] in request.query else ()
+    return [name for name in request.query if not name.startswith("X-Amz-") and name not in ("x-id", *presigned)]
 
 
 async def _expect(request: web.Request) -> None:

@@ -1,4 +1,4 @@
-"""Verifying an incoming request's AWS Signature Version 4, as S3 does.
+"""Verifying an incoming request's AWS Signature Version 4, as S3 does (and version 2 presigned URLs, `.sigv2`).
 
 `verify_request` takes a request as it arrived (method, the raw path and query, the
 headers) and either returns a `VerifiedRequest` or raises one of `.errors`. Both of
@@ -52,6 +52,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
+from . import sigv2
 from .auth_fields import from_header, from_query, header, parse_credential
 from .errors import (
     AccessDenied,
@@ -180,7 +181,7 @@ def verify_request(
     header_pairs = [(name.lower(), value) for name, value in headers.items()]
     authorizations = [v for n, v in header_pairs if n == "authorization"]
     presigned = any(k == "X-Amz-Algorithm" for k, _ in pairs)
-    if authorizations and presigned:
+    if sum((bool(authorizations), presigned, sigv2.is_presigned(pairs))) > 1:
         raise InvalidArgument(
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string "
             "parameter or the Authorization header should be specified"
@@ -189,12 +190,8 @@ def verify_request(
         auth = from_query(pairs, now)
     elif authorizations:
         auth = from_header(authorizations, header_pairs, now)
-    elif any(k == "AWSAccessKeyId" for k, _ in pairs):
-        raise InvalidArgument(
-            "Unsupported Authorization Type: only AWS Signature Version 4 is accepted; a URL with AWSAccessKeyId "
-            "is Signature Version 2, what boto3 presigns by default: create its client with "
-            "Config(signature_version='s3v4')"
-        )
+    elif sigv2.is_presigned(pairs):
+        return _version_2(sigv2.verify_presigned(method, path, pairs, headers, credentials, now))
     else:
         raise AccessDenied("Anonymous requests are not accepted; sign the request with AWS Signature Version 4.")
     error: type[S3Error] = AuthorizationQueryParametersError if presigned else AuthorizationHeaderMalformed
@@ -247,6 +244,22 @@ def verify_request(
         payload_sha256=digest.lower() if digest is not None else None,
         signed_headers=tuple(sorted(signed)),
         presigned=presigned,
+    )
+
+
+def _version_2(access_key_id: str) -> VerifiedRequest:
+    """What a version 2 presigned URL authorises: its body as it comes (it signs none)."""
+    return VerifiedRequest(
+        access_key_id=access_key_id,
+        timestamp="",
+        scope="",
+        region="",
+        signature="",
+        signing_key=b"",
+        payload_mode=PayloadMode.UNSIGNED,
+        payload_sha256=None,
+        signed_headers=(),
+        presigned=True,
     )
 
 

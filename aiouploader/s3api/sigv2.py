@@ -1,0 +1,93 @@
+"""Verifying a presigned URL of AWS Signature Version 2 (``AWSAccessKeyId``, ``Expires``, ``Signature``), as S3 does.
+
+boto3 and aws-cli v1 presign this way unless told to use version 4. The string to sign is S3's: the method,
+``Content-MD5``, ``Content-Type`` and ``Expires``, the ``x-amz-*`` headers (as botocore presigns them: in the
+query, or sent as headers), and the resource (the path as sent, with the sub-resources of the query that S3
+signs). Its HMAC-SHA1, in base64, must be the ``Signature``. A URL expires at ``Expires`` (seconds since the
+epoch), at most a week ahead, as a version 4 URL does. Only presigned URLs: a version 2 ``Authorization``
+header is not taken.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Mapping
+
+from botocore.auth import HmacV1Auth
+
+from .auth_fields import MAX_EXPIRES
+from .errors import AccessDenied, AuthorizationQueryParametersError, InvalidAccessKeyId, SignatureDoesNotMatch
+
+PARAMETERS = ("AWSAccessKeyId", "Expires", "Signature")
+SIGNED_ALONG = (*PARAMETERS, "content-type", "content-md5")
+"""A version 2 URL's parameters that are not an operation's: its own, and the headers botocore presigns in it."""
+SUB_RESOURCES = frozenset(HmacV1Auth.QSAOfInterest)
+"""The query parameters that S3 signs as part of the resource (botocore's list, as it presigns)."""
+
+_UNKNOWN_KEY_SECRET = secrets.token_urlsafe(30)
+
+
+def is_presigned(pairs: list[tuple[str, str]]) -> bool:
+    return any(name == "AWSAccessKeyId" for name, _ in pairs)
+
+
+def verify_presigned(
+    method: str,
+    path: str,
+    pairs: list[tuple[str, str]],
+    headers: Mapping[str, str],
+    credentials: Callable[[str], str | None],
+    now: dt.datetime,
+) -> str:
+    """Check a version 2 presigned URL; the access key id it authorises, or S3's error.
+
+    :param path: the path as sent, percent-encoding intact.
+    :param pairs: the query's decoded name and value pairs.
+    """
+    values: dict[str, list[str]] = {}
+    for name, value in pairs:
+        values.setdefault(name, []).append(value)
+    if any(len(values.get(name, ())) != 1 for name in PARAMETERS):
+        raise AuthorizationQueryParametersError(
+            "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters"
+        )
+    akid, expires, signature = (values[name][0] for name in PARAMETERS)
+    if not re.fullmatch(r"\d{1,12}", expires):
+        raise AuthorizationQueryParametersError("Expires should be a number of seconds since the epoch")
+    left = int(expires) - now.timestamp()
+    if left < 0:
+        raise AccessDenied("Request has expired")
+    if left > MAX_EXPIRES:
+        raise AuthorizationQueryParametersError("Expires must be less than a week (604800 seconds) ahead")
+    secret = credentials(akid)
+    expected = _signature(_string_to_sign(method, path, pairs, headers, expires), secret or _UNKNOWN_KEY_SECRET)
+    if secret is None:
+        raise InvalidAccessKeyId()
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        raise SignatureDoesNotMatch()
+    return akid
+
+
+def _string_to_sign(
+    method: str, path: str, pairs: list[tuple[str, str]], headers: Mapping[str, str], expires: str
+) -> str:
+    sent = {name.lower(): value for name, value in headers.items()}
+    query = {name.lower(): value for name, value in pairs}
+    standard = [sent.get(name, query.get(name, "")).strip() for name in ("content-md5", "content-type")]
+    amz = {name: value.strip() for name, value in query.items() if name.startswith("x-amz-")}
+    for name in {name.lower() for name in headers if name.lower().startswith("x-amz-")}:
+        amz[name] = ",".join(v.strip() for n, v in headers.items() if n.lower() == name)
+    signed = sorted((name, value) for name, value in pairs if name in SUB_RESOURCES)
+    resource = path + ("?" + "&".join(f"{n}={v}" if v else n for n, v in signed) if signed else "")
+    lines = [method.upper(), *standard, expires, *(f"{name}:{amz[name]}" for name in sorted(amz)), resource]
+    return "\n".join(lines)
+
+
+def _signature(string_to_sign: str, secret: str) -> str:
+    digest = hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
