@@ -57,7 +57,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 async def handle_get(request: web.Request, route: Route, key: str, *, metadata: bool = False) -> web.StreamResponse:
     """Answer from one object: when another replaces it before the answer starts, again from the new one.
 
-    With ``metadata``, the object's user metadata goes along as ``x-amz-meta-*`` headers (the S3 API's GET).
+    With ``metadata`` (the S3 API's GetObject and HeadObject), the object's user metadata goes along as
+    ``x-amz-meta-*`` headers, and a HEAD's Range is answered as a GET's.
     """
     with request.app[SERVICE].downloading():
         for _ in range(READ_ATTEMPTS - 1):
@@ -89,7 +90,8 @@ async def _answer_get(request: web.Request, route: Route, key: str, metadata: bo
     download = Download(request_id(request), route.path, bucket, s3_key, info.metadata, headers)
     read, size = await route.chain.open_download(download, fetch, info.size)
     span = None
-    if request.method == "GET" and conditions.range_applies(request.headers, info.etag, info.last_modified):
+    ranged = request.method == "GET" or metadata  # RFC 9110 ranges GETs only; S3 answers HeadObject's Range too
+    if ranged and conditions.range_applies(request.headers, info.etag, info.last_modified):
         span = parse_range(request.headers.get("Range"), size)
     start, end = span or (0, size)
     response = web.StreamResponse(status=206 if span else 200)

@@ -121,6 +121,9 @@ async def test_get_object_serves_a_range_and_honours_conditions(
     part = await call(s3.get_object, Bucket=BUCKET, Key="k", Range="bytes=100-299")
     assert part["ResponseMetadata"]["HTTPStatusCode"] == 206
     assert part["ContentRange"] == f"bytes 100-299/{len(body)}" and part["Body"] == body[100:300]
+    head_of_part = await call(s3.head_object, Bucket=BUCKET, Key="k", Range="bytes=100-299")
+    assert head_of_part["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert (head_of_part["ContentRange"], head_of_part["ContentLength"]) == (f"bytes 100-299/{len(body)}", 200)
     with pytest.raises(ClientError) as raised:
         await call(s3.get_object, Bucket=BUCKET, Key="k", IfNoneMatch=etag)
     assert error_of(raised)[0] == 304
