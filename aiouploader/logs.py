@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .middlewares import ATTEMPTS, ERROR, outcome, request_id
+from .middlewares import ATTEMPTS, ERROR, cancelled_outcome, outcome, request_id
 from .routes import PROBES, found_route
 
 access_log = logging.getLogger("aiouploader.access")
@@ -141,7 +141,7 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         result = outcome(request, status)
         return response
     except asyncio.CancelledError:
-        result = "cancelled"
+        result = cancelled_outcome(request)
         raise
     finally:
         _REQUEST_ID.reset(serving)

@@ -13,7 +13,7 @@ from aiohttp.typedefs import Handler
 from botocore.exceptions import ClientError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from .middlewares import ATTEMPTS, outcome
+from .middlewares import ATTEMPTS, cancelled_outcome, outcome
 from .routes import found_route
 from .s3.errors import code_and_status
 
@@ -204,7 +204,7 @@ async def count_uploads(request: web.Request, handler: Handler) -> web.StreamRes
         result = outcome(request, response.status)
         return response
     except asyncio.CancelledError:
-        result = "cancelled"
+        result = cancelled_outcome(request)
         raise
     finally:
         metrics.in_flight.dec()

@@ -46,6 +46,12 @@ def attempts(request: web.Request) -> Attempts:
     return request[ATTEMPTS]
 
 
+def cancelled_outcome(request: web.Request) -> str:
+    """How a request whose handler was cancelled ended: the client went away (its connection is gone), or the
+    server cancelled it (the drain)."""
+    return "disconnected" if request.transport is None or request.transport.is_closing() else "cancelled"
+
+
 def outcome(request: web.Request, status: int) -> str:
     """How a request that was answered with ``status`` ended, as logs and metrics name it."""
     if CUT in request:

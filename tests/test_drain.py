@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -78,7 +79,10 @@ async def test_sigterm_lets_quick_uploads_finish_and_aborts_slow_ones(rclone_ser
         served.stop()
     assert rclone_server.multipart_uploads(bucket) == []
     assert rclone_server.keys(bucket) == ["quick"]
-    assert "drained: 1 uploads cancelled" in served.log.read_text()
+    log = served.log.read_text()
+    assert "drained: 1 uploads cancelled" in log
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert [line["outcome"] for line in lines if line.get("path") == "/u/slow"] == ["cancelled"]
 
 
 async def test_sigterm_with_nothing_in_flight_exits_at_once(rclone_server: S3Server, tmp_path: Path) -> None:

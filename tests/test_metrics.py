@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from yarl import URL
 
 from aiouploader.plugin_manager import make_plugin_manager
 from aiouploader.testing import MakeProxy, Proxy, S3Server, free_port
@@ -95,6 +96,26 @@ async def test_failed_uploads_count_by_error_code_and_aborts(
     assert value(text, "aiouploader_received_bytes_total", route="/u") > 8 * MiB
     assert value(text, "aiouploader_stored_bytes_total", route="/u") == 1
     assert s3_server.multipart_uploads(bucket) == []
+
+
+async def test_an_upload_whose_client_went_away_counts_as_disconnected(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await proxy_for(make_proxy, bucket)
+    port = URL(proxy.url).port
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"PUT /u/gone HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n" + os.urandom(1_000_000))
+    await writer.drain()
+    await closed(writer)
+    text = await scrape(proxy)
+    for _ in range(400):  # until the server has seen the connection go
+        if value(text, "aiouploader_uploads_total", route="/u") == 1:
+            break
+        await asyncio.sleep(0.05)
+        text = await scrape(proxy)
+    assert value(text, "aiouploader_uploads_total", route="/u", outcome="disconnected") == 1
+    assert value(text, "aiouploader_uploads_total", route="/u", outcome="cancelled") == 0
+    assert s3_server.keys(bucket) == [] and s3_server.multipart_uploads(bucket) == []
 
 
 async def test_s3_errors_are_counted_by_operation_and_code(make_proxy: MakeProxy, s3_server: S3Server) -> None:
