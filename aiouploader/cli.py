@@ -202,6 +202,15 @@ async def _run(
     await runner.setup()
     s3_api_runner = None
     try:
+        # Before the first connection: a signal from then on drains, however soon it comes.
+        stop, hurry = asyncio.Event(), asyncio.Event()
+
+        def on_signal() -> None:
+            (hurry if stop.is_set() else stop).set()
+
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal)
         try:
             await web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context).start()
         except OSError as exc:
@@ -215,14 +224,6 @@ async def _run(
         if metrics_runner is not None and config.server.metrics_port is not None:
             await _listen(metrics_runner, "server.metrics_port", config.server.metrics_host, config.server.metrics_port)
         announce(_port_of(runner), None if s3_api_runner is None else _port_of(s3_api_runner))
-        stop, hurry = asyncio.Event(), asyncio.Event()
-
-        def on_signal() -> None:
-            (hurry if stop.is_set() else stop).set()
-
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, on_signal)
         allocator.settle()
         await stop.wait()
         deadline = loop.time() + grace
