@@ -382,6 +382,16 @@ async def test_complete_with_a_body_that_is_not_well_formed_is_malformed_xml_and
     assert s3_server.get(bucket, "raw/k") == b"a"
 
 
+async def crc32_upload(s3: Any, kind: str, bodies: list[bytes]) -> tuple[str, list[dict[str, Any]]]:
+    """An upload at ``k`` of ``bodies`` as parts, with CRC32 checksums of the type ``kind``, not completed: its id
+    and the parts list that completes it (as the parts were answered)."""
+    upload_id = await start(s3, "k", ChecksumAlgorithm="CRC32", ChecksumType=kind)
+    sent = [await send_part(s3, "k", upload_id, n + 1, b, ChecksumAlgorithm="CRC32") for n, b in enumerate(bodies)]
+    return upload_id, [
+        {"PartNumber": n + 1, "ETag": a["ETag"], "ChecksumCRC32": a["ChecksumCRC32"]} for n, a in enumerate(sent)
+    ]
+
+
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
 @pytest.mark.parametrize("kind", ["COMPOSITE", "FULL_OBJECT"])
 async def test_complete_answers_the_checksum_of_what_the_client_sent(
@@ -389,11 +399,9 @@ async def test_complete_answers_the_checksum_of_what_the_client_sent(
 ) -> None:
     proxy = await s3_api_proxy(make_proxy, bucket)
     s3 = client(proxy.s3_api_url or "")
-    upload_id = await start(s3, "k", ChecksumAlgorithm="CRC32", ChecksumType=kind)
     bodies = [b"first part " * 1000, b"second"]
-    sent = [await send_part(s3, "k", upload_id, n + 1, b, ChecksumAlgorithm="CRC32") for n, b in enumerate(bodies)]
-    assert [answer["ChecksumCRC32"] for answer in sent] == [b64(crc32(b)) for b in bodies]
-    parts = [{"PartNumber": n + 1, "ETag": a["ETag"], "ChecksumCRC32": a["ChecksumCRC32"]} for n, a in enumerate(sent)]
+    upload_id, parts = await crc32_upload(s3, kind, bodies)
+    assert [part["ChecksumCRC32"] for part in parts] == [b64(crc32(b)) for b in bodies]
     done = await finish(s3, "k", upload_id, parts)
     if kind == "COMPOSITE":
         assert done["ChecksumCRC32"] == b64(crc32(b"".join(crc32(b) for b in bodies))) + "-2"
@@ -409,10 +417,8 @@ async def test_a_complete_whose_checksum_is_not_the_uploads_is_bad_digest_and_th
 ) -> None:
     proxy = await s3_api_proxy(make_proxy, bucket)
     s3 = client(proxy.s3_api_url or "")
-    upload_id = await start(s3, "k", ChecksumAlgorithm="CRC32", ChecksumType=kind)
     bodies = [os.urandom(MiB), b"last"]
-    sent = [await send_part(s3, "k", upload_id, n + 1, b, ChecksumAlgorithm="CRC32") for n, b in enumerate(bodies)]
-    parts = [{"PartNumber": n + 1, "ETag": a["ETag"], "ChecksumCRC32": a["ChecksumCRC32"]} for n, a in enumerate(sent)]
+    upload_id, parts = await crc32_upload(s3, kind, bodies)
     right = b64(crc32(b"".join(bodies))) if kind == "FULL_OBJECT" else b64(crc32(b"".join(crc32(b) for b in bodies)))
     complete = {"Bucket": BUCKET, "Key": "k", "UploadId": upload_id, "MultipartUpload": {"Parts": parts}}
     for wrong in (b64(crc32(b"other bytes")), right + "-3" if kind == "COMPOSITE" else "AAAAAA=="):
@@ -432,10 +438,8 @@ async def test_a_complete_sent_again_after_it_succeeded_answers_the_same_result(
 ) -> None:
     proxy = await s3_api_proxy(make_proxy, bucket)
     s3 = client(proxy.s3_api_url or "")
-    upload_id = await start(s3, "k", ChecksumAlgorithm="CRC32", ChecksumType=kind)
     bodies = [os.urandom(MiB), b"last"]
-    sent = [await send_part(s3, "k", upload_id, n + 1, b, ChecksumAlgorithm="CRC32") for n, b in enumerate(bodies)]
-    parts = [{"PartNumber": n + 1, "ETag": a["ETag"], "ChecksumCRC32": a["ChecksumCRC32"]} for n, a in enumerate(sent)]
+    upload_id, parts = await crc32_upload(s3, kind, bodies)
     first = await finish(s3, "k", upload_id, parts)
     again = await finish(s3, "k", upload_id, parts)
     fields = ("Location", "Bucket", "Key", "ETag", "ChecksumCRC32", "ChecksumType")
