@@ -11,6 +11,7 @@ import io
 import zlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -20,6 +21,7 @@ from yarl import URL
 from aiouploader import age
 from aiouploader.eicar import EICAR
 from aiouploader.testing import MakeProxy, Proxy, S3Server
+from tests.raw import closed
 from tests.s3api_clients import (
     AKID,
     CREDENTIALS,
@@ -254,6 +256,34 @@ async def test_presigned_urls_of_boto3s_defaults_signature_version_2_work(
     unknown = stranger.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "v2 é.txt"})
     async with proxy.session.get(URL(unknown, encoded=True)) as response:
         assert response.status == 403 and b"<Code>InvalidAccessKeyId</Code>" in await response.read()
+    listing = s3.generate_presigned_url("list_objects", Params={"Bucket": BUCKET})  # signed as "/files/"
+    async with proxy.session.get(URL(listing, encoded=True)) as response:
+        assert response.status == 200 and "<Key>v2%20%C3%A9.txt</Key>" in await response.text()  # encoding-type=url
+
+
+async def test_a_signature_version_2_url_for_one_operation_does_not_authorise_another(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str
+) -> None:
+    proxy = await s3_api_proxy(make_proxy, bucket)
+    s3 = boto3.client("s3", endpoint_url=proxy.s3_api_url, aws_access_key_id=AKID, aws_secret_access_key=SECRET)
+    await call(client(proxy.s3_api_url or "").put_object, Bucket=BUCKET, Key="kept.txt", Body=b"original")
+    upload_id = (await call(s3.create_multipart_upload, Bucket=BUCKET, Key="kept.txt"))["UploadId"]
+    params = {"Bucket": BUCKET, "Key": "kept.txt", "UploadId": upload_id, "PartNumber": 1}
+    url = URL(s3.generate_presigned_url("upload_part", Params=params), encoded=True)
+    auth = "&".join(f"{name}={quote(url.query[name], safe='')}" for name in ("AWSAccessKeyId", "Signature", "Expires"))
+    # Signed over "?partNumber=1&uploadId=…"; behind a "#", which a URL parser takes for a fragment, the
+    # server would see no operation's parameters and do a PutObject.
+    target = f"{url.raw_path}?{auth}&x-id=#&uploadId={upload_id}&partNumber=1"
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        head = f"PUT {target} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\nContent-Length: 8\r\nConnection: close\r\n"
+        writer.write(head.encode() + b"\r\nATTACKER")
+        answer = await reader.read()
+    finally:
+        await closed(writer)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"<Code>InvalidURI</Code>" in answer
+    assert s3_server.get(bucket, "raw/kept.txt") == b"original"
+    await call(s3.abort_multipart_upload, Bucket=BUCKET, Key="kept.txt", UploadId=upload_id)
 
 
 @pytest.mark.parametrize(

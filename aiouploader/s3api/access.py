@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..auth import Grant, beyond_scope
-from .errors import AccessDenied
+from .errors import AccessDenied, InvalidURI
 from .settings import S3ApiConfig, S3ApiCredential
 from .sigv4 import VerifiedRequest, verify_request
 
@@ -33,6 +33,9 @@ def authenticate(request: web.Request, config: S3ApiConfig) -> Caller:
         return None if found is None else found.secret_access_key
 
     target = request.raw_path if request.raw_path.startswith("/") else request.rel_url.raw_path_qs
+    if "#" in target:
+        # The operation is read from the URL without what follows a "#": the signature must be checked over that.
+        raise InvalidURI("Couldn't parse the specified URI: a '#' in it must be percent-encoded (%23).")
     path, _, query = target.partition("?")
     verified = verify_request(request.method, path, query, request.headers, secret, dt.datetime.now(dt.UTC))
     return Caller(known[verified.access_key_id], verified)

@@ -1,11 +1,11 @@
 """Verifying a presigned URL of AWS Signature Version 2 (``AWSAccessKeyId``, ``Expires``, ``Signature``), as S3 does.
 
 boto3 and aws-cli v1 presign this way unless told to use version 4. The string to sign is S3's: the method,
-``Content-MD5``, ``Content-Type`` and ``Expires``, the ``x-amz-*`` headers (as botocore presigns them: in the
-query, or sent as headers), and the resource (the path as sent, with the sub-resources of the query that S3
-signs). Its HMAC-SHA1, in base64, must be the ``Signature``. A URL expires at ``Expires`` (seconds since the
-epoch), at most a week ahead, as a version 4 URL does. Only presigned URLs: a version 2 ``Authorization``
-header is not taken.
+the ``Content-MD5`` and ``Content-Type`` headers and ``Expires``, the ``x-amz-*`` headers, and the resource (the
+path as sent, with the sub-resources of the query that S3 signs). botocore also copies the headers it signed
+into the URL's query; those copies sign nothing, so a client sends the headers as signed. The HMAC-SHA1 of the
+string, in base64, must be the ``Signature``. A URL expires at ``Expires`` (seconds since the epoch), at most a
+week ahead, as a version 4 URL does. Only presigned URLs: a version 2 ``Authorization`` header is not taken.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .errors import AccessDenied, AuthorizationQueryParametersError, InvalidAcce
 
 PARAMETERS = ("AWSAccessKeyId", "Expires", "Signature")
 SIGNED_ALONG = (*PARAMETERS, "content-type", "content-md5")
-"""A version 2 URL's parameters that are not an operation's: its own, and the headers botocore presigns in it."""
+"""A version 2 URL's parameters that are not an operation's: its own, and botocore's copies of headers it signed."""
 SUB_RESOURCES = frozenset(HmacV1Auth.QSAOfInterest)
 """The query parameters that S3 signs as part of the resource (botocore's list, as it presigns)."""
 
@@ -65,27 +65,38 @@ def verify_presigned(
     if left > MAX_EXPIRES:
         raise AuthorizationQueryParametersError("Expires must be less than a week (604800 seconds) ahead")
     secret = credentials(akid)
-    expected = _signature(_string_to_sign(method, path, pairs, headers, expires), secret or _UNKNOWN_KEY_SECRET)
+    matched = False
+    for resource in _resources(path):
+        expected = _signature(_string_to_sign(method, resource, pairs, headers, expires), secret or _UNKNOWN_KEY_SECRET)
+        matched |= hmac.compare_digest(expected.encode(), signature.encode())
     if secret is None:
         raise InvalidAccessKeyId()
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
+    if not matched:
         raise SignatureDoesNotMatch()
     return akid
 
 
+def _resources(path: str) -> list[str]:
+    """The resource as signed: the path, and for a bucket (``/name``) also ``/name/``, which botocore signs for
+    the bucket's operations though their URL has no ``/`` at the end."""
+    return [path, path + "/"] if path.count("/") == 1 and len(path) > 1 else [path]
+
+
 def _string_to_sign(
-    method: str, path: str, pairs: list[tuple[str, str]], headers: Mapping[str, str], expires: str
+    method: str, resource: str, pairs: list[tuple[str, str]], headers: Mapping[str, str], expires: str
 ) -> str:
+    """S3's string to sign, from the request's headers (what a URL carries of them in its query signs nothing)."""
     sent = {name.lower(): value for name, value in headers.items()}
-    query = {name.lower(): value for name, value in pairs}
-    standard = [sent.get(name, query.get(name, "")).strip() for name in ("content-md5", "content-type")]
-    amz = {name: value.strip() for name, value in query.items() if name.startswith("x-amz-")}
-    for name in {name.lower() for name in headers if name.lower().startswith("x-amz-")}:
-        amz[name] = ",".join(v.strip() for n, v in headers.items() if n.lower() == name)
+    standard = [sent.get(name, "").strip() for name in ("content-md5", "content-type")]
+    amz = {
+        name: ",".join(v.strip() for n, v in headers.items() if n.lower() == name)
+        for name in sorted(name for name in sent if name.startswith("x-amz-"))
+    }
     signed = sorted((name, value) for name, value in pairs if name in SUB_RESOURCES)
-    resource = path + ("?" + "&".join(f"{n}={v}" if v else n for n, v in signed) if signed else "")
-    lines = [method.upper(), *standard, expires, *(f"{name}:{amz[name]}" for name in sorted(amz)), resource]
-    return "\n".join(lines)
+    if signed:
+        resource += "?" + "&".join(f"{n}={v}" if v else n for n, v in signed)
+    amz_lines = [f"{name}:{value}" for name, value in amz.items()]
+    return "\n".join([method.upper(), *standard, expires, *amz_lines, resource])
 
 
 def _signature(string_to_sign: str, secret: str) -> str:

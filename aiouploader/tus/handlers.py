@@ -39,6 +39,8 @@ from .protocol import PatchChecksum
 from .reader import PatchReader
 from .uploads import RESUMABLE_UPLOADS, ResumableUpload, carried_on
 
+_OVERRIDDEN = frozenset({"PATCH", "HEAD", "DELETE"})
+
 
 @web.middleware
 async def method_override(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -48,8 +50,7 @@ async def method_override(request: web.Request, handler: Handler) -> web.StreamR
     found = found_route(request)
     if (
         request.method == "POST"
-        and override.isascii()
-        and override.isalpha()
+        and override in _OVERRIDDEN
         and found is not None
         and found.raw_key is not None
         and is_resumable(request, found.route, found.raw_key)

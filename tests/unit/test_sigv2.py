@@ -5,6 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from botocore.auth import HmacV1QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from yarl import URL
 
 from aiouploader.s3api import sigv2
 from aiouploader.s3api.errors import AccessDenied, InvalidAccessKeyId, S3Error, SignatureDoesNotMatch
@@ -49,6 +53,18 @@ def test_what_the_signature_covers_cannot_change(change: dict[str, object], erro
 
 def test_a_parameter_outside_the_signed_resource_may_be_added() -> None:
     assert verify(pairs=[*EXAMPLE, ("x-id", "GetObject")]) == AKID
+
+
+def test_the_headers_botocore_copies_into_the_query_are_signed_only_as_headers() -> None:
+    request = AWSRequest(method="PUT", url="http://s3.test/files/pinned.txt", headers={"Content-Type": "image/png"})
+    HmacV1QueryAuth(Credentials(AKID, SECRET), expires=60).add_auth(request)
+    url = URL(request.url, encoded=True)
+    pairs = list(url.query.items())
+    assert ("content-type", "image/png") in pairs
+    now = dt.datetime.now(dt.UTC)
+    assert sigv2.verify_presigned("PUT", url.raw_path, pairs, {"Content-Type": "image/png"}, secrets, now) == AKID
+    with pytest.raises(SignatureDoesNotMatch):  # the query's copy does not stand in for the header
+        sigv2.verify_presigned("PUT", url.raw_path, pairs, {}, secrets, now)
 
 
 def test_an_expired_url_is_access_denied() -> None:
