@@ -86,18 +86,25 @@ def header_timestamp(header_pairs: list[tuple[str, str]]) -> str:
     return parsed.astimezone(dt.UTC).strftime(TIMESTAMP_FORMAT)
 
 
-def from_query(pairs: list[tuple[str, str]], now: dt.datetime) -> Auth:
-    """A presigned URL's fields: each ``X-Amz-*`` parameter once, not expired, not dated ahead beyond `MAX_SKEW`."""
+def each_once(pairs: list[tuple[str, str]], names: tuple[str, ...]) -> dict[str, str] | None:
+    """The values of ``names`` in a query's ``pairs`` when each is there exactly once; ``None`` otherwise."""
     values: dict[str, list[str]] = {}
     for name, value in pairs:
-        values.setdefault(name, []).append(value)
-    missing = [n for n in (*_PRESIGN_PARAMS, "X-Amz-Signature") if len(values.get(n, ())) != 1]
-    if missing:
+        if name in names:
+            values.setdefault(name, []).append(value)
+    if any(len(values.get(name, ())) != 1 for name in names):
+        return None
+    return {name: found[0] for name, found in values.items()}
+
+
+def from_query(pairs: list[tuple[str, str]], now: dt.datetime) -> Auth:
+    """A presigned URL's fields: each ``X-Amz-*`` parameter once, not expired, not dated ahead beyond `MAX_SKEW`."""
+    one = each_once(pairs, (*_PRESIGN_PARAMS, "X-Amz-Signature"))
+    if one is None:
         raise AuthorizationQueryParametersError(
             "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
             "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
         )
-    one = {name: v[0] for name, v in values.items()}
     if one["X-Amz-Algorithm"] != ALGORITHM:
         raise AuthorizationQueryParametersError('X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"')
     timestamp = one["X-Amz-Date"]

@@ -99,7 +99,7 @@ def _creates_bucket(request: web.Request, addressed: Addressed, query: list[str]
 
 def _operation_query(request: web.Request) -> list[str]:
     """The query's parameters that choose or change an operation: not a presigned URL's, not an SDK's ``x-id``."""
-    presigned = sigv2.SIGNED_ALONG if sigv2.PARAMETERS[0] in request.query else ()
+    presigned = sigv2.SIGNED_ALONG if sigv2.is_presigned(request.query) else ()
     return [name for name in request.query if not name.startswith("X-Amz-") and name not in ("x-id", *presigned)]
 
 

@@ -16,11 +16,11 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from botocore.auth import HmacV1Auth
 
-from .auth_fields import MAX_EXPIRES
+from .auth_fields import MAX_EXPIRES, each_once
 from .errors import AccessDenied, AuthorizationQueryParametersError, InvalidAccessKeyId, SignatureDoesNotMatch
 
 PARAMETERS = ("AWSAccessKeyId", "Expires", "Signature")
@@ -32,8 +32,9 @@ SUB_RESOURCES = frozenset(HmacV1Auth.QSAOfInterest)
 _UNKNOWN_KEY_SECRET = secrets.token_urlsafe(30)
 
 
-def is_presigned(pairs: list[tuple[str, str]]) -> bool:
-    return any(name == "AWSAccessKeyId" for name, _ in pairs)
+def is_presigned(names: Iterable[str]) -> bool:
+    """Whether a query with these parameter names is a version 2 presigned URL's."""
+    return "AWSAccessKeyId" in names
 
 
 def verify_presigned(
@@ -49,14 +50,12 @@ def verify_presigned(
     :param path: the path as sent, percent-encoding intact.
     :param pairs: the query's decoded name and value pairs.
     """
-    values: dict[str, list[str]] = {}
-    for name, value in pairs:
-        values.setdefault(name, []).append(value)
-    if any(len(values.get(name, ())) != 1 for name in PARAMETERS):
+    one = each_once(pairs, PARAMETERS)
+    if one is None:
         raise AuthorizationQueryParametersError(
             "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters"
         )
-    akid, expires, signature = (values[name][0] for name in PARAMETERS)
+    akid, expires, signature = (one[name] for name in PARAMETERS)
     if not re.fullmatch(r"\d{1,12}", expires):
         raise AuthorizationQueryParametersError("Expires should be a number of seconds since the epoch")
     left = int(expires) - now.timestamp()

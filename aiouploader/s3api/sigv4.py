@@ -180,8 +180,9 @@ def verify_request(
     pairs = _parse_query(query)
     header_pairs = [(name.lower(), value) for name, value in headers.items()]
     authorizations = [v for n, v in header_pairs if n == "authorization"]
-    presigned = any(k == "X-Amz-Algorithm" for k, _ in pairs)
-    if sum((bool(authorizations), presigned, sigv2.is_presigned(pairs))) > 1:
+    names = {name for name, _ in pairs}
+    presigned, presigned_v2 = "X-Amz-Algorithm" in names, sigv2.is_presigned(names)
+    if sum((bool(authorizations), presigned, presigned_v2)) > 1:
         raise InvalidArgument(
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string "
             "parameter or the Authorization header should be specified"
@@ -190,7 +191,7 @@ def verify_request(
         auth = from_query(pairs, now)
     elif authorizations:
         auth = from_header(authorizations, header_pairs, now)
-    elif sigv2.is_presigned(pairs):
+    elif presigned_v2:
         return _version_2(sigv2.verify_presigned(method, path, pairs, headers, credentials, now))
     else:
         raise AccessDenied("Anonymous requests are not accepted; sign the request with AWS Signature Version 4.")
