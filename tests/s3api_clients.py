@@ -84,6 +84,11 @@ def client(endpoint: str, akid: str = AKID, secret: str = SECRET, verify: str | 
     )
 
 
+def default_client(endpoint: str, akid: str = AKID, secret: str = SECRET) -> Any:
+    """A boto3 S3 client with nothing set but the endpoint and the keys: it presigns with Signature Version 2."""
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=akid, aws_secret_access_key=secret)
+
+
 class _Declaring(S3SigV4Auth):  # type: ignore[misc]
     """botocore's S3 signer, declaring the payload it is told to rather than hashing the body."""
 

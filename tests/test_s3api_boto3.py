@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from yarl import URL
@@ -23,13 +22,12 @@ from aiouploader.eicar import EICAR
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 from tests.raw import closed
 from tests.s3api_clients import (
-    AKID,
     CREDENTIALS,
     SCOPED_AKID,
     SCOPED_SECRET,
-    SECRET,
     captured_client,
     client,
+    default_client,
     headers_of,
     signed_headers,
     streaming_put,
@@ -234,7 +232,7 @@ async def test_presigned_urls_of_boto3s_defaults_signature_version_2_work(
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:
     proxy = await s3_api_proxy(make_proxy, bucket)
-    s3 = boto3.client("s3", endpoint_url=proxy.s3_api_url, aws_access_key_id=AKID, aws_secret_access_key=SECRET)
+    s3 = default_client(proxy.s3_api_url or "")
     params = {"Bucket": BUCKET, "Key": "v2 é.txt", "ContentType": "text/plain"}
     put_url = s3.generate_presigned_url("put_object", Params=params, ExpiresIn=60)
     assert "AWSAccessKeyId=" in put_url and "X-Amz-" not in put_url
@@ -252,7 +250,7 @@ async def test_presigned_urls_of_boto3s_defaults_signature_version_2_work(
     for tampered in (get_url.replace("v2%20", "v3%20"), later):
         async with proxy.session.get(URL(tampered, encoded=True)) as response:
             assert response.status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in await response.read()
-    stranger = boto3.client("s3", endpoint_url=proxy.s3_api_url, aws_access_key_id="UNKNOWN", aws_secret_access_key="x")
+    stranger = default_client(proxy.s3_api_url or "", "UNKNOWN", "x")
     unknown = stranger.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "v2 é.txt"})
     async with proxy.session.get(URL(unknown, encoded=True)) as response:
         assert response.status == 403 and b"<Code>InvalidAccessKeyId</Code>" in await response.read()
@@ -265,7 +263,7 @@ async def test_a_signature_version_2_url_for_one_operation_does_not_authorise_an
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str
 ) -> None:
     proxy = await s3_api_proxy(make_proxy, bucket)
-    s3 = boto3.client("s3", endpoint_url=proxy.s3_api_url, aws_access_key_id=AKID, aws_secret_access_key=SECRET)
+    s3 = default_client(proxy.s3_api_url or "")
     await call(client(proxy.s3_api_url or "").put_object, Bucket=BUCKET, Key="kept.txt", Body=b"original")
     upload_id = (await call(s3.create_multipart_upload, Bucket=BUCKET, Key="kept.txt"))["UploadId"]
     params = {"Bucket": BUCKET, "Key": "kept.txt", "UploadId": upload_id, "PartNumber": 1}
@@ -295,7 +293,7 @@ async def test_a_signature_version_2_url_holds_for_at_most_a_week_and_not_after_
     make_proxy: MakeProxy, s3_server: S3Server, bucket: str, expires_in: int, status: int, code: str
 ) -> None:
     proxy = await s3_api_proxy(make_proxy, bucket)
-    s3 = boto3.client("s3", endpoint_url=proxy.s3_api_url, aws_access_key_id=AKID, aws_secret_access_key=SECRET)
+    s3 = default_client(proxy.s3_api_url or "")
     url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "late"}, ExpiresIn=expires_in)
     async with proxy.session.put(URL(url, encoded=True), data=b"late") as response:
         assert response.status == status and f"<Code>{code}</Code>".encode() in await response.read()
