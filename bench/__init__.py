@@ -1,7 +1,7 @@
 """The benchmark behind ``python bench/run.py``: aiouploader against its ceiling and the usual workaround.
 
 - ``cli``: the command line and the run's life (workspace, deadline, exit status);
-- ``configurations``: what (a) to (l) are, and the config file of each aiouploader server;
+- ``configurations``: what (a) to (m) are, and the config file of each aiouploader server;
 - ``workspace``: the run's files on tmpfs, its environment and its S3 server;
 - ``processes``: starting and stopping every process, waiting for servers;
 - ``targets``: one configuration's fresh server (or (a)'s client process);

@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="rounds of single uploads (default 3; --quick 1)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one round: a smoke test of a few minutes")
     parser.add_argument(
-        "--only", default="a,b,c,d,h,i,j,k,l", help="configurations to run, e.g. a,b (default a,b,c,d,h,i,j,k,l)"
+        "--only", default="a,b,c,d,h,i,j,k,l,m", help="configurations to run, e.g. a,b (default a,b,c,d,h,i,j,k,l,m)"
     )
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table with the machine")
     parser.add_argument("--concurrent", type=int, default=16, help="concurrent uploads (default 16)")

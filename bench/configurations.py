@@ -1,4 +1,4 @@
-"""The configurations (a) to (l) that the bench compares, and the config file of each aiouploader server."""
+"""The configurations (a) to (m) that the bench compares, and the config file of each aiouploader server."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ CONFIGS = {
     "j": "aiouploader through its S3 API: checksum, boto3 upload_file",
     "k": "aiouploader resumable (tus): checksum, tus-js-client",
     "l": "tus Node server: @tus/server with @tus/s3-store, tus-js-client",
+    "m": "floor: (b)'s job without a framework: asyncio reads → SHA-256, CRC32C → aioboto3 multipart",
 }
 CHAINS = {
     "b": ["checksum"],
@@ -49,6 +50,8 @@ CHAINS = {
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {"h": {"s3": {"content_md5": True}}}
 S3_API = {"j"}
 """The configurations uploaded through aiouploader's S3 API rather than its HTTP API."""
+FLOOR = "m"
+"""The configuration that does (b)'s job and nothing else, without a framework: where the machine's limit is."""
 TUS = {"k", "l"}
 """The configurations uploaded with tus (resumable uploads) by tus-js-client, in a process of its own."""
 TUS_CHUNK_SIZE = 8 * MiB

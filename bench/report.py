@@ -138,8 +138,8 @@ def notes(args: argparse.Namespace, res: Results) -> list[str]:
         "others: an aiohttp client in the bench process), same server after the concurrent test.",
         "(d) and (i) send one part at a time (TransferConfig(use_threads=False)); (a) and (d) compute no "
         "digests, (i) (boto3's defaults) the SHA-256 of every part for its signature and a CRC32; (b) and (c) "
-        "compute SHA-256 of the body plus CRC32C of every part, (h) the same with Content-MD5 of every part, (k) the "
-        "same as (b); (l) computes none (the AWS SDK with requestChecksumCalculation WHEN_REQUIRED).",
+        "compute SHA-256 of the body plus CRC32C of every part, (h) the same with Content-MD5 of every part, (k) and "
+        "(m) the same as (b); (l) computes none (the AWS SDK with requestChecksumCalculation WHEN_REQUIRED).",
         "All processes (rclone, servers, curl, the bench) share the same CPUs.",
     ]
     for config in args.only:

@@ -13,7 +13,7 @@ from functools import partial
 
 from aiouploader.sizes import format_size
 
-from .configurations import BUCKET, CHAINS, S3_API, TUS, GiB, MiB
+from .configurations import BUCKET, CHAINS, FLOOR, S3_API, TUS, GiB, MiB
 from .errors import BenchError
 from .procfs import Snapshot
 from .report import progress
@@ -40,7 +40,7 @@ class Bench:
         for config in only:
             self.attempt(f"concurrent/small ({config})", partial(self._concurrent, config))
         for config in only:
-            if config != "a" and config not in S3_API | TUS and self.args.flat:
+            if config not in {"a", FLOOR} | S3_API | TUS and self.args.flat:
                 self.attempt(f"peak RSS by size ({config})", partial(self._flat, config))
 
     def attempt(self, what: str, func: Callable[[], None]) -> None:

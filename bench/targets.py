@@ -1,4 +1,4 @@
-"""One configuration's server (b to l) or direct client process (a), fresh for one measurement; for (j), (k) and (l)
+"""One configuration's server (b to m) or direct client process (a), fresh for one measurement; for (j), (k) and (l)
 the client process too."""
 
 from __future__ import annotations
@@ -123,6 +123,27 @@ class Target:
                     pipes=True,
                     env={"AWS_ACCESS_KEY_ID": S3_API_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_API_SECRET_KEY},
                 )
+        elif self.config == "m":
+            self.proc = ws.procs.start(
+                [
+                    sys.executable,
+                    str(BENCH_DIR / "floor_app.py"),
+                    "--port",
+                    str(port),
+                    "--endpoint",
+                    ws.s3_url,
+                    "--bucket",
+                    BUCKET,
+                    "--part-size",
+                    str(ws.args.part_size),
+                    "--parts-in-flight",
+                    str(ws.args.parts_in_flight),
+                    "--client-config",
+                    json.dumps(ceiling_client_options(ws.args.parts_in_flight)),
+                ],
+                log=self.log,
+            )
+            wait_for_http(self.url + "/healthz", self.proc, "the floor (m)")
         elif self.config == "l":
             self.proc = ws.procs.start(
                 ["node", str(TUS_NODE / "server.mjs"), str(port)],

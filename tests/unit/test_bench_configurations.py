@@ -61,8 +61,8 @@ def test_a_set_reaches_the_s3_api_configuration_too() -> None:
     assert config_of("j", "s3.content_md5=true").s3.content_md5
 
 
-def test_j_k_and_l_are_in_the_default_set_and_the_quick_run() -> None:
-    for config in "jkl":
+def test_j_k_l_and_m_are_in_the_default_set_and_the_quick_run() -> None:
+    for config in "jklm":
         assert config in parse_args([]).only and config in parse_args(["--quick"]).only
 
 

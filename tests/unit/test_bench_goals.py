@@ -108,3 +108,16 @@ def test_other_settings_change_the_reserved_buffers() -> None:
     )
     res.concurrent["b"]["rss"] = 460 * MiB
     assert outcomes(parse_args(argv), res)["concurrent-rss"].status == MET
+
+
+def test_the_throughput_targets_name_the_floor_when_it_was_measured() -> None:
+    res = results(good=False)
+    res.singles["m"][1] = single(88)
+    res.concurrent["m"] = {"mibps": 93.0, "rss": 500 * MiB}
+    found = outcomes(parse_args([*FULL[:1], "a,b,c,d,m", *FULL[2:]]), res)
+    assert found["b-throughput"].figures == "(b) 0.80 x (a), target ≥ 0.95; (m), the floor, 0.88 x (a)"
+    assert found["c-throughput"].figures == "(c) 0.89 x (a), target ≥ 0.90; (m), the floor, 0.88 x (a)"
+    assert found["concurrent-throughput"].figures == (
+        "(b) 94.0 MiB/s, (a) 100.0: 0.94 x (a), target ≥ 0.95; (m), the floor, 0.93 x (a)"
+    )
+    assert found["b-throughput"].status == NOT_MET
