@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import ctypes
 import hashlib
 import json
 import sys
@@ -175,14 +174,6 @@ class Server:
         await self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumCRC32C=crc32c_header(body))
 
 
-def keep_parts_in_the_heap() -> None:
-    """glibc maps every allocation over 128 KiB (up to 32 MiB as it adapts) afresh: each part would be faulted in."""
-    libc = ctypes.CDLL(None)
-    if hasattr(libc, "mallopt"):
-        libc.mallopt(-3, 64 * 1024 * 1024)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 128 * 1024 * 1024)  # M_TRIM_THRESHOLD
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -192,7 +183,6 @@ async def main() -> None:
     parser.add_argument("--parts-in-flight", type=int, required=True)
     parser.add_argument("--client-config", type=json.loads, required=True, help="AioConfig's arguments, as JSON")
     args = parser.parse_args()
-    keep_parts_in_the_heap()
     loop = asyncio.get_running_loop()
     async with aioboto3.Session().client(
         "s3", endpoint_url=args.endpoint, config=AioConfig(**args.client_config)

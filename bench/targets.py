@@ -42,6 +42,12 @@ from .workspace import Workspace
 BENCH_DIR = Path(__file__).resolve().parent
 
 
+PARTS_IN_THE_HEAP = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=134217728"}
+"""For (a) and (m), which make a part-sized bytes object for every part: glibc would map each afresh (its threshold
+adapts up to 32 MiB) or trim the heap under it, so that every part costs new pages, whose price depends on the host
+as much as on the process. aiouploader keeps its blocks in the heap too (``aiouploader.allocator``)."""
+
+
 def ceiling_client_options(parts_in_flight: int) -> dict[str, Any]:
     """aiouploader's S3 client settings as plain values for (a)'s process, which does not import aiouploader
     (its modules would count in the ceiling's peak RSS)."""
@@ -89,6 +95,7 @@ class Target:
                 ],
                 log=self.log,
                 pipes=True,
+                env=PARTS_IN_THE_HEAP,
             )
             self.client = self.proc
             self.call(op="load", path=str(ws.files["warmup"]), name="warmup")
@@ -142,6 +149,7 @@ class Target:
                     json.dumps(ceiling_client_options(ws.args.parts_in_flight)),
                 ],
                 log=self.log,
+                env=PARTS_IN_THE_HEAP,
             )
             wait_for_http(self.url + "/healthz", self.proc, "the floor (m)")
         elif self.config == "l":
