@@ -44,8 +44,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 
 PARTS_IN_THE_HEAP = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=134217728"}
 """For (a) and (m), which make a part-sized bytes object for every part: glibc would map each afresh (its threshold
-adapts up to 32 MiB) or trim the heap under it, so that every part costs new pages, whose price depends on the host
-as much as on the process. aiouploader keeps its blocks in the heap too (``aiouploader.allocator``)."""
+adapts up to 32 MiB) or trim the heap under it, so that every part cost new pages. aiouploader keeps its blocks in
+the heap too (``aiouploader.allocator``)."""
 
 
 def ceiling_client_options(parts_in_flight: int) -> dict[str, Any]:
