@@ -23,6 +23,7 @@ from aiouploader.ports import free_port, wait_for_port
 from .configurations import (
     BUCKET,
     CHAINS,
+    FLOOR,
     ROUTE,
     S3_API,
     S3_API_ACCESS_KEY,
@@ -57,6 +58,23 @@ def ceiling_client_options(parts_in_flight: int) -> dict[str, Any]:
     }
 
 
+def s3_arguments(ws: Workspace) -> list[str]:
+    """(a)'s and (m)'s command line: the S3 server and bucket, and aiouploader's part size, parts in flight and S3
+    client settings."""
+    return [
+        "--endpoint",
+        ws.s3_url,
+        "--bucket",
+        BUCKET,
+        "--part-size",
+        str(ws.args.part_size),
+        "--parts-in-flight",
+        str(ws.args.parts_in_flight),
+        "--client-config",
+        json.dumps(ceiling_client_options(ws.args.parts_in_flight)),
+    ]
+
+
 class Target:
     """One configuration's server (b, c, d, ...) or direct client process (a), fresh for one measurement."""
 
@@ -82,16 +100,7 @@ class Target:
                 [
                     sys.executable,
                     str(BENCH_DIR / "direct.py"),
-                    "--endpoint",
-                    ws.s3_url,
-                    "--bucket",
-                    BUCKET,
-                    "--part-size",
-                    str(ws.args.part_size),
-                    "--parts-in-flight",
-                    str(ws.args.parts_in_flight),
-                    "--client-config",
-                    json.dumps(ceiling_client_options(ws.args.parts_in_flight)),
+                    *s3_arguments(ws),
                 ],
                 log=self.log,
                 pipes=True,
@@ -130,24 +139,9 @@ class Target:
                     pipes=True,
                     env={"AWS_ACCESS_KEY_ID": S3_API_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_API_SECRET_KEY},
                 )
-        elif self.config == "m":
+        elif self.config == FLOOR:
             self.proc = ws.procs.start(
-                [
-                    sys.executable,
-                    str(BENCH_DIR / "floor_app.py"),
-                    "--port",
-                    str(port),
-                    "--endpoint",
-                    ws.s3_url,
-                    "--bucket",
-                    BUCKET,
-                    "--part-size",
-                    str(ws.args.part_size),
-                    "--parts-in-flight",
-                    str(ws.args.parts_in_flight),
-                    "--client-config",
-                    json.dumps(ceiling_client_options(ws.args.parts_in_flight)),
-                ],
+                [sys.executable, str(BENCH_DIR / "floor_app.py"), "--port", str(port), *s3_arguments(ws)],
                 log=self.log,
                 env=PARTS_IN_THE_HEAP,
             )
