@@ -13,8 +13,9 @@ One run, one S3 server (``rclone serve s3`` on a tmpfs directory), these configu
   (j) S3 API    as (b), through aiouploader's S3 API: boto3's upload_file, as `aws s3 cp` (bench/s3api_client.py)
   (k) tus       as (b), with resumable = true: tus uploads by tus-js-client (bench/tus-node/client.mjs)
   (l) tus Node  the tus Node server, @tus/server with @tus/s3-store (bench/tus-node/server.mjs), same client
+  (m) floor     (b)'s work and nothing else, a plain asyncio protocol with no framework (bench/floor_app.py)
 
-Single uploads alternate a, b, c, d, h, i, j, k, l, a, b, ... with a fresh server (or
+Single uploads alternate a, b, c, d, h, i, j, k, l, m, a, b, ... with a fresh server (or
 (a) process) per configuration per round, so its VmHWM is that round's peak
 RSS. Then, per configuration, one fresh server takes N concurrent uploads and
 then a bounded number of small uploads from 16 concurrent clients. Last, per
