@@ -42,6 +42,17 @@ class BoundPlugin:
         return self.hooks.name
 
 
+def _upload_limit(plugin: BoundPlugin, route: RouteConfig) -> int | None:
+    where = f"plugins.{plugin.name} (route {route.path}): aiouploader_upload_limit"
+    try:
+        limit = plugin.hooks.upload_limit(plugin.settings)
+    except Exception as exc:
+        raise ConfigError(f"{where} failed: {exc}") from None
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise ConfigError(f"{where} returned {limit!r}, not a number of bytes")
+    return limit
+
+
 def declares(plugin: object, what: str) -> bool:
     """Whether a plugin declares ``what`` about its stage: ``transforms`` (it changes the bytes) or
     ``needs_plaintext`` (it must see them as the client sent them)."""
@@ -64,8 +75,16 @@ def order_warnings(pm: pluggy.PluginManager, route: RouteConfig) -> list[str]:
 
 
 class Chain:
-    def __init__(self, plugins: list[BoundPlugin], timeout: float = 30.0, state_key: StateKey | None = None) -> None:
+    def __init__(
+        self,
+        plugins: list[BoundPlugin],
+        timeout: float = 30.0,
+        state_key: StateKey | None = None,
+        upload_limit: int | None = None,
+    ) -> None:
         self.plugins = plugins
+        self.upload_limit = upload_limit
+        """The smallest of the plugins' ``upload_limit``s: the largest upload the route takes, ``None`` for any."""
         self.timeout = timeout
         """Seconds one stage call (``feed``, ``finish``, download ``open``) may take: ``plugin_timeout``."""
         self.observe: StageObserver | None = None
@@ -97,7 +116,9 @@ class Chain:
                 raise ConfigError(f"plugins.{name} (route {route.path}): {exc}") from None
             plugins.append(BoundPlugin(hooks[name], settings))
         key, previous = config.server.state_key, config.server.previous_state_keys
-        return cls(plugins, route.plugin_timeout, None if key is None else StateKey(key, previous))
+        limits = [limit for plugin in plugins if (limit := _upload_limit(plugin, route)) is not None]
+        state_key = None if key is None else StateKey(key, previous)
+        return cls(plugins, route.plugin_timeout, state_key, min(limits, default=None))
 
     def started(self, upload: Upload, tags: TagWatch | None = None) -> None:
         """Run ``upload_started`` in order: before any body byte is read."""

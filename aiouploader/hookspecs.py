@@ -255,6 +255,18 @@ async def aiouploader_shutdown(settings: dict[str, Any], name: str, grace: float
 
 
 @hookspec
+def aiouploader_upload_limit(settings: Any, name: str) -> int | None:
+    """The largest upload, in bytes, that this plugin lets through with ``settings``; ``None`` for no limit of its own.
+
+    Asked once per route at start-up. The server tells clients the smallest limit of a route's plugins before they
+    send (tus's ``Tus-Max-Size``). It only announces the limit: the plugin still refuses what is over it.
+
+    :param settings: what :func:`aiouploader_configure` returned for this route.
+    :param name: the name the plugin is registered under.
+    """
+
+
+@hookspec
 def aiouploader_upload_started(upload: Upload, settings: Any, name: str) -> None:
     """An upload is about to start; no body byte has been read yet.
 

@@ -95,6 +95,7 @@ class PluginHooks:
                 "aiouploader_configure",
                 "aiouploader_startup",
                 "aiouploader_shutdown",
+                "aiouploader_upload_limit",
                 "aiouploader_upload_started",
                 "aiouploader_upload_stage",
                 "aiouploader_upload_completed",
@@ -116,6 +117,10 @@ class PluginHooks:
             settings=settings, name=self.name, grace=grace
         )
         return stopped[0] if stopped else None
+
+    def upload_limit(self, settings: Any) -> int | None:
+        limits: list[int] = self._hooks["aiouploader_upload_limit"](settings=settings, name=self.name)
+        return limits[0] if limits else None
 
     def upload_started(self, upload: Upload, settings: Any) -> None:
         self._hooks["aiouploader_upload_started"](upload=upload, settings=settings, name=self.name)

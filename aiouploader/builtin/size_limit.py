@@ -54,6 +54,11 @@ def aiouploader_configure(settings: dict[str, Any]) -> SizeLimitSettings:
 
 
 @hookimpl
+def aiouploader_upload_limit(settings: SizeLimitSettings) -> int:
+    return settings.max_size
+
+
+@hookimpl
 def aiouploader_upload_started(upload: Upload, settings: SizeLimitSettings) -> None:
     if upload.content_length is not None and upload.content_length > settings.max_size:
         raise _too_large(settings)

@@ -94,7 +94,7 @@ async def _dispatch(request: web.Request, route: Route, raw_key: str | None, int
             headers={
                 "Tus-Version": protocol.VERSION,
                 "Tus-Extension": protocol.EXTENSIONS,
-                "Tus-Max-Size": str(protocol.MAX_SIZE),
+                "Tus-Max-Size": str(protocol.max_size(route.chain.upload_limit)),
                 "Tus-Checksum-Algorithm": ",".join(protocol.CHECKSUM_ALGORITHMS),
             },
         )

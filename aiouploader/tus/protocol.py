@@ -17,6 +17,7 @@ CHECKSUM_ALGORITHMS = ("md5", "sha1", "sha256", "sha512")
 PATCH_TYPE = "application/offset+octet-stream"
 MAX_SIZE = 5 * 1024**4
 """S3's largest object."""
+
 UPLOADS = ".tus"
 """The path segment under a route where its resumable uploads live; no client key may start with it there."""
 CORS_METHODS = ("POST", "HEAD", "PATCH", "DELETE")
@@ -52,6 +53,11 @@ CORS_RESPONSE_HEADERS = (
 )
 """What a page's tus client (or one speaking the IETF draft, :mod:`.draft`) sends and reads, beside what a
 route's CORS settings allow (``cors.py``)."""
+
+
+def max_size(upload_limit: int | None) -> int:
+    """``Tus-Max-Size``: S3's largest object, or the route's plugins' smaller limit."""
+    return MAX_SIZE if upload_limit is None else min(MAX_SIZE, upload_limit)
 
 
 def is_tus_path(raw_key: str | None) -> bool:
