@@ -17,7 +17,17 @@ from .config import Config, ConfigError, RouteConfig, did_you_mean
 from .digests import DigestStage, expected_digests, lowercased
 from .errors import CannotResume, PluginError, UploadError
 from .hookspecs import Download, DownloadStage, Fetch, Upload, UploadResult, UploadStage
-from .plugin_calls import blame, guarded, holding, output, sliced, within
+from .plugin_calls import (
+    DOWNLOAD_STAGE_CALLS,
+    UPLOAD_STAGE_CALLS,
+    blame,
+    checked_stage,
+    guarded,
+    holding,
+    output,
+    sliced,
+    within,
+)
 from .plugin_manager import PluginHooks, installed
 from .tags import TagWatch
 
@@ -142,8 +152,9 @@ class Chain:
         stages: list[tuple[str, UploadStage]] = []
         for plugin in self.plugins:
             with guarded(plugin.name, "upload_stage", request_id=upload.request_id):
-                if (stage := plugin.hooks.upload_stage(upload, plugin.settings)) is not None:
-                    stages.append((plugin.name, stage))
+                if (made := plugin.hooks.upload_stage(upload, plugin.settings)) is not None:
+                    made = checked_stage(plugin.name, upload.request_id, made, UPLOAD_STAGE_CALLS)
+                    stages.append((plugin.name, made))
             tags.check(plugin.name)
         return stages
 
@@ -203,11 +214,13 @@ class Chain:
         """Stack the download stages over ``fetch``; return the outermost reader and its size."""
         for plugin in reversed(self.plugins):
             with blame(plugin.name, download.request_id), holding(plugin.name, download.request_id, "download_stage"):
-                stage: DownloadStage | None = plugin.hooks.download_stage(download, plugin.settings)
-            if stage is not None:
-                opening = functools.partial(stage.open, fetch, size)
+                made: DownloadStage | None = plugin.hooks.download_stage(download, plugin.settings)
+                if made is not None:
+                    made = checked_stage(plugin.name, download.request_id, made, DOWNLOAD_STAGE_CALLS)
+            if made is not None:
+                opening = functools.partial(made.open, fetch, size)
                 size = await within(plugin.name, download.request_id, self.timeout, "open", opening)
-                fetch = stage.read
+                fetch = made.read
         return fetch, size
 
 

@@ -51,6 +51,8 @@ class Upload:
     content_type: str
     """Stored with the object; may change until the same point as ``key``."""
     content_length: int | None
+    """The body's length where the client stated it before sending: ``Content-Length``, a resumable upload's
+    ``Upload-Length`` (once stated); ``None`` for a chunked body and a form's file."""
     headers: Mapping[str, str]
     """The request headers (read-only)."""
     metadata: dict[str, str] = field(default_factory=dict)
@@ -75,7 +77,7 @@ class Upload:
     """Per-plugin results for the upload result's ``plugins`` object, keyed by plugin name; until the last
     stage's ``finish`` (``upload_completed`` and ``upload_failed`` see them, the client no longer does)."""
     size: int = 0
-    """Bytes received from the client so far."""
+    """Bytes received from the client so far; in a stage's ``feed``, the block it is given included."""
     form_field: str | None = None
     """For a file field of a ``multipart/form-data`` POST, its name: ``headers``
     (and any digest in them) then describe the whole form, not this file."""

@@ -125,6 +125,26 @@ def output(name: str, request_id: str, data: object) -> bytes:
     raise PluginError(name)
 
 
+UPLOAD_STAGE_CALLS = ("feed", "finish", "close")
+DOWNLOAD_STAGE_CALLS = ("open", "read")
+
+
+def checked_stage(name: str, request_id: str, made: T, calls: tuple[str, ...]) -> T:
+    """What ``upload_stage`` or ``download_stage`` returned, which must have the ``calls`` the chain makes: one
+    without them is the plugin's error, told as such now rather than as a server error at the missing call."""
+    if missing := [call for call in calls if not callable(getattr(made, call, None))]:
+        log.error(
+            "request %s: plugin %s returned %s from its stage hook, which has no %s()",
+            request_id,
+            name,
+            type(made).__name__,
+            "(), no ".join(missing),
+            extra={"request_id": request_id},
+        )
+        raise PluginError(name)
+    return made
+
+
 async def within(name: str, request_id: str, limit: float, call: str, start: Callable[[], Awaitable[T]]) -> T:
     """Await one stage call, ``start()``, under :func:`blame`, timing its stretches on the event loop; one that
     takes over ``limit`` seconds is a plugin error too."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
 from collections.abc import Awaitable
 from typing import Any
 
@@ -80,6 +81,23 @@ def check_plugin_tables(pm: pluggy.PluginManager, config: Config) -> None:
             )
 
 
+def _check_awaitable_where_awaited(pm: pluggy.PluginManager, name: str) -> None:
+    """Refuse an ``async def`` for a hook the server calls without awaiting: its body would never run, so that a
+    veto in ``aiouploader_upload_started``, say, would let every upload through."""
+    plugin = pm.get_plugin(name)
+    for hook in pm.get_hookcallers(plugin) or []:
+        if inspect.iscoroutinefunction(getattr(hookspecs, hook.name, None)):
+            continue
+        for impl in hook.get_hookimpls():
+            if impl.plugin is plugin and (
+                inspect.iscoroutinefunction(impl.function) or inspect.isasyncgenfunction(impl.function)
+            ):
+                raise PluginLoadError(
+                    f"plugin {name}: {hook.name} is an async def, but the server calls it without awaiting it, "
+                    "so that its body would never run; make it a plain def"
+                )
+
+
 class PluginHooks:
     """The hooks of the one plugin registered as ``name``, each typed."""
 
@@ -89,6 +107,7 @@ class PluginHooks:
             raise LookupError(name)
         self.name = name
         others = [p for p in pm.get_plugins() if p is not plugin]
+        _check_awaitable_where_awaited(pm, name)
         self._hooks = {
             hook: pm.subset_hook_caller(hook, remove_plugins=others)
             for hook in (

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from aiouploader import Download, DownloadStage, Upload, UploadStage, hookimpl
+from aiouploader.chain import Chain
 from aiouploader.config import ConfigError, validate
 from aiouploader.hookspecs import Fetch
 from aiouploader.plugin_manager import make_plugin_manager
@@ -306,3 +307,73 @@ async def test_metadata_set_as_the_stage_is_made_is_stored(
         assert response.status == 201
     stored = s3_server.client.head_object(Bucket=bucket, Key="k")["Metadata"]
     assert {name.lower(): value for name, value in stored.items()} == {"lines": "2"}  # rclone capitalises names
+
+
+class _HalfStage:
+    """A stage that is no ``UploadStage``: it feeds, and has nothing to finish or close with."""
+
+    async def feed(self, block: bytes) -> bytes:
+        return block
+
+
+class _NotADownloadStage:
+    async def open(self, fetch: Fetch, size: int) -> int:
+        return size
+
+
+class HalfStages:
+    @hookimpl
+    def aiouploader_upload_stage(self, upload: Upload) -> Any:
+        return _HalfStage()
+
+    @hookimpl
+    def aiouploader_download_stage(self, download: Download) -> Any:
+        return _NotADownloadStage()
+
+
+async def test_a_stage_without_the_calls_the_chain_makes_is_that_plugins_error(
+    make_proxy: MakeProxy, s3_server: S3Server, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pm = make_plugin_manager()
+    pm.register(HalfStages(), name="half")
+    proxy = await make_proxy(routes=[{"path": "/u", "bucket": bucket, "plugins": ["half"]}], pm=pm)
+    async with proxy.session.put(proxy("/u/k"), data=b"a body") as response:
+        assert response.status == 500
+        error = (await response.json())["error"]
+    assert error["code"] == "plugin_error" and "'half'" in error["message"]
+    assert_nothing_left(s3_server, bucket)
+    assert "plugin half returned _HalfStage from its stage hook, which has no finish(), no close()" in caplog.text
+
+    s3_server.client.put_object(Bucket=bucket, Key="stored", Body=b"stored before")
+    async with proxy.session.get(proxy("/u/stored")) as response:
+        assert response.status == 500
+        error = (await response.json())["error"]
+    assert error["code"] == "plugin_error" and "'half'" in error["message"]
+    assert "plugin half returned _NotADownloadStage from its stage hook, which has no read()" in caplog.text
+
+
+class AsyncWhereNotAwaited:
+    @hookimpl
+    async def aiouploader_upload_started(self, upload: Upload) -> None:
+        raise PermissionError("never stored")
+
+
+class AsyncWhereAwaited:
+    @hookimpl
+    async def aiouploader_startup(self) -> None:
+        pass
+
+
+def test_an_async_def_for_a_hook_called_without_awaiting_stops_start_up() -> None:
+    config = validate({"routes": [{"path": "/u", "bucket": "bucket", "plugins": ["vetoes", "starts"]}]})
+    pm = make_plugin_manager(entry_points=False)
+    pm.register(AsyncWhereNotAwaited(), name="vetoes")
+    pm.register(AsyncWhereAwaited(), name="starts")
+    with pytest.raises(ConfigError) as refused:
+        Chain.for_route(pm, config, config.routes[0])
+    assert str(refused.value) == (
+        "plugin vetoes: aiouploader_upload_started is an async def, but the server calls it without awaiting it, "
+        "so that its body would never run; make it a plain def"
+    )
+    starts_only = validate({"routes": [{"path": "/u", "bucket": "bucket", "plugins": ["starts"]}]})
+    assert Chain.for_route(pm, starts_only, starts_only.routes[0]).plugins[0].name == "starts"

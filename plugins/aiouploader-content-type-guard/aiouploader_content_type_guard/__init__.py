@@ -21,7 +21,7 @@ from typing import Any
 
 from aiouploader import Upload, UploadStage, hookimpl
 from aiouploader.config import Settings, parse_settings
-from aiouploader.errors import ClientFault
+from aiouploader.errors import UnsupportedMediaType
 from pydantic import field_validator
 
 __version__ = "0.1.0"
@@ -57,11 +57,6 @@ def sniff(head: bytes) -> str:
         if all(head[offset : offset + len(magic)] == magic for offset, magic in marks):
             return kind
     return UNKNOWN
-
-
-class UnsupportedMediaType(ClientFault):
-    status = 415
-    code = "unsupported_media_type"
 
 
 class GuardSettings(Settings):

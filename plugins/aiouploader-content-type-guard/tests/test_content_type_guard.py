@@ -9,9 +9,10 @@ import aiohttp
 import pytest
 from aiouploader import Upload
 from aiouploader.config import ConfigError
+from aiouploader.errors import UnsupportedMediaType
 from aiouploader.testing import MakeProxy, Proxy, S3Server
 
-from aiouploader_content_type_guard import HEAD, GuardSettings, GuardStage, UnsupportedMediaType, sniff
+from aiouploader_content_type_guard import HEAD, GuardSettings, GuardStage, sniff
 
 MiB = 1024**2
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
