@@ -47,7 +47,8 @@ async def test_concurrent_uploads_to_one_key_leave_one_whole_upload(
     assert stored in {sha256(body) for body in bodies}, "the object mixes the bytes of several uploads"
     async with proxy.session.get(proxy("/u/same")) as response:
         assert sha256(await response.read()) == stored
-    assert s3_server.keys(bucket) == ["same"]
+    # rclone serve s3 (1.75) sometimes lists a key twice after concurrent PutObjects of it, with boto3 alone
+    assert set(s3_server.keys(bucket)) == {"same"}
     assert s3_server.multipart_uploads(bucket) == []
 
 
