@@ -215,9 +215,8 @@ class Chain:
         for plugin in reversed(self.plugins):
             with blame(plugin.name, download.request_id), holding(plugin.name, download.request_id, "download_stage"):
                 made: DownloadStage | None = plugin.hooks.download_stage(download, plugin.settings)
-                if made is not None:
-                    made = checked_stage(plugin.name, download.request_id, made, DOWNLOAD_STAGE_CALLS)
             if made is not None:
+                made = checked_stage(plugin.name, download.request_id, made, DOWNLOAD_STAGE_CALLS)
                 opening = functools.partial(made.open, fetch, size)
                 size = await within(plugin.name, download.request_id, self.timeout, "open", opening)
                 fetch = made.read

@@ -46,11 +46,12 @@ _OVERRIDDEN = frozenset({"PATCH", "HEAD", "DELETE"})
 async def method_override(request: web.Request, handler: Handler) -> web.StreamResponse:
     """tus's ``X-HTTP-Method-Override``: a POST to a resumable upload's URL is the request it names (``PATCH``,
     ``DELETE``, ``HEAD``), for clients that cannot send those methods."""
+    if request.method != "POST":
+        return await handler(request)
     override = request.headers.get("X-HTTP-Method-Override", "").strip().upper()
     found = found_route(request)
     if (
-        request.method == "POST"
-        and override in _OVERRIDDEN
+        override in _OVERRIDDEN
         and found is not None
         and found.raw_key is not None
         and is_resumable(request, found.route, found.raw_key)

@@ -17,7 +17,6 @@ CHECKSUM_ALGORITHMS = ("md5", "sha1", "sha256", "sha512")
 PATCH_TYPE = "application/offset+octet-stream"
 MAX_SIZE = 5 * 1024**4
 """S3's largest object."""
-
 UPLOADS = ".tus"
 """The path segment under a route where its resumable uploads live; no client key may start with it there."""
 CORS_METHODS = ("POST", "HEAD", "PATCH", "DELETE")
